@@ -1,0 +1,1 @@
+"""Body model: TF-native SMPL layer, model-file loading, skeleton."""
