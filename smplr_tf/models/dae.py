@@ -1,0 +1,44 @@
+"""Denoising autoencoder on the 41 (or P) points (paper Sec. 3.3; sizes from DESIGN.md).
+
+input (B, P, 3) -> flatten (3P) -> dropout(1 - keep_prob) -> 1024 (e1) -> 1024 (e2) -> 512 -> dropout
+-> 1024, + e2 -> 1024, + e1 -> 3P linear -> + input (residual: the network predicts the correction).
+
+Hidden layers: Dense (no bias) + BatchNorm + ELU; the skip additions are taken after the ELU. The residual
+adds the input as given (before the input dropout), so at test time a zero correction returns the input.
+Glorot ("Xavier") initialisation. The same network lifts 2D to 3D when the input depth is set to 0.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+INIT = "glorot_uniform"
+
+
+def _hidden(x, units, name):
+    x = layers.Dense(units, use_bias=False, kernel_initializer=INIT, name=name + "_dense")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.ELU(name=name + "_elu")(x)
+
+
+def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, keep_prob: float = 0.8,
+              name: str = "dae") -> keras.Model:
+    """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring."""
+    x = keras.Input((num_points, 3), name="points")
+    flat = layers.Flatten(name="flatten")(x)
+    h = layers.Dropout(1.0 - keep_prob, name="input_dropout")(flat) if keep_prob < 1 else flat
+    e1 = _hidden(h, hidden, "enc1")
+    e2 = _hidden(e1, hidden, "enc2")
+    z = _hidden(e2, bottleneck, "enc3")
+    if keep_prob < 1:
+        z = layers.Dropout(1.0 - keep_prob, name="code_dropout")(z)
+    d = layers.Add(name="dec1_skip")([_hidden(z, hidden, "dec1"), e2])
+    d = layers.Add(name="dec2_skip")([_hidden(d, hidden, "dec2"), e1])
+    delta = layers.Dense(num_points * 3, kernel_initializer=INIT, name="correction")(d)
+    out = layers.Add(name="residual")([flat, delta])
+    out = layers.Reshape((num_points, 3), name="denoised")(out)
+    model = keras.Model(x, out, name=name)
+    model.smplr_config = dict(kind="dae", num_points=num_points, hidden=hidden, bottleneck=bottleneck,
+                              keep_prob=keep_prob)
+    return model

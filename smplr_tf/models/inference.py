@@ -1,0 +1,281 @@
+"""Inference-time graph rewrites: fold batch norms, merge the hourglass's intermediate heads.
+
+* :func:`fold_batch_norm` (any functional model, the SMPLR model, nested functional models): every
+  ``BatchNormalization`` that directly follows a ``Conv2D`` / ``Dense`` whose output nothing else reads is
+  folded into that layer (``W' = W * s``, ``b' = (b - mean) * s + beta``, ``s = gamma / sqrt(var + eps)``)
+  and replaced by an identity (:class:`Folded`); every other batch norm (e.g. the pre-activation norms of the hourglass's
+  residual modules, which follow an addition) becomes a two-op :class:`ChannelAffine`. Outputs are the
+  same as the original model's in inference mode (up to float rounding).
+* :func:`hourglass_inference_model`: the folded hourglass plus one more exact rewrite: at inference the
+  intermediate heads are not needed, and ``lin2(ll) + remap(head(ll))`` is linear in ``ll``, so each
+  intermediate stack's head, remap and lin2 become ONE 1x1 convolution (features x features). For the
+  full-size volumetric model this removes 4 x (256x656 + 656x256) 1x1 convolutions at 64x64: 47.8 ->
+  36.7 GFLOPs. Its output dict has ``heatmaps`` = [last stack only] and the same ``points``.
+* :func:`inference_model`: picks the right one for a model.
+
+``python -m smplr_tf.models.inference --bench`` times the batch-1 forward of the full-size volumetric
+hourglass plain / folded / folded + merged, with and without XLA (``--json`` for machine-readable output).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import layers
+
+from smplr_tf.models.layers import ChannelAffine, Folded
+
+_FOLDABLE = (layers.Conv2D, layers.Dense)
+
+
+def _model_nodes(model):
+    return {id(n) for nodes in model._nodes_by_depth.values() for n in nodes}
+
+
+def _producer(node):
+    """The operation that produced the single input of ``node`` (None when it has several inputs)."""
+    ins = node.input_tensors
+    if len(ins) != 1:
+        return None
+    return ins[0]._keras_history.operation
+
+
+def find_foldable(model) -> dict:
+    """{id(conv_or_dense_layer): bn_layer} for the batch norms of ``model`` that can be folded."""
+    nodes = _model_nodes(model)
+    out = {}
+    for layer in model.layers:
+        if not isinstance(layer, layers.BatchNormalization):
+            continue
+        bn_nodes = [n for n in layer._inbound_nodes if id(n) in nodes]
+        if len(bn_nodes) != 1 or layer.axis not in (-1, len(bn_nodes[0].input_tensors[0].shape) - 1):
+            continue
+        prod = _producer(bn_nodes[0])
+        if not isinstance(prod, _FOLDABLE):
+            continue
+        prod_nodes = [n for n in prod._inbound_nodes if id(n) in nodes]
+        consumers = [n for n in prod._outbound_nodes if id(n) in nodes]
+        if len(prod_nodes) == 1 and len(consumers) == 1:
+            out[id(prod)] = layer
+    return out
+
+
+def bn_scale_shift(bn) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode batch norm as y = x * scale + shift: (C,) float32 each."""
+    mean = keras.ops.convert_to_numpy(bn.moving_mean).astype(np.float64)
+    var = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
+    gamma = keras.ops.convert_to_numpy(bn.gamma).astype(np.float64) if bn.scale else 1.0
+    beta = keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else 0.0
+    s = gamma / np.sqrt(var + bn.epsilon)
+    return (s * np.ones_like(mean)).astype(np.float32), (beta - mean * s).astype(np.float32)
+
+
+def folded_kernel_bias(layer, bn=None) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of a Conv2D/Dense with the following batch norm ``bn`` (or None) folded in."""
+    kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64)
+    cout = kernel.shape[-1]
+    bias = (keras.ops.convert_to_numpy(layer.bias).astype(np.float64) if layer.use_bias
+            else np.zeros(cout))
+    if bn is not None:
+        s, t = bn_scale_shift(bn)
+        kernel = kernel * s
+        bias = bias * s + t
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def fold_batch_norm(model) -> keras.Model:
+    """An inference-only copy of ``model`` with its batch norms folded (see module docstring).
+
+    Works on functional models (nested functional models are folded recursively) and on
+    :class:`smplr_tf.models.smplr.SMPLR` (its Psi and Omega are folded; the SMPL layer is shared).
+    The copy owns new weights; training-only layers (dropout) are kept and are identities at inference.
+    """
+    from smplr_tf.models.smplr import SMPLR
+
+    if isinstance(model, SMPLR):
+        return model.with_encoders(fold_batch_norm(model.psi), fold_batch_norm(model.omega))
+    if not hasattr(model, "_nodes_by_depth"):
+        raise TypeError(f"fold_batch_norm needs a functional Keras model, got {type(model).__name__}")
+
+    fold = find_foldable(model)
+    folded_bns = {id(bn) for bn in fold.values()}
+    pending = []  # (new_layer, weights)
+
+    def clone(op):
+        if not isinstance(op, layers.Layer):
+            return op  # a stateless keras.ops operation
+        if isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth"):
+            return fold_batch_norm(op)
+        if isinstance(op, layers.BatchNormalization):
+            if id(op) in folded_bns:
+                return Folded(name=op.name)
+            new = ChannelAffine(name=op.name, dtype=op.dtype_policy)
+            pending.append((new, list(bn_scale_shift(op))))
+            return new
+        cfg = op.get_config()
+        if id(op) in fold:
+            cfg["use_bias"] = True
+            new = op.__class__.from_config(cfg)
+            pending.append((new, list(folded_kernel_bias(op, fold[id(op)]))))
+            return new
+        new = op.__class__.from_config(cfg)
+        pending.append((new, op.get_weights()))
+        return new
+
+    new_model = keras.models.clone_model(model, clone_function=clone)
+    for layer, weights in pending:
+        if weights:
+            layer.set_weights(weights)
+    if hasattr(model, "smplr_config"):
+        new_model.smplr_config = dict(model.smplr_config)
+    return new_model
+
+
+def hourglass_inference_model(model) -> keras.Model:
+    """Folded + head-merged inference graph of a model built by ``build_hourglass`` (see module doc).
+
+    Returns a model image -> {"heatmaps": [last stack logits], "points": same as the original}.
+    """
+    from smplr_tf.models.hourglass import build_hourglass
+
+    cfg = dict(getattr(model, "smplr_config", {}))
+    if cfg.pop("kind", None) != "hourglass":
+        raise ValueError("hourglass_inference_model needs a model made by build_hourglass "
+                         "(it carries .smplr_config)")
+    new = build_hourglass(**cfg, inference=True)
+    fold = find_foldable(model)
+    for layer in new.layers:
+        if not layer.weights:
+            continue
+        name = layer.name
+        if isinstance(layer, ChannelAffine):
+            layer.set_weights(list(bn_scale_shift(model.get_layer(name))))
+        elif name.endswith("_merge"):
+            p = name[: -len("_merge")]
+            k_ll, b_ll = folded_kernel_bias(model.get_layer(p + "_lin2"))
+            k_h, b_h = folded_kernel_bias(model.get_layer(p + "_head"))
+            k_r, b_r = folded_kernel_bias(model.get_layer(p + "_remap"))
+            k = k_ll[0, 0].astype(np.float64) + k_h[0, 0].astype(np.float64) @ k_r[0, 0]
+            b = b_ll.astype(np.float64) + b_h.astype(np.float64) @ k_r[0, 0] + b_r
+            layer.set_weights([k[None, None].astype(np.float32), b.astype(np.float32)])
+        else:
+            orig = model.get_layer(name)
+            if isinstance(orig, _FOLDABLE):
+                layer.set_weights(list(folded_kernel_bias(orig, fold.get(id(orig)))))
+            else:
+                layer.set_weights(orig.get_weights())
+    return new
+
+
+def inference_model(model) -> keras.Model:
+    """The fastest exact inference form of one of our models."""
+    if getattr(model, "smplr_config", {}).get("kind") == "hourglass":
+        return hourglass_inference_model(model)
+    return fold_batch_norm(model)
+
+
+def randomize_batch_norms(model, seed: int = 0) -> None:
+    """Give every BatchNormalization (recursively) random gamma/beta/moving statistics (tests, benchmarks),
+    so that folding is exercised with non-trivial statistics."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            vals = {"gamma": rng.uniform(0.5, 1.5, c), "beta": rng.normal(0, 0.2, c),
+                    "moving_mean": rng.normal(0, 0.2, c), "moving_variance": rng.uniform(0.5, 2.0, c)}
+            for attr, v in vals.items():
+                var = getattr(layer, attr, None)
+                if var is not None:
+                    var.assign(v.astype(np.float32))
+
+
+def _all_layers(model):
+    for layer in model.layers if hasattr(model, "layers") else []:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+# ------------------------------------------------------------------------------------------- benchmark
+def _bench(argv=None):
+    import argparse
+    import json
+    import os
+    import time
+
+    import tensorflow as tf
+
+    from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
+
+    ap = argparse.ArgumentParser(description="Batch-1 latency of the volumetric hourglass at inference.")
+    ap.add_argument("--bench", action="store_true")
+    ap.add_argument("--stacks", type=int, default=5)
+    ap.add_argument("--features", type=int, default=256)
+    ap.add_argument("--input_size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--variants", default="plain,folded,merged,merged_bf16",
+                    help="comma list of plain, plain_xla, folded, folded_xla, merged, merged_xla, "
+                         "merged_bf16, merged_bf16_xla")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    cfg = dict(num_stacks=a.stacks, features=a.features, input_size=a.input_size)
+    load0 = os.getloadavg()
+    model = build_hourglass(**cfg)
+    randomize_batch_norms(model)
+    x = tf.constant(np.random.default_rng(0).normal(size=(a.batch, a.input_size, a.input_size, 3)),
+                    tf.float32)
+    variants = {"plain": (model, False), "plain_xla": (model, True)}
+    wanted = a.variants.split(",")
+    if any(v.startswith("folded") for v in wanted):
+        f = fold_batch_norm(model)
+        variants.update(folded=(f, False), folded_xla=(f, True))
+    if any(v.startswith("merged") for v in wanted):
+        m = hourglass_inference_model(model)
+        variants.update(merged=(m, False), merged_xla=(m, True))
+    if "merged_bf16" in wanted:  # not exact: bfloat16 compute (oneDNN uses AVX512_BF16 where present)
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+        try:
+            mb = build_hourglass(**cfg, inference=True)
+        finally:
+            keras.mixed_precision.set_dtype_policy("float32")
+        mb.set_weights(variants["merged"][0].get_weights())
+        variants["merged_bf16"] = (mb, False)
+        variants["merged_bf16_xla"] = (mb, True)
+    fns, outs, first, times = {}, {}, {}, {}
+    for name in wanted:  # compile + warm up
+        net, xla = variants[name]
+        fns[name] = tf.function(lambda t, net=net: net(t, training=False)["points"], jit_compile=xla)
+        t0 = time.perf_counter()
+        outs[name] = fns[name](x).numpy()
+        first[name] = time.perf_counter() - t0
+        fns[name](x).numpy()
+        times[name] = []
+    for _ in range(a.repeats):  # round robin: every variant sees the same machine load
+        for name in wanted:
+            t0 = time.perf_counter()
+            fns[name](x).numpy()
+            times[name].append(time.perf_counter() - t0)
+    results = {}
+    ref = outs[wanted[0]]
+    for name in wanted:
+        ts = np.asarray(times[name])
+        gflops = hourglass_flops(**cfg, inference=name.startswith("merged")) * a.batch / 1e9
+        med = float(np.median(ts))
+        results[name] = dict(median_s=med, min_s=float(ts.min()), max_s=float(ts.max()),
+                             first_call_s=first[name], gflops=gflops, gflops_per_s=gflops / med,
+                             max_abs_diff_points_m=float(np.abs(outs[name] - ref).max()))
+        if not a.json:
+            r = results[name]
+            print(f"{name:16s} median {med:.3f} s  min {r['min_s']:.3f}  max {r['max_s']:.3f}  "
+                  f"{gflops:.1f} GFLOP  {r['gflops_per_s']:.0f} GFLOP/s (median)  first call "
+                  f"{r['first_call_s']:.1f} s  |dpoints| vs {wanted[0]} {r['max_abs_diff_points_m']:.2e} m")
+    info = dict(config=cfg, loadavg_before=load0, batch=a.batch, repeats=a.repeats, loadavg=os.getloadavg(), results=results)
+    if a.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"load average {info['loadavg']}")
+
+
+if __name__ == "__main__":
+    _bench()
