@@ -1,0 +1,235 @@
+"""Inspect a records directory: counts, schema validation of every record, a PNG of examples.
+
+    python tfrecords_tools/inspect_records.py --data_dir=data/synthetic --split=train --png=train.png --num=16
+
+Prints the counts (from the manifest and from reading), validates every record (parse with the schema, no
+NaN / inf, images decode to 256x256, flags are 0/1, the 2D joints are the projection of the 3D ones where
+both are known) and exits with status 1 listing each bad record as ``<file> record <index>: <what>``.
+``--png`` draws the first ``--num`` crops with the projected skeleton (green), the landmarks (magenta,
+joined to their parent joints) and the mask's outline (yellow).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("data_dir", None, "Records directory (with manifest.json).")
+flags.DEFINE_list("split", None, "Split(s) to inspect; default: every split in the manifest.")
+flags.DEFINE_string("png", None, "Write a grid of examples to this PNG.")
+flags.DEFINE_integer("num", 16, "Number of examples in the PNG.")
+flags.DEFINE_integer("max_errors", 20, "Errors printed per split (all are counted).")
+FLAGS = flags.FLAGS
+
+REPROJECTION_TOL_PX = 0.5
+
+
+class _Parser:
+    """Graph-mode schema parsing and image decoding (one trace, reused for every record)."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        from smplr_tf.data import schema
+
+        self.tf = tf
+        self._parse = tf.function(lambda s: schema.parse_example(s, decode_images=False))
+        self._jpeg = tf.function(lambda b: tf.io.decode_jpeg(b, channels=3))
+        self._png = tf.function(lambda b: tf.io.decode_png(b, channels=1))
+
+    def parse(self, record: bytes, where: str) -> dict:
+        """Serialized record -> dict of numpy values with decoded ``image`` / ``mask``; SchemaError naming where."""
+        from smplr_tf.data import schema
+
+        tf = self.tf
+        try:
+            raw = self._parse(tf.constant(record))
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            msg = str(getattr(e, "message", e)).strip().splitlines()[0]
+            raise schema.SchemaError(f"{where}: does not parse with the schema ({msg})") from None
+        ex = {k: v.numpy() for k, v in raw.items()}
+        schema.check_example(ex, where)
+        try:
+            ex["image"] = self._jpeg(tf.constant(ex["image"])).numpy()
+            ex["mask"] = self._png(tf.constant(ex["mask"])).numpy()[..., 0]
+        except tf.errors.InvalidArgumentError as e:
+            msg = str(getattr(e, "message", e)).strip().splitlines()[0]
+            raise schema.SchemaError(f"{where}: image or mask does not decode ({msg})") from None
+        size = schema.IMAGE_SIZE
+        if ex["image"].shape != (size, size, 3):
+            raise schema.SchemaError(f"{where}: field 'image' is {ex['image'].shape}, expected {(size, size, 3)}")
+        if ex["mask"].shape != (size, size):
+            raise schema.SchemaError(f"{where}: field 'mask' is {ex['mask'].shape}, expected {(size, size)}")
+        for k in ("has_3d", "has_smpl", "has_mask", "has_landmarks"):
+            if int(ex[k]) not in (0, 1):
+                raise schema.SchemaError(f"{where}: field '{k}' is {ex[k]}, expected 0 or 1")
+        if ex["has_3d"]:
+            if not ex["root_depth"] > 0:
+                raise schema.SchemaError(f"{where}: field 'root_depth' is {ex['root_depth']}, expected > 0")
+            pairs = [("joints3d", "joints2d")] + ([("landmarks3d", "landmarks2d")] if ex["has_landmarks"] else [])
+            for k3, k2 in pairs:
+                p = ex[k3] @ ex["intrinsics"].T.astype(np.float64)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    uv = p[:, :2] / p[:, 2:3]
+                err = np.max(np.abs(uv - ex[k2])) if np.all(np.isfinite(uv)) else np.inf
+                if not err <= REPROJECTION_TOL_PX:
+                    raise schema.SchemaError(
+                        f"{where}: field '{k2}' is not the projection of '{k3}' by 'intrinsics' "
+                        f"(max error {err:.2f} px)")
+        return ex
+
+
+def iter_records(files):
+    """Yield (file, index, serialized record or an Exception) for every record of ``files``, in order.
+
+    A corrupt file yields one DataLossError at the index of the first unreadable record, then stops.
+    """
+    import tensorflow as tf
+
+    for f in files:
+        i = 0
+        it = iter(tf.data.TFRecordDataset(f))
+        while True:
+            try:
+                rec = next(it)
+            except StopIteration:
+                break
+            except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as e:
+                yield f, i, e
+                break
+            yield f, i, rec.numpy()
+            i += 1
+
+
+def validate_files(files, keep: int = 0, parser=None):
+    """Validate every record of ``files``.
+
+    Returns (num_read, errors: list of "<file> record <i>: <what>", examples: the first ``keep`` good
+    examples as numpy dicts).
+    """
+    from smplr_tf.data import schema
+
+    parser = parser or _Parser()
+    errors, examples, n = [], [], 0
+    for f, i, rec in iter_records(files):
+        where = f"{f} record {i}"
+        if isinstance(rec, Exception):
+            msg = str(getattr(rec, "message", rec)).strip().splitlines()[0]
+            errors.append(f"{where}: unreadable, the file is corrupt or truncated ({msg})")
+            continue
+        n += 1
+        try:
+            ex = parser.parse(rec, where)
+        except schema.SchemaError as e:
+            errors.append(str(e))
+            continue
+        if len(examples) < keep:
+            examples.append(ex)
+    return n, errors, examples
+
+
+def validate_split(data_dir: str, split: str, keep: int = 0):
+    """Counts and validation of one split: (report dict, errors, examples).
+
+    report: manifest count, count read, per-shard manifest counts vs read; errors include count mismatches.
+    """
+    from smplr_tf.data import schema
+
+    man = schema.read_manifest(data_dir)
+    files = schema.split_files(data_dir, split)
+    entry = man["splits"][split]
+    parser = _Parser()
+    errors, examples, total = [], [], 0
+    for shard, path in zip(sorted(entry["shards"], key=lambda s: s["file"]), files):
+        n, errs, exs = validate_files([path], keep - len(examples), parser)
+        errors += errs
+        examples += exs
+        total += n
+        if n != shard["count"] and not errs:
+            errors.append(f"{path}: manifest lists {shard['count']} records, the file holds {n}")
+    if total != entry["num_examples"] and not errors:
+        errors.append(f"{data_dir}: manifest says {entry['num_examples']} '{split}' examples, read {total}")
+    report = {"split": split, "manifest_count": int(entry["num_examples"]), "read_count": total,
+              "num_shards": len(files), "num_errors": len(errors)}
+    return report, errors, examples
+
+
+def draw_example(ex: dict, label: str = "") -> np.ndarray:
+    """One decoded example -> (256, 256, 3) uint8 RGB with skeleton, landmarks and mask outline drawn."""
+    import cv2
+
+    from smplr_tf import render
+    from smplr_tf.body import skeleton
+
+    img = np.ascontiguousarray(ex["image"])
+    if ex.get("has_mask", 1):
+        contours, _ = cv2.findContours((ex["mask"] > 127).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(img, contours, -1, (255, 230, 0), 1)
+    j2, l2 = ex["joints2d"], ex["landmarks2d"]
+    if ex.get("has_landmarks", 1):
+        pts = np.concatenate([j2, l2])
+        parents = np.concatenate([np.full(24, -1), skeleton.LANDMARK_PARENTS]).astype(np.int32)
+        img = render.draw_skeleton(img, pts, parents, (255, 0, 255), 1, radius=2)
+    img = render.draw_skeleton(img, j2, skeleton.JOINT_PARENTS, (0, 255, 0), 2, radius=2)
+    if label:
+        cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def write_grid(examples, path: str) -> None:
+    """Tile the drawn examples into one PNG at ``path``."""
+    import cv2
+
+    if not examples:
+        raise ValueError("no valid example to draw")
+    tiles = []
+    for ex in examples:
+        label = f"{ex['dataset'].decode()} g{int(ex['gender'])} {ex['sequence'].decode()[:14]} z{float(ex['root_depth']):.1f}"
+        tiles.append(draw_example(ex, label))
+    cols = int(np.ceil(np.sqrt(len(tiles))))
+    rows = -(-len(tiles) // cols)
+    h, w = tiles[0].shape[:2]
+    grid = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, cols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not cv2.imwrite(path, grid[..., ::-1]):
+        raise OSError(f"cannot write '{path}'")
+
+
+def main(argv):
+    del argv
+    from smplr_tf.data import schema
+
+    if not FLAGS.data_dir:
+        raise app.UsageError("--data_dir is required")
+    man = schema.read_manifest(FLAGS.data_dir)
+    splits = FLAGS.split or sorted(man.get("splits", {}))
+    print(f"{FLAGS.data_dir}: schema v{man['schema_version']}, dataset={man.get('dataset')}, "
+          f"splits={ {s: man['splits'][s]['num_examples'] for s in man.get('splits', {})} }")
+    if man.get("body_model"):
+        print(f"  body model: {man['body_model']}")
+    bad, drawn = 0, []
+    for split in splits:
+        report, errors, examples = validate_split(FLAGS.data_dir, split, keep=max(0, FLAGS.num - len(drawn)))
+        drawn += examples
+        status = "OK" if not errors else f"{len(errors)} ERROR(S)"
+        print(f"  split '{split}': manifest {report['manifest_count']}, read {report['read_count']} in "
+              f"{report['num_shards']} shard(s): validation {status}")
+        for e in errors[:FLAGS.max_errors]:
+            print(f"    {e}")
+        bad += len(errors)
+    if FLAGS.png:
+        write_grid(drawn[:FLAGS.num], FLAGS.png)
+        print(f"wrote {min(len(drawn), FLAGS.num)} examples to {FLAGS.png}")
+    if bad:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
