@@ -1,0 +1,182 @@
+"""The one absl flag definition module shared by every entry point (train, evaluate, infer, reproduce).
+
+Flags are grouped in sections. Each section is a function ``define_<name>_flags(fv)`` registered with
+:func:`section`; registration defines the section's flags on the global ``absl.flags.FLAGS`` and on every
+other :class:`absl.flags.FlagValues` made by :func:`new_flag_values` (used by :mod:`smplr_tf.runs` to read a
+run's ``flags.txt`` without touching the process's own flags). Every experiment is a flagfile
+(``flags/table1/shn.cfg`` ...), never a code edit.
+
+Sections: run, data, optimisation, losses, stage inputs, model sizes, logging -- then the "evaluation"
+section at the end of this file (owned by helper F).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+STAGES = ("shn", "shn2d", "alexnet", "dae", "smplr_shape", "smplr_pose", "e2e")
+
+_SECTIONS: list = []
+_FLAG_VALUES: list = [FLAGS]  # FlagValues objects that hold every registered section
+
+
+def section(fn):
+    """Register a flag section ``fn(fv)`` and define it on every known FlagValues (order-independent)."""
+    _SECTIONS.append(fn)
+    for fv in _FLAG_VALUES:
+        fn(fv)
+    return fn
+
+
+def new_flag_values() -> flags.FlagValues:
+    """A fresh FlagValues holding every section's flags with their defaults (not parsed)."""
+    fv = flags.FlagValues()
+    for fn in _SECTIONS:
+        fn(fv)
+    _FLAG_VALUES.append(fv)
+    return fv
+
+
+def section_flag_names() -> list[str]:
+    """Names of the flags defined by this module's sections (what a run's flags.txt records)."""
+    fv = flags.FlagValues()
+    for fn in _SECTIONS:
+        fn(fv)
+    return sorted(fv)
+
+
+# ============================================================================================ run
+@section
+def define_run_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("stage", None, STAGES, "What to train (see smplr_tf/train.py).", **d)
+    flags.DEFINE_string("run_dir", "", "Run directory. Empty: <runs_root>/<run_name>, run_name defaulting to "
+                        "the stage.", **d)
+    flags.DEFINE_string("runs_root", "runs", "Root of the run directories (tensorboard --logdir <runs_root>).", **d)
+    flags.DEFINE_string("run_name", "", "Run name below runs_root, e.g. table1/shn (flagfiles set it).", **d)
+    flags.DEFINE_boolean("overwrite", False, "Start again in a run_dir that holds a finished run (deletes it).", **d)
+    flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, noise). -1: no seeding.", **d)
+    flags.DEFINE_boolean("deterministic", True, "With a seed: enable TF op determinism (repeatable CPU runs).", **d)
+    flags.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"],
+                      "tf.distribute strategy. multi_worker reads the cluster from TF_CONFIG.", **d)
+    flags.DEFINE_boolean("mixed_precision", False, "Keras mixed_float16 policy (GPU).", **d)
+    flags.DEFINE_boolean("xla", False, "jit_compile the train/test steps with XLA.", **d)
+    flags.DEFINE_integer("verbose", 2, "model.fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).", **d)
+    flags.DEFINE_string("log_example_ids", "", "Debug: a file to which every train step appends a fingerprint "
+                        "of each example it consumed (used by the scale-out test).", **d)
+
+
+# ============================================================================================ data
+@section
+def define_data_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("data_dir", "", "TFRecords directory (tfrecords_tools/make_synthetic.py or convert_*). "
+                        "Point stages (dae, smplr_*) sample SMPL parameters when empty.", **d)
+    flags.DEFINE_string("train_split", "train", "Split trained on.", **d)
+    flags.DEFINE_string("val_split", "val", "Split validated on.", **d)
+    flags.DEFINE_string("smpl_dir", "", "Official SMPL model files; empty: the package's free body model.", **d)
+    flags.DEFINE_list("genders", ["female", "male"], "Body models of the SMPL layer (index = schema gender).", **d)
+    flags.DEFINE_string("background_dir", "", "Images for background swap augmentation (e.g. VOC without people).", **d)
+    flags.DEFINE_string("occluder_dir", "", "Images for occlusion augmentation.", **d)
+    flags.DEFINE_boolean("augment", False, "Hourglass data augmentation (SHN^final).", **d)
+    flags.DEFINE_integer("num_train_samples", 100000, "Point stages without data_dir: sampled examples per "
+                         "training epoch pass.", **d)
+    flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)
+
+
+# ============================================================================================ optimisation
+@section
+def define_optim_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_integer("epochs", 100, "Epochs.", **d)
+    flags.DEFINE_integer("steps_per_epoch", 0, "Steps per epoch (0: one pass over the training split).", **d)
+    flags.DEFINE_integer("validation_steps", 0, "Validation steps per epoch (0: the whole split).", **d)
+    flags.DEFINE_integer("batch_size", 256, "Global batch size (split over replicas).", **d)
+    flags.DEFINE_integer("val_batch_size", 0, "Validation batch size (0: batch_size).", **d)
+    flags.DEFINE_float("lr", 1e-3, "Adam learning rate (constant schedule) or the peak of the sigmoid schedule.", **d)
+    flags.DEFINE_enum("lr_schedule", "constant", ["constant", "sigmoid"],
+                      "constant: lr. sigmoid (authors' code): lr * (1 - sigmoid(lr_offset - epoch / lr_epochs)) "
+                      "+ lr_floor, epoch fractional (per step).", **d)
+    flags.DEFINE_float("lr_floor", 1e-4, "Additive floor of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr_epochs", 12.5, "Time constant (epochs) of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr_offset", 4.0, "Offset of the sigmoid schedule.", **d)
+    flags.DEFINE_float("clipnorm", 0.0, "Gradient norm clipping (0: none).", **d)
+    flags.DEFINE_string("init_from", "", "Initialise the stage's network from this run's final (or latest) "
+                        "weights before training.", **d)
+
+
+# ============================================================================================ losses
+@section
+def define_loss_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("heatmap_loss", "softmax", ["softmax", "sigmoid", "mse"],
+                      "Volumetric heatmap loss: softmax CE over the volume (paper), sigmoid CE (authors' code), "
+                      "MSE. shn2d always uses MSE.", **d)
+    flags.DEFINE_boolean("smpl_loss", False, "SMPLR stages: add L_SMPL (L1 on SMPL joints and landmarks).", **d)
+    flags.DEFINE_float("smpl_loss_weight", 1.0, "Weight of L_SMPL.", **d)
+    flags.DEFINE_float("beta_reg", 0.01, "Weight of the |beta| regulariser of L_beta.", **d)
+    flags.DEFINE_float("gender_loss_weight", 1.0, "Weight of the L1 on the gender code (+-1) in L_beta.", **d)
+    flags.DEFINE_float("dae_bone_loss", 0.0, "DAE: weight of an extra L1 on bone lengths (paper: no effect).", **d)
+    flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: weight of the hourglass heatmap loss against the others.", **d)
+
+
+# ============================================================================================ stage inputs
+@section
+def define_input_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("dae_input", "noise", ["noise", "gt", "depth0", "run"],
+                      "Input of dae / smplr stages: ground truth + uniform noise, ground truth, ground truth with "
+                      "depth 0 (2D lifting), or the predictions of --input_run.", **d)
+    flags.DEFINE_string("input_run", "", "Run (shn or alexnet) whose predictions feed dae / smplr stages.", **d)
+    flags.DEFINE_boolean("input_depth0", False, "With --input_run: set the predictions' depth to 0 (DAE^2d).", **d)
+    flags.DEFINE_string("shn_run", "", "e2e: the trained hourglass run.", **d)
+    flags.DEFINE_string("dae_run", "", "e2e: the trained DAE run.", **d)
+    flags.DEFINE_string("psi_run", "", "e2e: the trained Psi (smplr_shape) run.", **d)
+    flags.DEFINE_string("omega_run", "", "e2e: the trained Omega (smplr_pose) run.", **d)
+
+
+# ============================================================================================ model sizes
+@section
+def define_model_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_integer("input_size", 256, "Image crop size fed to the CNNs.", **d)
+    flags.DEFINE_integer("heatmap_size", 64, "Heatmap side (input_size / 4 for the hourglass).", **d)
+    flags.DEFINE_integer("depth_bins", 16, "Depth bins of the volumetric heatmaps.", **d)
+    flags.DEFINE_enum("num_points", "41", ["41", "23"], "41 = joints + landmarks (SHN), 23 = joints only "
+                      "(SHN_nL, AlexNet).", **d)
+    flags.DEFINE_boolean("limbs", False, "Add the 4 limb heatmaps (SHN^final).", **d)
+    flags.DEFINE_integer("hg_stacks", 5, "Hourglass stacks.", **d)
+    flags.DEFINE_integer("hg_features", 256, "Hourglass features.", **d)
+    flags.DEFINE_integer("hg_downsamplings", 3, "Downsamplings per hourglass.", **d)
+    flags.DEFINE_float("hg_dropout", 0.1, "Hourglass dropout rate.", **d)
+    flags.DEFINE_float("alexnet_width", 1.0, "AlexNet width multiplier (1 = the original channel counts).", **d)
+    flags.DEFINE_integer("alexnet_fc", 4096, "AlexNet fully connected width.", **d)
+    flags.DEFINE_integer("dae_hidden", 1024, "DAE hidden width.", **d)
+    flags.DEFINE_integer("dae_bottleneck", 512, "DAE bottleneck width.", **d)
+    flags.DEFINE_float("dae_keep_prob", 0.8, "DAE dropout keep probability.", **d)
+    flags.DEFINE_list("smplr_trunk", ["1024", "1024", "512", "512", "512"], "Psi / Omega trunk widths.", **d)
+    flags.DEFINE_integer("smplr_head", 256, "Psi / Omega head width.", **d)
+
+
+# ============================================================================================ logging
+@section
+def define_logging_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_integer("tb_images", 4, "Validation crops drawn to TensorBoard per epoch (image stages).", **d)
+    flags.DEFINE_boolean("tb_hparams", True, "Write the run to TensorBoard's hparams table.", **d)
+    flags.DEFINE_integer("baseline_batches", 20, "Training batches averaged for the mean-pose baseline.", **d)
+    flags.DEFINE_integer("checkpoint_every", 1, "Epochs between checkpoints/ saves.", **d)
+
+
+# ============================================================================================
+# ======================= evaluation section (owned by helper F) ============================
+# Add the evaluation flags below as a registered section, e.g.
+#
+#   @section
+#   def define_evaluation_flags(fv):
+#       flags.DEFINE_string("data", "", "...", flag_values=fv)
+#
+# Registration order does not matter (see `section`). Keep everything above this banner as it is.
+# ============================================================================================

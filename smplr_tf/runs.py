@@ -1,0 +1,225 @@
+"""Run directories: where a training run keeps its flags, state, checkpoints, TensorBoard logs and weights.
+
+Layout of ``<run_dir>/``::
+
+    flags.txt            every flag of smplr_tf.flags' sections, one ``--name=value`` a line (a flagfile)
+    run.json             {"stage", "finished", "epochs", "epochs_done", "last": {...}, "final": {...}}
+    checkpoints/         the network's weights after the last epochs: epoch_003.weights.h5 ...
+    backup/              keras BackupAndRestore state (trainer + optimizer) while a run is unfinished
+    tb/                  TensorBoard: tb/train, tb/validation (scalars), tb/images, hparams in tb/
+    final.weights.h5     the trained network (what load_model_from_run loads)
+
+A run is resumed by running the same command again; a finished run is never started again unless
+``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from smplr_tf import flags as sflags
+
+FLAGS_FILE = "flags.txt"
+RUN_FILE = "run.json"
+FINAL_WEIGHTS = "final.weights.h5"
+CHECKPOINTS = "checkpoints"
+BACKUP = "backup"
+TB = "tb"
+
+# Flags that may change between the first start and a resume of the same run.
+RESUME_FREE_FLAGS = frozenset({"overwrite", "verbose", "epochs", "log_example_ids", "run_dir", "runs_root",
+                               "distribution", "tb_images", "xla"})
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used as asked (finished, other flags, missing files)."""
+
+
+# --------------------------------------------------------------------------------------------- flags
+def resolve_run_dir(cfg) -> str:
+    """The run directory of ``cfg``: --run_dir, else <runs_root>/<run_name or stage>."""
+    if cfg.run_dir:
+        return cfg.run_dir
+    return os.path.join(cfg.runs_root, cfg.run_name or cfg.stage)
+
+
+def flags_text(cfg) -> str:
+    """Every flag of the smplr_tf sections as a flagfile (``--name=value`` lines, sorted)."""
+    lines = []
+    for name in sflags.section_flag_names():
+        if name not in cfg:
+            continue
+        value = cfg[name].value
+        if value is None:
+            continue
+        lines.append(cfg[name].serialize())
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def parse_flags_text(text: str, where: str = "flags.txt"):
+    """A flagfile's text -> a fresh FlagValues with every section's flags (unknown names are ignored)."""
+    fv = sflags.new_flag_values()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("--"):
+            raise RunError(f"{where}: cannot read line {raw!r}")
+        body = line[2:]
+        if "=" in body:
+            name, value = body.split("=", 1)
+        elif body in fv:
+            name, value = body, "true"
+        elif body.startswith("no") and body[2:] in fv:
+            name, value = body[2:], "false"
+        else:
+            continue
+        if name not in fv:
+            continue
+        fv[name].parse(value)
+        fv[name].present = 1
+    fv.mark_as_parsed()
+    return fv
+
+
+def read_flags(run_dir: str):
+    """The FlagValues a run was trained with (from its flags.txt)."""
+    path = os.path.join(run_dir, FLAGS_FILE)
+    if not os.path.exists(path):
+        raise RunError(f"{path} not found: '{run_dir}' is not a smplr_tf run directory "
+                       "(train one with python -m smplr_tf.train)")
+    with open(path) as f:
+        return parse_flags_text(f.read(), where=path)
+
+
+def flags_dict(fv) -> dict:
+    """name -> value of the smplr_tf section flags of a FlagValues."""
+    return {n: fv[n].value for n in sflags.section_flag_names() if n in fv}
+
+
+# --------------------------------------------------------------------------------------------- state
+def read_run_json(run_dir: str) -> dict | None:
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+    os.replace(tmp, path)
+
+
+def update_run_json(run_dir: str, **fields) -> dict:
+    state = read_run_json(run_dir) or {}
+    state.update(fields)
+    write_json_atomic(os.path.join(run_dir, RUN_FILE), state)
+    return state
+
+
+def prepare_run_dir(run_dir: str, cfg, write: bool = True) -> str:
+    """Make ``run_dir`` ready for ``cfg``; return "new" or "resume".
+
+    * no run there: create it, write flags.txt and run.json (finished false);
+    * an unfinished run with the same flags (up to RESUME_FREE_FLAGS): "resume" (BackupAndRestore continues);
+    * a finished run: RunError unless cfg.overwrite (then the directory is emptied and started again);
+    * an unfinished run with other flags: RunError naming the differences, unless cfg.overwrite.
+    ``write=False`` (non-chief workers) only checks.
+    """
+    state = read_run_json(run_dir)
+    flags_path = os.path.join(run_dir, FLAGS_FILE)
+    if state is not None or os.path.exists(flags_path):
+        if cfg.overwrite:
+            if write:
+                _clear_run_dir(run_dir)
+        else:
+            if state and state.get("finished"):
+                final = state.get("final", {})
+                raise RunError(
+                    f"{run_dir} holds a finished '{state.get('stage')}' run ({state.get('epochs_done')} epochs, "
+                    f"final {final}). Refusing to overwrite it: pass --overwrite to train it again, or choose "
+                    "another --run_dir / --run_name.")
+            if os.path.exists(flags_path):
+                old = read_flags(run_dir)
+                diff = [n for n in sflags.section_flag_names()
+                        if n in cfg and n in old and n not in RESUME_FREE_FLAGS
+                        and old[n].value != cfg[n].value]
+                if diff:
+                    shown = ", ".join(f"{n}: {old[n].value!r} -> {cfg[n].value!r}" for n in diff[:8])
+                    raise RunError(f"{run_dir} holds an unfinished run with other flags ({shown}). Resume it with "
+                                   "the same flags, or pass --overwrite to start again.")
+            return "resume"
+    if write:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(flags_path + ".tmp", "w") as f:
+            f.write(flags_text(cfg))
+        os.replace(flags_path + ".tmp", flags_path)
+        update_run_json(run_dir, stage=cfg.stage, finished=False, epochs=int(cfg.epochs), epochs_done=0)
+    return "new"
+
+
+def _clear_run_dir(run_dir: str) -> None:
+    for name in (FLAGS_FILE, RUN_FILE, FINAL_WEIGHTS, "metrics.json"):
+        p = os.path.join(run_dir, name)
+        if os.path.exists(p):
+            os.remove(p)
+    for name in (CHECKPOINTS, BACKUP, TB, "inputs", ".workers"):
+        p = os.path.join(run_dir, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+
+
+# --------------------------------------------------------------------------------------------- weights
+def weights_path(run_dir: str, which: str = "final") -> str:
+    """Path of a run's network weights: "final" (final.weights.h5), "latest" (last checkpoint), or
+    "auto" (final if the run finished, else the latest checkpoint)."""
+    final = os.path.join(run_dir, FINAL_WEIGHTS)
+    if which in ("final", "auto") and os.path.exists(final):
+        return final
+    if which in ("latest", "auto"):
+        ckpt_dir = os.path.join(run_dir, CHECKPOINTS)
+        ckpts = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".weights.h5")) if os.path.isdir(
+            ckpt_dir) else []
+        if ckpts:
+            return os.path.join(ckpt_dir, ckpts[-1])
+    raise RunError(f"{run_dir}: no {'final weights' if which == 'final' else 'weights'} found "
+                   f"({FINAL_WEIGHTS} or {CHECKPOINTS}/*.weights.h5); has the run trained?")
+
+
+def build_network(cfg):
+    """The (untrained) network of the run described by ``cfg`` (FlagValues)."""
+    from smplr_tf.stages import get_stage
+
+    return get_stage(cfg.stage)(cfg).build_network()
+
+
+def load_model_from_run(run_dir: str, which: str = "auto"):
+    """Rebuild a run's network from its flags.txt and load its weights.
+
+    Returns ``(stage: str, model: keras.Model, flags: dict)``. What the model maps, per stage:
+
+    * shn: image (B,S,S,3) -> {"heatmaps": [per stack (B,64,64,16,C)], "points": (B,P,3) metres}
+    * shn2d: image -> {"heatmaps": [(B,64,64,C)], "points": (B,P,2) metres of the cube plane}
+    * alexnet: image -> (B,P,3) metres
+    * dae: points (B,P,3) -> (B,P,3) metres
+    * smplr_shape (Psi): points (B,41,3) -> {"betas": (B,10), "gender": (B,) in ~[-1,1]}
+    * smplr_pose (Omega): points (B,41,3) -> {"rotmats": (B,24,3,3)}
+    * e2e: image -> {"heatmaps", "points" (hourglass), "dae_points", "rotmats", "betas", "gender",
+      "vertices", "joints", "landmarks", "smpl_points"} (see smplr_tf.stages.e2e)
+    """
+    fv = read_flags(run_dir)
+    model = build_network(fv)
+    model.load_weights(weights_path(run_dir, which))
+    return fv.stage, model, flags_dict(fv)
+
+
+def load_weights_into(model, run_dir: str) -> str:
+    """Load ``run_dir``'s weights (final, else the latest checkpoint) into ``model``; returns the path."""
+    path = weights_path(run_dir, "auto")
+    model.load_weights(path)
+    return path

@@ -1,0 +1,138 @@
+"""e2e: the paper's incremental end-to-end training (Sec. 4.5).
+
+DAE, Psi and Omega are trained first (their runs: --dae_run, --psi_run, --omega_run; the paper trains them
+on ground truth "until they overfit"), frozen, and appended with SMPL to the trained hourglass
+(--shn_run). The whole pipeline is then fine-tuned -- only the hourglass learns -- with the loss
+
+    L = e2e_shn_weight * L_heatmaps + L1(JL_DAE, JL) + L1(JL_SMPL, JL)
+
+(e2e_shn_weight ~ 1e-5: the hourglass loss is orders of magnitude larger than the others and would swamp
+them) at a low learning rate (1e-4). JL_SMPL are the 41 root-relative points of SMPL fed with Omega's
+rotations, Psi's betas and Psi's gender. The records need no SMPL parameters: every term compares points.
+
+The network (what runs.load_model_from_run returns for an e2e run): image -> dict with the hourglass
+outputs "heatmaps", "points" (SHN_e2e), "dae_points", and from SMPLR "rotmats", "betas", "gender",
+"vertices", "joints", "landmarks", "smpl_points". It is rebuilt from the component runs' flags.txt.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from smplr_tf import losses
+from smplr_tf.body import skeleton
+from smplr_tf.stages.base import mpjpe_mm
+from smplr_tf.stages.image import ShnStage
+
+
+class PipelineModel(keras.Model):
+    """hourglass -> DAE -> (Psi, Omega) -> SMPL. Components are keras Models; ``smpl`` an SMPL layer."""
+
+    def __init__(self, hourglass, dae, psi, omega, smpl, name="smplr_pipeline", **kw):
+        super().__init__(name=name, **kw)
+        self.hourglass, self.dae, self.psi, self.omega, self.smpl = hourglass, dae, psi, omega, smpl
+
+    def call(self, image, training=False):
+        from smplr_tf.body.smpl import gender_index_from_sign
+
+        hg = self.hourglass(image, training=training)
+        pts = tf.cast(hg["points"], tf.float32)
+        dae_pts = tf.cast(self.dae(pts, training=False), tf.float32)
+        shape = self.psi(dae_pts, training=False)
+        rot = self.omega(dae_pts, training=False)["rotmats"]
+        gidx = gender_index_from_sign(shape["gender"])
+        body = self.smpl(tf.cast(shape["betas"], tf.float32), tf.cast(rot, tf.float32), gender=gidx)
+        return {"heatmaps": hg["heatmaps"], "points": pts, "dae_points": dae_pts, "rotmats": rot,
+                "betas": shape["betas"], "gender": shape["gender"], "gender_index": gidx,
+                "vertices": body["vertices"], "joints": body["joints"], "landmarks": body["landmarks"],
+                "smpl_points": skeleton.points_from_smpl(body["joints"], body["landmarks"])}
+
+
+def assemble_pipeline(shn_run: str, dae_run: str, psi_run: str, omega_run: str, load_weights: bool = True,
+                      smpl_layer=None) -> PipelineModel:
+    """The full SMPLR pipeline from four trained runs (their weights loaded unless load_weights=False);
+    DAE, Psi and Omega frozen. Also the "ALL" row of Table 1 (evaluation can call it directly)."""
+    from smplr_tf import runs
+    from smplr_tf.stages.points import smpl_layer_from
+
+    parts = {}
+    for key, run_dir, expected in (("hourglass", shn_run, "shn"), ("dae", dae_run, "dae"),
+                                   ("psi", psi_run, "smplr_shape"), ("omega", omega_run, "smplr_pose")):
+        if not run_dir:
+            raise ValueError(f"e2e needs --{ {'hourglass': 'shn'}.get(key, key)}_run")
+        fv = runs.read_flags(run_dir)
+        if fv.stage != expected:
+            raise ValueError(f"{run_dir} is a '{fv.stage}' run, expected '{expected}'")
+        net = runs.build_network(fv)
+        if load_weights:
+            net.load_weights(runs.weights_path(run_dir, "auto"))
+        parts[key] = (net, fv)
+    if int(parts["hourglass"][1].num_points) != skeleton.NUM_POINTS or int(parts["dae"][1].num_points) != \
+            skeleton.NUM_POINTS:
+        raise ValueError("e2e needs 41-point hourglass and DAE runs")
+    for key in ("dae", "psi", "omega"):
+        parts[key][0].trainable = False
+    smpl = smpl_layer if smpl_layer is not None else smpl_layer_from(parts["psi"][1])
+    return PipelineModel(parts["hourglass"][0], parts["dae"][0], parts["psi"][0], parts["omega"][0], smpl)
+
+
+class E2eStage(ShnStage):
+    name = "e2e"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        from smplr_tf import runs
+
+        if not cfg.shn_run:
+            raise ValueError("--stage=e2e needs --shn_run, --dae_run, --psi_run and --omega_run")
+        self.shn_flags = runs.read_flags(cfg.shn_run)
+
+    # the data and the heatmap loss follow the hourglass run's sizes
+    @property
+    def num_points(self) -> int:
+        return int(self.shn_flags.num_points)
+
+    @property
+    def depth_bins(self) -> int:
+        return int(self.shn_flags.depth_bins)
+
+    def _dataset(self, split, train):
+        sizes = ("input_size", "heatmap_size", "depth_bins", "num_points", "limbs")
+        saved = {k: self.cfg[k].value for k in sizes}
+        try:
+            for k in sizes:
+                self.cfg[k].value = self.shn_flags[k].value
+            return super()._dataset(split, train)
+        finally:
+            for k, v in saved.items():
+                self.cfg[k].value = v
+
+    def build_network(self):
+        c = self.cfg
+        return assemble_pipeline(c.shn_run, c.dae_run, c.psi_run, c.omega_run, load_weights=True)
+
+    def loss_names(self):
+        return ("loss", "heatmap_loss", "l1_dae", "l1_smpl")
+
+    def metric_names(self):
+        return ("mpjpe_mm", "dae_mpjpe_mm", "smpl_mpjpe_mm")
+
+    def loss_fn(self, x, y, pred, training):
+        hl = losses.hourglass_loss(y["heatmaps"], pred["heatmaps"], kind=self.shn_flags.heatmap_loss,
+                                   weights=self._channel_weights(y))
+        m = y.get("mask_valid_points")
+        l_dae = losses.l1_loss(y["points"], pred["dae_points"], m)
+        l_smpl = losses.smpl_points_loss(y["points"], pred["smpl_points"], m)
+        total = float(self.cfg.e2e_shn_weight) * hl + l_dae + l_smpl
+        return {"loss": total, "heatmap_loss": hl, "l1_dae": l_dae, "l1_smpl": l_smpl}
+
+    def metric_fn(self, x, y, pred):
+        m = y.get("mask_valid_points")
+        return {"mpjpe_mm": mpjpe_mm(pred["points"], y["points"], m),
+                "dae_mpjpe_mm": mpjpe_mm(pred["dae_points"], y["points"], m),
+                "smpl_mpjpe_mm": mpjpe_mm(pred["smpl_points"], y["points"], m)}
+
+    def report_extras(self, x, y, pred):
+        m = self.metric_fn(x, y, pred)
+        return {"val_dae_mpjpe_mm": m["dae_mpjpe_mm"], "val_smpl_mpjpe_mm": m["smpl_mpjpe_mm"]}

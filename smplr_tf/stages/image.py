@@ -1,0 +1,154 @@
+"""Image stages: shn (volumetric stacked hourglass), shn2d (2D hourglass), alexnet (direct 3D regression).
+
+Data: ``smplr_tf.data.pipeline.hourglass_dataset`` -> (image (B,S,S,3) standardised, targets dict with
+``heatmaps`` (B,h,h,D,C) or (B,h,h,C), ``points`` (B,P,3) root-relative metres, ``mask_valid``).
+
+Losses (paper Sec. 4.1, 4.4.1): shn: the heatmap loss of every stack (intermediate supervision, summed),
+softmax cross-entropy over each channel's volume (paper; --heatmap_loss=sigmoid is the authors' code);
+shn2d: heatmap MSE (Newell et al.); alexnet: L2 on the joints. Validation metric: MPJPE (mm) of the
+soft-argmax points (shn, alexnet), 2D error in mm of the cube plane at the root depth (shn2d).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from smplr_tf import losses
+from smplr_tf.body import skeleton
+from smplr_tf.stages.base import Stage, mpjpe_mm
+
+
+def _manifest_count(data_dir: str, split: str) -> int:
+    from smplr_tf.data import schema
+
+    man = schema.read_manifest(data_dir)
+    if split not in man.get("splits", {}):
+        raise ValueError(f"{data_dir}: no split '{split}' (has {sorted(man.get('splits', {}))})")
+    return int(man["splits"][split]["num_examples"])
+
+
+def _point_mask(targets, num_points):
+    """(B, P) float validity of each target point, or None."""
+    m = targets.get("mask_valid")
+    if m is None:
+        return None
+    m = tf.cast(m, tf.float32)
+    if len(m.shape) == 1:
+        return tf.broadcast_to(m[:, None], [tf.shape(m)[0], num_points])
+    return m[:, :num_points]
+
+
+class ImageStage(Stage):
+    image_input = True
+    depth_bins_override = None  # 0 for the 2D hourglass
+
+    @property
+    def num_points(self) -> int:
+        return int(self.cfg.num_points)
+
+    @property
+    def depth_bins(self) -> int:
+        return int(self.cfg.depth_bins if self.depth_bins_override is None else self.depth_bins_override)
+
+    def _dataset(self, split, train: bool):
+        from smplr_tf.data.pipeline import hourglass_dataset
+
+        cfg = self.cfg
+        if not cfg.data_dir:
+            raise ValueError(f"--stage={cfg.stage} needs --data_dir (records from tfrecords_tools/make_synthetic.py "
+                             "or a convert_* tool)")
+        bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
+        seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
+        ds = hourglass_dataset(
+            cfg.data_dir, split, bs, input_size=int(cfg.input_size), heatmap_size=int(cfg.heatmap_size),
+            depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(cfg.limbs),
+            augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
+            background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None)
+        return ds.map(self._add_point_mask), _manifest_count(cfg.data_dir, split)
+
+    def _add_point_mask(self, image, targets):
+        targets = dict(targets)
+        m = _point_mask(targets, self.num_points)
+        if m is not None:
+            targets["mask_valid_points"] = m
+        return image, targets
+
+    def datasets(self):
+        self.train_ds, self.num_train = self._dataset(self.cfg.train_split, True)
+        self.val_ds, self.num_val = self._dataset(self.cfg.val_split, False)
+        return self.train_ds, self.val_ds
+
+
+class ShnStage(ImageStage):
+    """Volumetric stacked hourglass (SHN, SHN_nL with --num_points=23, SHN^final with --limbs --augment)."""
+
+    name = "shn"
+
+    def build_network(self):
+        from smplr_tf.models.hourglass import build_hourglass
+
+        c = self.cfg
+        return build_hourglass(num_stacks=int(c.hg_stacks), features=int(c.hg_features),
+                               input_size=int(c.input_size), num_points=self.num_points,
+                               depth_bins=self.depth_bins, num_limbs=skeleton.NUM_LIMBS if c.limbs else 0,
+                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout))
+
+    def _kind(self):
+        return "mse" if self.depth_bins == 0 else self.cfg.heatmap_loss
+
+    def _channel_weights(self, y):
+        m = y.get("mask_valid_points")
+        if m is None:
+            return None
+        extra = int(y["heatmaps"].shape[-1]) - self.num_points
+        if extra > 0:  # limb channels: valid when the sample is
+            m = tf.concat([m, tf.tile(tf.reduce_min(m, axis=1, keepdims=True), [1, extra])], axis=1)
+        return m
+
+    def loss_names(self):
+        return ("loss", "heatmap_loss")
+
+    def loss_fn(self, x, y, pred, training):
+        hl = losses.hourglass_loss(y["heatmaps"], pred["heatmaps"], kind=self._kind(),
+                                   weights=self._channel_weights(y))
+        return {"loss": hl, "heatmap_loss": hl}
+
+    def metric_fn(self, x, y, pred):
+        return {"mpjpe_mm": mpjpe_mm(pred["points"], y["points"], y.get("mask_valid_points"))}
+
+
+class Shn2dStage(ShnStage):
+    """2D stacked hourglass (Table 5's 2D SHN): heatmap MSE; error in mm of the cube plane."""
+
+    name = "shn2d"
+    depth_bins_override = 0
+    report_dims = 2
+
+    def metric_names(self):
+        return ("err2d_mm",)
+
+    def metric_fn(self, x, y, pred):
+        return {"err2d_mm": mpjpe_mm(pred["points"], y["points"], y.get("mask_valid_points"))}
+
+
+class AlexnetStage(ImageStage):
+    """AlexNet regressing the 23 joints directly with L2 (Table 1 baseline)."""
+
+    name = "alexnet"
+
+    def build_network(self):
+        from smplr_tf.models.alexnet import build_alexnet
+
+        c = self.cfg
+        return build_alexnet(input_size=int(c.input_size), num_points=self.num_points,
+                             width=float(c.alexnet_width), fc_units=int(c.alexnet_fc))
+
+    def loss_names(self):
+        return ("loss", "l2")
+
+    def loss_fn(self, x, y, pred, training):
+        l2 = losses.l2_loss(y["points"], pred, y.get("mask_valid_points"))
+        return {"loss": l2, "l2": l2}
+
+    def metric_fn(self, x, y, pred):
+        return {"mpjpe_mm": mpjpe_mm(pred, y["points"], y.get("mask_valid_points"))}

@@ -1,0 +1,363 @@
+"""Point stages: dae (denoising autoencoder), smplr_shape (Psi), smplr_pose (Omega).
+
+Data: ``smplr_tf.data.pipeline.points_dataset`` -- ground-truth root-relative points computed by our SMPL
+layer from the records' SMPL parameters (or from sampled parameters when --data_dir is empty) -- with the
+input chosen by --dae_input:
+
+* ``noise``: ground truth + uniform noise (+-sigma_i per coordinate, smplr_tf.data.noise);
+* ``gt``: ground truth;
+* ``depth0``: ground truth + noise with depth set to 0 (2D lifting);
+* ``run``: the predictions of the trained hourglass / AlexNet run --input_run on the records (precomputed
+  once into ``<run_dir>/inputs/<split>.npz``; --input_depth0 sets their depth to 0 for DAE^2d).
+
+Losses (paper Sec. 3.2-3.3, DESIGN.md): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
+Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta|; Omega L_R = L1 on the 24 rotation matrices;
+--smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points (joints + landmarks), SMPL fed with the
+prediction and the ground truth of the other factor (pose for Psi, shape + gender for Omega).
+
+Networks saved by these stages (what runs.load_model_from_run returns):
+dae: points (B,P,3) -> (B,P,3); smplr_shape: points (B,41,3) -> {"betas" (B,10), "gender" (B,)};
+smplr_pose: points (B,41,3) -> {"rotmats" (B,24,3,3)}. The bone features (eqs. 1-3) are computed inside,
+with the template bone lengths B* stored as a (non-trainable) weight.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from smplr_tf import losses
+from smplr_tf.body import skeleton
+from smplr_tf.stages.base import Stage, mpjpe_mm
+
+NUM_BETAS = 10
+
+
+def smpl_layer_from(cfg):
+    """The SMPL layer of a run's flags (--smpl_dir empty: the package's free body model)."""
+    from smplr_tf.body.smpl import SMPL
+
+    return SMPL(smpl_dir=cfg.smpl_dir or None, genders=tuple(cfg.genders))
+
+
+@keras.saving.register_keras_serializable(package="smplr_tf")
+class BoneFeatures(keras.layers.Layer):
+    """points (B,41,3) -> (N (B,41,3) unit bone vectors, B (B,41) bone lengths minus template), eqs. 1-3.
+
+    The template lengths B* (41,) metres are a non-trainable weight (saved with the network)."""
+
+    def __init__(self, template_lengths=None, **kw):
+        kw.setdefault("dtype", "float32")
+        super().__init__(**kw)
+        init = np.zeros(skeleton.NUM_BONES, np.float32) if template_lengths is None else np.asarray(
+            template_lengths, np.float32)
+        self.template = self.add_weight(name="template_lengths", shape=(skeleton.NUM_BONES,),
+                                        initializer=keras.initializers.Constant(init), trainable=False)
+
+    def call(self, points):
+        from smplr_tf.models.smplr import bone_features
+
+        return bone_features(points, self.template)
+
+    def compute_output_spec(self, points):
+        b = points.shape[0]
+        return (keras.KerasTensor((b, skeleton.NUM_BONES, 3), "float32"),
+                keras.KerasTensor((b, skeleton.NUM_BONES), "float32"))
+
+
+def _smplr_sizes(cfg):
+    h = int(cfg.smplr_head)
+    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,))
+
+
+def build_psi_net(cfg, template_lengths=None) -> keras.Model:
+    """points (B,41,3) -> {"betas": (B,10), "gender": (B,)} (gender code, male where >= 0)."""
+    from smplr_tf.models.smplr import build_psi
+
+    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
+    _, b = BoneFeatures(template_lengths, name="bone_features")(pts)
+    shape = build_psi(num_betas=NUM_BETAS, **_smplr_sizes(cfg))(b)
+    betas = keras.layers.Lambda(lambda s: s[:, :NUM_BETAS], name="betas")(shape)
+    gender = keras.layers.Lambda(lambda s: s[:, NUM_BETAS], name="gender")(shape)
+    return keras.Model(pts, {"betas": betas, "gender": gender}, name="psi_net")
+
+
+def build_omega_net(cfg, template_lengths=None) -> keras.Model:
+    """points (B,41,3) -> {"rotmats": (B,24,3,3)}."""
+    from smplr_tf.models.smplr import build_omega
+
+    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
+    n, _ = BoneFeatures(template_lengths, name="bone_features")(pts)
+    rot = build_omega(**_smplr_sizes(cfg))(n)
+    rot = keras.layers.Identity(name="rotmats")(rot)
+    return keras.Model(pts, {"rotmats": rot}, name="omega_net")
+
+
+def gender_code(gender_index):
+    """SMPL layer gender index (0 female, 1 male) -> Psi's code (-1, +1)."""
+    return 2.0 * tf.cast(gender_index, tf.float32) - 1.0
+
+
+class PointStage(Stage):
+    """Shared data handling of the point stages."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._smpl = None
+
+    @property
+    def smpl(self):
+        if self._smpl is None:
+            self._smpl = smpl_layer_from(self.cfg)
+        return self._smpl
+
+    @property
+    def num_points(self) -> int:
+        return int(self.cfg.num_points)
+
+    def _noise_mode(self):
+        return {"noise": "uniform", "gt": "none", "depth0": "depth0"}[self.cfg.dae_input]
+
+    def _split_ds(self, split, train: bool):
+        from smplr_tf.data.pipeline import points_dataset
+
+        cfg = self.cfg
+        bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
+        seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
+        n = int(cfg.num_train_samples if train else cfg.num_val_samples)
+        ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
+                            seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
+                            num_samples=None if cfg.data_dir else n)
+        if cfg.data_dir:
+            from smplr_tf.data import schema
+
+            man = schema.read_manifest(cfg.data_dir)
+            n = int(man["splits"][split]["num_examples"])
+        return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE), n
+
+    def _to_xy(self, batch):
+        y = {k: batch[k] for k in ("points", "rotmats", "betas", "gender") if k in batch}
+        return batch["noisy"], y
+
+    def _run_inputs(self, split, train: bool):
+        """(pred, gt) arrays of the --input_run predictions on ``split`` (cached in the run directory)."""
+        from smplr_tf import runs
+        from smplr_tf.runs import resolve_run_dir
+
+        cfg = self.cfg
+        if not cfg.input_run:
+            raise ValueError("--dae_input=run needs --input_run=<run_dir of a trained shn or alexnet run>")
+        if not cfg.data_dir:
+            raise ValueError("--dae_input=run needs --data_dir (the records the input run predicts on)")
+        cache = os.path.join(resolve_run_dir(cfg), "inputs", f"{split}.npz")
+        if not os.path.exists(cache):
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            pred, gt = predict_points_of_run(cfg.input_run, cfg.data_dir, split, self.num_points)
+            np.savez(cache + ".tmp.npz", pred=pred, gt=gt)
+            os.replace(cache + ".tmp.npz", cache)
+        with np.load(cache) as z:
+            pred, gt = z["pred"], z["gt"]
+        if cfg.input_depth0:
+            pred = pred.copy()
+            pred[..., 2] = 0.0
+        del runs
+        return pred, gt
+
+    def _datasets_from_run(self):
+        cfg = self.cfg
+        out = []
+        for split, train in ((cfg.train_split, True), (cfg.val_split, False)):
+            pred, gt = self._run_inputs(split, train)
+            bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
+            ds = tf.data.Dataset.from_tensor_slices((pred, {"points": gt}))
+            if train:
+                ds = ds.shuffle(len(pred), seed=None if cfg.seed < 0 else int(cfg.seed))
+            ds = ds.repeat().batch(bs, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+            out.append((ds, len(pred)))
+        return out
+
+    def datasets(self):
+        cfg = self.cfg
+        if cfg.dae_input == "run":
+            (self.train_ds, self.num_train), (self.val_ds, self.num_val) = self._datasets_from_run()
+        else:
+            self.train_ds, self.num_train = self._split_ds(cfg.train_split, True)
+            self.val_ds, self.num_val = self._split_ds(cfg.val_split, False)
+        return self.train_ds, self.val_ds
+
+    def smpl_points(self, betas, rotmats, gender_index):
+        """(B,41,3) root-relative points of SMPL(betas, rotmats, gender)."""
+        body = self.smpl(tf.cast(betas, tf.float32), tf.cast(rotmats, tf.float32), gender=gender_index)
+        return skeleton.points_from_smpl(body["joints"], body["landmarks"])
+
+    def template_lengths(self):
+        from smplr_tf.body.smpl import template_bone_lengths
+
+        return template_bone_lengths(self.smpl)
+
+
+def predict_points_of_run(run_dir: str, data_dir: str, split: str, num_points: int, batch_size: int = 16):
+    """Predictions (N, P, 3) of a trained shn / alexnet run on ``split`` of ``data_dir`` and the ground truth
+    (N, P, 3), root-relative metres, in record order (no augmentation)."""
+    from tqdm import tqdm
+
+    from smplr_tf import runs
+    from smplr_tf.data.pipeline import hourglass_dataset
+
+    stage, net, fl = runs.load_model_from_run(run_dir)
+    if stage not in ("shn", "alexnet", "e2e"):
+        raise ValueError(f"--input_run {run_dir} is a '{stage}' run; expected shn or alexnet")
+    p = int(fl["num_points"])
+    if p != num_points:
+        raise ValueError(f"--input_run {run_dir} predicts {p} points but this stage has --num_points={num_points}")
+    ds = hourglass_dataset(data_dir, split, batch_size, input_size=int(fl["input_size"]),
+                           heatmap_size=int(fl["heatmap_size"]), depth_bins=int(fl["depth_bins"]) or 1,
+                           num_points=p, limbs=False, augment=False, shuffle=False, repeat=False)
+    preds, gts = [], []
+    for image, targets in tqdm(ds, desc=f"predicting {split} with {run_dir}", unit="batch"):
+        out = net(image, training=False)
+        preds.append(np.asarray(out["points"] if isinstance(out, dict) else out, np.float32))
+        gts.append(np.asarray(targets["points"], np.float32))
+    return np.concatenate(preds), np.concatenate(gts)
+
+
+# ------------------------------------------------------------------------------------------------ dae
+class DaeStage(PointStage):
+    name = "dae"
+
+    def build_network(self):
+        from smplr_tf.models.dae import build_dae
+
+        c = self.cfg
+        return build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
+                         keep_prob=float(c.dae_keep_prob))
+
+    def loss_names(self):
+        return ("loss", "l1_points") + (("l1_bones",) if self.cfg.dae_bone_loss > 0 else ())
+
+    def metric_names(self):
+        return ("mpjpe_mm", "input_mpjpe_mm")
+
+    def loss_fn(self, x, y, pred, training):
+        l1 = losses.l1_loss(y["points"], pred)
+        terms = {"l1_points": l1, "loss": l1}
+        if self.cfg.dae_bone_loss > 0 and self.num_points == skeleton.NUM_POINTS:
+            terms["l1_bones"] = losses.bone_length_l1(y["points"], pred)
+            terms["loss"] = l1 + float(self.cfg.dae_bone_loss) * terms["l1_bones"]
+        return terms
+
+    def metric_fn(self, x, y, pred):
+        return {"mpjpe_mm": mpjpe_mm(pred, y["points"]), "input_mpjpe_mm": mpjpe_mm(x, y["points"])}
+
+    def report_extras(self, x, y, pred):
+        return {"val_input_mpjpe_mm": mpjpe_mm(x, y["points"])}
+
+
+# ------------------------------------------------------------------------------------------------ psi
+class PsiStage(PointStage):
+    """smplr_shape: Psi with L_beta (+ L_SMPL with --smpl_loss). Input --dae_input (default: see flagfiles)."""
+
+    name = "smplr_shape"
+
+    @property
+    def num_points(self) -> int:
+        return skeleton.NUM_POINTS
+
+    def build_network(self):
+        return build_psi_net(self.cfg, self.template_lengths())
+
+    def loss_names(self):
+        return ("loss", "l_beta") + (("l_smpl",) if self.cfg.smpl_loss else ())
+
+    def metric_names(self):
+        return ("mpjpe_mm", "gender_accuracy", "beta_mae")
+
+    def loss_fn(self, x, y, pred, training):
+        true_shape = tf.concat([tf.cast(y["betas"], tf.float32), gender_code(y["gender"])[:, None]], axis=1)
+        pred_shape = tf.concat([tf.cast(pred["betas"], tf.float32), tf.cast(pred["gender"], tf.float32)[:, None]],
+                               axis=1)
+        w = tf.constant([1.0] * NUM_BETAS + [float(self.cfg.gender_loss_weight)], tf.float32)[None, :]
+        w = tf.broadcast_to(w, tf.shape(true_shape))
+        lb = losses.beta_loss(true_shape, pred_shape, beta_reg=float(self.cfg.beta_reg), num_betas=NUM_BETAS,
+                              weights=w)
+        terms = {"l_beta": lb, "loss": lb}
+        if self.cfg.smpl_loss:
+            pts = self.smpl_points(pred["betas"], y["rotmats"], y["gender"])
+            terms["l_smpl"] = losses.smpl_points_loss(y["points"], pts)
+            terms["loss"] = lb + float(self.cfg.smpl_loss_weight) * terms["l_smpl"]
+        return terms
+
+    def _body_points(self, y, pred):
+        from smplr_tf.body.smpl import gender_index_from_sign
+
+        return self.smpl_points(pred["betas"], y["rotmats"], gender_index_from_sign(pred["gender"]))
+
+    def metric_fn(self, x, y, pred):
+        from smplr_tf.body.smpl import gender_index_from_sign
+
+        g = tf.cast(gender_index_from_sign(pred["gender"]), tf.int32)
+        return {"mpjpe_mm": mpjpe_mm(self._body_points(y, pred), y["points"]),
+                "gender_accuracy": tf.cast(tf.equal(g, tf.cast(y["gender"], tf.int32)), tf.float32),
+                "beta_mae": tf.reduce_mean(tf.abs(tf.cast(pred["betas"], tf.float32) - y["betas"]), axis=-1)}
+
+    def predicted_points(self, pred):
+        raise NotImplementedError("Psi predicts shape; its points need the ground-truth pose (see report_error)")
+
+    def report_error(self, x, y, pred):
+        return mpjpe_mm(self._body_points(y, pred), y["points"])
+
+    def report_extras(self, x, y, pred):
+        zero = self.smpl_points(tf.zeros_like(y["betas"]), y["rotmats"], y["gender"])
+        m = self.metric_fn(x, y, pred)
+        return {"val_zero_betas_mpjpe_mm": mpjpe_mm(zero, y["points"]),
+                "val_gender_accuracy_pct": 100.0 * m["gender_accuracy"],
+                "val_beta_mae": m["beta_mae"]}
+
+
+# ------------------------------------------------------------------------------------------------ omega
+class OmegaStage(PointStage):
+    """smplr_pose: Omega with L_R (+ L_SMPL with --smpl_loss)."""
+
+    name = "smplr_pose"
+
+    @property
+    def num_points(self) -> int:
+        return skeleton.NUM_POINTS
+
+    def build_network(self):
+        return build_omega_net(self.cfg, self.template_lengths())
+
+    def loss_names(self):
+        return ("loss", "l_r") + (("l_smpl",) if self.cfg.smpl_loss else ())
+
+    def metric_names(self):
+        return ("mpjpe_mm", "rot_mae")
+
+    def loss_fn(self, x, y, pred, training):
+        lr_ = losses.rotation_loss(y["rotmats"], pred["rotmats"])
+        terms = {"l_r": lr_, "loss": lr_}
+        if self.cfg.smpl_loss:
+            pts = self.smpl_points(y["betas"], pred["rotmats"], y["gender"])
+            terms["l_smpl"] = losses.smpl_points_loss(y["points"], pts)
+            terms["loss"] = lr_ + float(self.cfg.smpl_loss_weight) * terms["l_smpl"]
+        return terms
+
+    def metric_fn(self, x, y, pred):
+        pts = self.smpl_points(y["betas"], pred["rotmats"], y["gender"])
+        return {"mpjpe_mm": mpjpe_mm(pts, y["points"]),
+                "rot_mae": tf.reduce_mean(tf.abs(tf.cast(pred["rotmats"], tf.float32) - y["rotmats"]),
+                                          axis=[1, 2, 3])}
+
+    def predicted_points(self, pred):
+        raise NotImplementedError("Omega predicts rotations; its points need the ground-truth shape")
+
+    def report_error(self, x, y, pred):
+        return mpjpe_mm(self.smpl_points(y["betas"], pred["rotmats"], y["gender"]), y["points"])
+
+    def report_extras(self, x, y, pred):
+        rest = tf.broadcast_to(tf.eye(3), tf.shape(y["rotmats"]))
+        ident = self.smpl_points(y["betas"], rest, y["gender"])
+        return {"val_rest_pose_mpjpe_mm": mpjpe_mm(ident, y["points"])}

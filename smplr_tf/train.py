@@ -1,0 +1,191 @@
+"""Train one stage of SMPLR: ``python -m smplr_tf.train --stage=... --flagfile=... [--run_dir=...]``.
+
+Stages (smplr_tf/stages/): shn (volumetric hourglass; --num_points=41|23, --limbs, --augment,
+--heatmap_loss), shn2d, alexnet, dae (--dae_input=noise|gt|depth0|run, --input_run), smplr_shape (Psi),
+smplr_pose (Omega; --smpl_loss adds L_SMPL), e2e (--shn_run --dae_run --psi_run --omega_run).
+
+Training runs through ``model.fit`` on a :class:`smplr_tf.stages.base.StageTrainer` with callbacks:
+TensorBoard (losses, metrics, learning rate; images; hparams), network checkpoints, BackupAndRestore
+(kill -9 at any moment, run the same command again: it continues from the last finished epoch), run.json
+progress. A finished run is never trained again unless --overwrite. See smplr_tf/runs.py for the layout.
+
+Distribution: --distribution=mirrored (one machine, all local devices) or multi_worker (TF_CONFIG; the
+training records are sharded per worker by file, AutoShardPolicy.FILE). --mixed_precision, --xla, --seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import app, logging
+
+from smplr_tf import flags as sflags
+
+FLAGS = sflags.FLAGS
+
+
+# ------------------------------------------------------------------------------------------- setup
+def make_strategy(kind: str):
+    import tensorflow as tf
+
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if kind == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--distribution=multi_worker needs the cluster in the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown --distribution {kind!r}")
+
+
+def task_info():
+    """(is_chief, worker_index) from TF_CONFIG (chief = worker 0 when there is no 'chief' task)."""
+    cfg = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = cfg.get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    has_chief = "chief" in cfg.get("cluster", {})
+    is_chief = kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+    return is_chief, index
+
+
+def seed_everything(cfg) -> None:
+    import keras
+    import tensorflow as tf
+
+    if cfg.seed is None or cfg.seed < 0:
+        return
+    keras.utils.set_random_seed(int(cfg.seed))
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _shard_by_file(ds):
+    import tensorflow as tf
+
+    opt = tf.data.Options()
+    opt.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    return ds.with_options(opt)
+
+
+def _dummy_input(ds):
+    """A batch of zeros with the dataset's x structure (batch 1), to build the model before fit."""
+    import tensorflow as tf
+
+    spec = ds.element_spec[0]
+
+    def zeros(s):
+        shape = [1] + [d if d is not None else 1 for d in s.shape[1:]]
+        return tf.zeros(shape, s.dtype)
+
+    return tf.nest.map_structure(zeros, spec)
+
+
+# ------------------------------------------------------------------------------------------- train
+def train(cfg) -> dict:
+    """Train the stage described by ``cfg`` (absl FlagValues). Returns the final run.json dict.
+
+    Raises runs.RunError when the run directory holds a finished run (and not --overwrite).
+    """
+    strategy = make_strategy(cfg.distribution)  # first: multi-worker collectives must be set up early
+    import keras
+    import tensorflow as tf
+
+    from smplr_tf import callbacks as cbs
+    from smplr_tf import runs
+    from smplr_tf.stages import get_stage
+    from smplr_tf.stages.base import StageTrainer
+    from smplr_tf.stages.schedule import make_learning_rate
+
+    if cfg.stage is None:
+        raise ValueError("--stage is required (one of %s)" % ", ".join(sflags.STAGES))
+    is_chief, worker_index = task_info() if cfg.distribution == "multi_worker" else (True, 0)
+    run_dir = runs.resolve_run_dir(cfg)
+    mode = runs.prepare_run_dir(run_dir, cfg, write=is_chief)
+    # Non-chief workers keep their own backup (same epochs as the chief's) out of TensorBoard's way.
+    work_dir = run_dir if is_chief else os.path.join(run_dir, ".workers", f"worker{worker_index}")
+    os.makedirs(work_dir, exist_ok=True)
+    logging.info("stage %s, run_dir %s (%s), %d replica(s)", cfg.stage, run_dir, mode,
+                 strategy.num_replicas_in_sync)
+
+    seed_everything(cfg)
+    if cfg.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    stage = get_stage(cfg.stage)(cfg)
+    train_ds, val_ds = stage.datasets()
+    steps = int(cfg.steps_per_epoch) or stage.num_train // int(cfg.batch_size)
+    val_bs = int(cfg.val_batch_size or cfg.batch_size)
+    val_steps = int(cfg.validation_steps) or max(stage.num_val // val_bs, 1)
+    if steps <= 0:
+        raise ValueError(f"--steps_per_epoch is 0 and the training split has {stage.num_train} examples < "
+                         f"--batch_size {cfg.batch_size}")
+    if cfg.distribution == "multi_worker":
+        train_ds = _shard_by_file(train_ds)
+        val_ds = _shard_by_file(val_ds)
+    example_log = cfg.log_example_ids
+    if example_log and cfg.distribution == "multi_worker":
+        example_log = f"{example_log}.worker{worker_index}"
+
+    with strategy.scope():
+        net = stage.build_network()
+        if cfg.init_from:
+            path = runs.load_weights_into(net, cfg.init_from)
+            logging.info("initialised from %s", path)
+        trainer = StageTrainer(net, stage.loss_fn, stage.metric_fn, stage.loss_names(), stage.metric_names(),
+                               example_log=example_log, worker_index=worker_index)
+        trainer(_dummy_input(train_ds), training=False)
+        opt_kw = {"clipnorm": float(cfg.clipnorm)} if cfg.clipnorm > 0 else {}
+        optimizer = keras.optimizers.Adam(learning_rate=make_learning_rate(cfg, steps), **opt_kw)
+        trainer.compile(optimizer=optimizer, jit_compile=bool(cfg.xla))
+        trainer.optimizer.build(trainer.trainable_variables)
+
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(work_dir, runs.BACKUP), double_checkpoint=True)]
+    if is_chief:
+        tb_dir = os.path.join(run_dir, runs.TB)
+        callbacks += [
+            keras.callbacks.TensorBoard(tb_dir, write_graph=False, profile_batch=0, update_freq="epoch"),
+            cbs.NetCheckpoint(net, os.path.join(run_dir, runs.CHECKPOINTS), every=cfg.checkpoint_every),
+            cbs.RunProgress(run_dir),
+            cbs.EpochLogger(os.path.join(run_dir, "log.jsonl")),
+        ]
+        if stage.image_input and cfg.tb_images > 0:
+            callbacks.append(cbs.ImageSummaries(net, stage, next(iter(val_ds)), os.path.join(tb_dir, "images"),
+                                                n=cfg.tb_images))
+        if cfg.tb_hparams and mode == "new":
+            cbs.write_hparams(tb_dir, cfg.run_name or os.path.basename(os.path.normpath(run_dir)),
+                              runs.flags_dict(cfg))
+
+    t0 = time.time()
+    trainer.fit(train_ds, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=val_ds,
+                validation_steps=val_steps, callbacks=callbacks, verbose=int(cfg.verbose), shuffle=False)
+    train_time = time.time() - t0
+
+    if not is_chief:
+        return {}
+    net.save_weights(os.path.join(run_dir, runs.FINAL_WEIGHTS))
+    report = stage.final_report(net, val_steps)
+    for k, v in sorted(report.items()):
+        logging.info("final %s = %.2f", k, v)
+        print(f"final {k} = {v:.2f}", flush=True)
+    state = runs.update_run_json(run_dir, finished=True, epochs=int(cfg.epochs), final=report,
+                                 train_seconds_last_session=round(train_time, 1))
+    return state
+
+
+def main(argv):
+    del argv
+    from smplr_tf import runs
+
+    try:
+        train(FLAGS)
+    except runs.RunError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
