@@ -180,3 +180,43 @@ def define_logging_flags(fv):
 #
 # Registration order does not matter (see `section`). Keep everything above this banner as it is.
 # ============================================================================================
+
+
+def define_evaluation_flags(fv):
+    """Flags of evaluate / reproduce / infer / export (helper F).
+
+    Defined on the process's FLAGS only, deliberately NOT as a registered ``section``: they describe how a
+    run is evaluated or used, not how it was trained, so they stay out of the runs' flags.txt (and out of the
+    resume comparison). --run_dir, --shn_run, --dae_run, --psi_run, --omega_run and --smpl_dir are the
+    training sections' flags, reused with the same meaning.
+    """
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("data", "", "evaluate: TFRecords directory to evaluate on (default: the run's --data_dir).",
+                        **d)
+    flags.DEFINE_string("eval_split", "val", "evaluate: split of --data evaluated.", **d)
+    flags.DEFINE_integer("eval_batch_size", 16, "evaluate: batch size.", **d)
+    flags.DEFINE_integer("max_examples", 0, "evaluate: evaluate at most this many examples (0: all).", **d)
+    flags.DEFINE_enum("eval_input", "auto", ["auto", "gt", "noise", "depth0", "run"],
+                      "evaluate dae / smplr_* runs: their input points. auto: what the run trained on "
+                      "(--dae_input / --input_run of its flags.txt); gt; gt + uniform noise; gt with depth 0; "
+                      "the predictions of --eval_input_run.", **d)
+    flags.DEFINE_string("eval_input_run", "", "evaluate: the shn / alexnet / dae run whose predictions feed "
+                        "the evaluated run (--eval_input=run; auto uses the run's --input_run).", **d)
+    flags.DEFINE_string("output_dir", "", "evaluate: where metrics.json goes for a pipeline (--shn_run ... "
+                        "--omega_run) evaluation; infer: where the outputs go.", **d)
+    flags.DEFINE_string("eval_tag", "", "evaluate: also write metrics-<tag>.json (e.g. one per data set).", **d)
+    flags.DEFINE_boolean("eval_iou", True, "evaluate: silhouette IoU of meshes where records have masks.", **d)
+    flags.DEFINE_string("tables", "1,2,3,4", "reproduce: which tables.", **d)
+    flags.DEFINE_string("runs_dir", "runs", "reproduce: root of the evaluated run directories.", **d)
+    flags.DEFINE_enum("format", "markdown", ["markdown", "json"], "reproduce: output format.", **d)
+    flags.DEFINE_string("output", "", "reproduce: also write the tables to this file.", **d)
+    flags.DEFINE_boolean("quick", False, "reproduce: make synthetic data, train the quick stages, evaluate, print "
+                         "(runs in --runs_dir, default runs/quick).", **d)
+    flags.DEFINE_integer("quick_examples", 0, "reproduce --quick: training examples made (0: the default).", **d)
+    flags.DEFINE_string("image", "", "infer: an image file (a 256x256 crop, or any image with --bbox).", **d)
+    flags.DEFINE_string("bbox", "", "infer: x,y,w,h of the person's square crop box in --image (pixels).", **d)
+    flags.DEFINE_string("export_dir", "", "export: SavedModel directory to write.", **d)
+
+
+if "eval_split" not in FLAGS:
+    define_evaluation_flags(FLAGS)

@@ -1,0 +1,394 @@
+"""Table 5: seconds per step of each module, training and test, beside the paper's GTX 1080 Ti numbers.
+
+    python benchmarks/timing.py                 # full size (the paper's models and batch sizes)
+    python benchmarks/timing.py --small         # tiny models, a quick look (seconds)
+    python benchmarks/timing.py --json          # machine-readable
+    python benchmarks/timing.py --modules=dae,smplr --xla
+
+Modules (41 points): 2D SHN (5 stacks, 2D heads), Vol. SHN (5 stacks, 16 depth bins), DAE, SMPLR (Psi + Omega
++ SMPL). Phases: ``train`` = one optimiser step (forward, loss, backward, Adam update) at the paper's batch
+(6, 6, 256, 256); ``test`` = one forward pass of the inference form of the model (batch norms folded, the
+hourglass's intermediate heads merged: ``smplr_tf.models.inference.inference_model``) at the paper's batch and
+at batch 1. Each row: warm-up steps excluded (the first call traces and compiles), then ``--repeats`` timed
+steps; median, min, max, and the inter-quartile range. Every module runs in its own subprocess so that its
+peak resident memory (``ru_maxrss``) is its own; ``mem_peak_mb`` is that peak and ``mem_delta_mb`` the peak
+minus the process's resident memory after importing TensorFlow (before building the model).
+
+FLOPs per step are counted from the traced TF graph (``tf.profiler`` float-operation count over the
+concrete function: every MatMul / Conv2D / their gradients / element-wise op with a registered cost), and
+``GFLOP/s`` = FLOPs / median time. The machine's peak is measured by the same script: the best of several
+float32 (2048 x 2048) matrix products (``--peak_size``), run with all threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+MODULES = ("shn2d", "shn", "dae", "smplr")
+LABELS = {"shn2d": "2D SHN", "shn": "Vol. SHN", "dae": "DAE", "smplr": "SMPLR"}
+PAPER_BATCH = {"shn2d": 6, "shn": 6, "dae": 256, "smplr": 256}
+SMALL_BATCH = {"shn2d": 2, "shn": 2, "dae": 32, "smplr": 32}
+# Goals on the 2-core CPU of this project (issue 5): module -> {(phase, batch): seconds}.
+GOALS = {"smplr": {("test", 1): 0.003}, "dae": {("test", 256): 0.011}, "shn": {("test", 1): 0.25}}
+
+
+# ------------------------------------------------------------------------------------------------ device
+
+def device_name() -> str:
+    """A readable name of the device TF runs on (GPU name, or the CPU model and core count)."""
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            d = tf.config.experimental.get_device_details(gpus[0])
+            return f"GPU: {d.get('device_name', gpus[0].name)} (x{len(gpus)})"
+    except Exception:  # noqa: BLE001 - the name is informative only
+        pass
+    model = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {model}, {os.cpu_count()} logical cores"
+
+
+def measure_peak(size: int = 2048, repeats: int = 5) -> dict:
+    """Best float32 matmul throughput (GFLOP/s) of TF on this machine: the practical peak."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    mm = tf.function(lambda x, y: tf.linalg.matmul(x, y))
+    mm(a, b).numpy()
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        mm(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    flops = 2.0 * size ** 3
+    return {"matmul_size": size, "best_s": best, "gflops_per_s": flops / best / 1e9}
+
+
+# ------------------------------------------------------------------------------------------------ FLOPs
+
+def graph_flops(concrete_fn) -> float | None:
+    """Float operations of one call of a traced tf.function (tf.profiler's registered op costs)."""
+    try:
+        from tensorflow.python.profiler import model_analyzer, option_builder
+
+        opts = option_builder.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        prof = model_analyzer.profile(concrete_fn.graph, options=opts)
+        return float(prof.total_float_ops)
+    except Exception:  # noqa: BLE001 - reported as unknown
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+def _hourglass_cfg(small: bool, depth_bins: int) -> dict:
+    if small:
+        return dict(num_stacks=2, features=32, input_size=64, num_points=41, depth_bins=min(depth_bins, 4),
+                    downsamplings=2)
+    return dict(num_stacks=5, features=256, input_size=256, num_points=41, depth_bins=depth_bins)
+
+
+def _volume_ce(logits, target):
+    """Softmax cross-entropy over each point's whole volume (or plane): logits/target (B, ..., C)."""
+    import tensorflow as tf
+
+    c = logits.shape[-1]
+    lg = tf.reshape(tf.transpose(tf.reshape(logits, [tf.shape(logits)[0], -1, c]), [0, 2, 1]), [-1, tf.reduce_prod(logits.shape[1:-1])])
+    tg = tf.reshape(tf.transpose(tf.reshape(target, [tf.shape(target)[0], -1, c]), [0, 2, 1]), [-1, tf.reduce_prod(target.shape[1:-1])])
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(tg, lg))
+
+
+def build_module(name: str, small: bool):
+    """-> dict(model, infer_model, make_inputs(batch) -> tuple, forward(model, *inputs), loss(outputs, inputs))."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    if name in ("shn", "shn2d"):
+        from smplr_tf.models.hourglass import build_hourglass
+        from smplr_tf.models.inference import inference_model, randomize_batch_norms
+
+        cfg = _hourglass_cfg(small, 0 if name == "shn2d" else 16)
+        model = build_hourglass(**cfg)
+        randomize_batch_norms(model)
+        s = cfg["input_size"]
+        hm = s // 4
+        tshape = (hm, hm, cfg["depth_bins"], 41) if cfg["depth_bins"] else (hm, hm, 41)
+
+        def make_inputs(batch):
+            x = tf.constant(rng.normal(size=(batch, s, s, 3)), tf.float32)
+            t = tf.nn.softmax(tf.constant(rng.normal(size=(batch,) + tshape), tf.float32), axis=-2)
+            return x, t
+
+        def forward(m, x, t):
+            return m(x, training=False)["points"]
+
+        def loss(m, x, t):
+            out = m(x, training=True)
+            return tf.add_n([_volume_ce(h, t) for h in out["heatmaps"]])
+
+        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
+                    loss=loss, config=cfg)
+
+    if name == "dae":
+        from smplr_tf.models.dae import build_dae
+        from smplr_tf.models.inference import inference_model, randomize_batch_norms
+
+        cfg = dict(num_points=41, hidden=128 if small else 1024, bottleneck=64 if small else 512)
+        model = build_dae(**cfg)
+        randomize_batch_norms(model)
+
+        def make_inputs(batch):
+            y = tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32)
+            return y + 0.02, y
+
+        def forward(m, x, y):
+            return m(x, training=False)
+
+        def loss(m, x, y):
+            return tf.reduce_mean(tf.abs(m(x, training=True) - y))
+
+        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
+                    loss=loss, config=cfg)
+
+    if name == "smplr":
+        from smplr_tf.body.smpl import SMPL
+        from smplr_tf.models import smplr as smplr_mod
+        from smplr_tf.models.inference import inference_model, randomize_batch_norms
+
+        smpl = SMPL()
+        cfg = dict(small=small)
+        model = smplr_mod.build_smplr(smpl_layer=smpl, **({"width": 64} if small else {}))
+        randomize_batch_norms(model)
+
+        def make_inputs(batch):
+            pts = tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32)
+            rot = tf.eye(3, batch_shape=[batch, 24])
+            betas = tf.constant(rng.normal(size=(batch, 10)), tf.float32)
+            return pts, rot, betas
+
+        def forward(m, pts, rot, betas):
+            return m(pts, training=False)["vertices"]
+
+        def loss(m, pts, rot, betas):
+            out = m(pts, training=True)
+            return (tf.reduce_mean(tf.abs(out["rotmats"] - rot)) + tf.reduce_mean(tf.abs(out["betas"] - betas))
+                    + tf.reduce_mean(tf.abs(out["points"] - pts)))
+
+        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
+                    loss=loss, config=cfg)
+    raise ValueError(f"unknown module {name!r}; choose from {MODULES}")
+
+
+# ------------------------------------------------------------------------------------------------ timing
+
+def time_steps(fn, args, warmup: int, repeats: int, budget_s: float) -> dict:
+    """Call ``fn(*args)`` warmup times (untimed), then up to ``repeats`` times (stopping after budget_s)."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        _sync(fn(*args))
+    first = time.perf_counter() - t0
+    times = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _sync(fn(*args))
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s and len(times) >= 3:
+            break
+    t = np.array(times)
+    q1, q3 = np.percentile(t, [25, 75])
+    return {"median_s": float(np.median(t)), "min_s": float(t.min()), "max_s": float(t.max()),
+            "iqr_s": float(q3 - q1), "n": int(t.size), "warmup_s": first}
+
+
+def _sync(out):
+    import tensorflow as tf
+
+    for t in tf.nest.flatten(out):
+        if hasattr(t, "numpy"):
+            t.numpy()
+    return out
+
+
+def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, budget_s: float,
+               phases=("train", "test")) -> dict:
+    """Time one module in this process. Returns {"module", "rows": [...], "mem_...", "config"}."""
+    import keras
+    import tensorflow as tf
+
+    base_rss = _rss_mb()
+    mod = build_module(name, small)
+    batch = (SMALL_BATCH if small else PAPER_BATCH)[name]
+    rows = []
+    if "train" in phases:
+        model = mod["model"]
+        opt = keras.optimizers.Adam(1e-4)
+        inputs = mod["make_inputs"](batch)
+
+        def step(*a):
+            with tf.GradientTape() as tape:
+                loss = mod["loss"](model, *a)
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        fn = tf.function(step, jit_compile=xla)
+        flops = graph_flops(fn.get_concrete_function(*inputs))
+        r = time_steps(fn, inputs, warmup, repeats, budget_s)
+        rows.append(dict(phase="train", batch=batch, flops=flops, **r))
+    if "test" in phases:
+        infer = mod["infer"]
+        for b in sorted({batch, 1}, reverse=True):
+            inputs = mod["make_inputs"](b)
+            fn = tf.function(lambda *a: mod["forward"](infer, *a), jit_compile=xla)
+            flops = graph_flops(fn.get_concrete_function(*inputs))
+            r = time_steps(fn, inputs, warmup, repeats, budget_s)
+            rows.append(dict(phase="test", batch=b, flops=flops, **r))
+    peak = _peak_rss_mb()
+    return {"module": name, "label": LABELS[name], "rows": rows, "mem_peak_mb": peak,
+            "mem_delta_mb": peak - base_rss, "config": {k: v for k, v in mod.get("config", {}).items()},
+            "params": int(sum(np.prod(v.shape) for v in mod["model"].weights))}
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:
+        return _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def attach_paper(result: dict, peak_gflops: float | None, small: bool = False) -> None:
+    """Add the paper's time, our/paper ratio, goal and GFLOP/s (and % of peak) to each row in place.
+
+    With ``small`` the models are not the paper's: the paper's time is shown, the ratio and goal are not.
+    """
+    from smplr_tf import paper_results
+
+    paper = paper_results.TABLE5[result["label"]]
+    for r in result["rows"]:
+        p = paper.get((r["phase"], r["batch"]))
+        r["paper_s"] = p
+        r["ratio_vs_paper"] = r["median_s"] / p if p and not small else None
+        goal = None if small else GOALS.get(result["module"], {}).get((r["phase"], r["batch"]))
+        r["goal_s"] = goal
+        r["meets_goal"] = (r["median_s"] <= goal) if goal else None
+        if r.get("flops"):
+            r["gflops"] = r["flops"] / 1e9
+            r["gflops_per_s"] = r["flops"] / r["median_s"] / 1e9
+            r["pct_of_peak"] = 100.0 * r["gflops_per_s"] / peak_gflops if peak_gflops else None
+
+
+def format_table(report: dict) -> str:
+    lines = [f"Table 5 — seconds per step ({'small models' if report['small'] else 'full size'}); "
+             f"device: {report['device']}; XLA {'on' if report['xla'] else 'off'}",
+             f"paper: {report['paper_device']}; machine peak (float32 matmul {report['peak']['matmul_size']}): "
+             f"{report['peak']['gflops_per_s']:.0f} GFLOP/s; load average {report['loadavg']}",
+             "",
+             "| module | phase | batch | ours median (s) | min–max (s) | IQR (s) | n | paper (s) | ours/paper | "
+             "GFLOP/step | GFLOP/s | % peak | goal | peak mem (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for res in report["modules"]:
+        if "error" in res:
+            lines.append(f"| {LABELS[res['module']]} | error: {res['error'][:120]} |")
+            continue
+        for r in res["rows"]:
+            f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+            goal = "-" if not r.get("goal_s") else f"<= {r['goal_s']} {'met' if r['meets_goal'] else 'MISSED'}"
+            lines.append(
+                f"| {res['label']} | {r['phase']} | {r['batch']} | {r['median_s']:.4f} | "
+                f"{r['min_s']:.4f}–{r['max_s']:.4f} | {r['iqr_s']:.4f} | {r['n']} | {f(r['paper_s'])} | "
+                f"{f(r['ratio_vs_paper'], 2)} | {f(r.get('gflops'), 2)} | {f(r.get('gflops_per_s'), 1)} | "
+                f"{f(r.get('pct_of_peak'), 0)} | {goal} | {res['mem_peak_mb']:.0f} (+{res['mem_delta_mb']:.0f}) |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", action="store_true", help="tiny models and batches: a quick look")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ap.add_argument("--modules", default=",".join(MODULES), help=f"subset of {','.join(MODULES)}")
+    ap.add_argument("--phases", default="train,test")
+    ap.add_argument("--xla", action="store_true", help="jit_compile the steps")
+    ap.add_argument("--repeats", type=int, default=None, help="timed steps per row (default 20, small 5)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--budget_s", type=float, default=60.0, help="stop repeating a row after this many seconds")
+    ap.add_argument("--peak_size", type=int, default=2048)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    repeats = a.repeats or (5 if a.small else 20)
+    phases = tuple(a.phases.split(","))
+
+    if a.child:
+        try:
+            res = run_module(a.child, a.small, a.xla, repeats, a.warmup, a.budget_s, phases)
+        except Exception as e:  # noqa: BLE001 - reported in the parent's table
+            res = {"module": a.child, "error": f"{type(e).__name__}: {e}"}
+        print("@@RESULT@@" + json.dumps(res))
+        return 0
+
+    import tensorflow as tf  # noqa: F401 - for the device name and the peak
+
+    report = {"device": device_name(), "small": a.small, "xla": a.xla, "repeats": repeats, "warmup": a.warmup,
+              "loadavg": [round(x, 2) for x in os.getloadavg()], "modules": []}
+    from smplr_tf import paper_results
+
+    report["paper_device"] = paper_results.TABLE5_DEVICE
+    report["peak"] = measure_peak(a.peak_size)
+    mods = [m.strip() for m in a.modules.split(",") if m.strip()]
+    for m in mods:
+        if m not in MODULES:
+            ap.error(f"--modules: unknown {m!r}; choose from {','.join(MODULES)}")
+    for m in mods:
+        if not a.json:
+            print(f"[timing] {LABELS[m]} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, os.path.abspath(__file__), f"--child={m}", f"--repeats={repeats}",
+               f"--warmup={a.warmup}", f"--budget_s={a.budget_s}", f"--phases={a.phases}"]
+        cmd += ["--small"] if a.small else []
+        cmd += ["--xla"] if a.xla else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = [l for l in proc.stdout.splitlines() if l.startswith("@@RESULT@@")]
+        if line:
+            res = json.loads(line[-1][len("@@RESULT@@"):])
+        else:
+            res = {"module": m, "error": f"child exited {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+        if "error" not in res:
+            attach_paper(res, report["peak"]["gflops_per_s"], a.small)
+        report["modules"].append(res)
+    report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report, indent=1) if a.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
