@@ -1,0 +1,266 @@
+"""tf.data pipelines: shapes and values of the hourglass targets, augmentation seeds, bad records, points input."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from smplr_tf.body import skeleton
+from smplr_tf.body.smpl import SMPL
+from smplr_tf.body.testing import random_model_data
+from smplr_tf.data import crop, noise, pipeline, schema
+
+K_SRC = np.array([[600.0, 0, 160.0], [0, 600.0, 120.0], [0, 0, 1]], np.float32)
+SMALL = dict(input_size=64, heatmap_size=16, depth_bins=4)
+
+
+def make_example(rng, index=0):
+    """A schema example with consistent geometry (the paper's crop) and a random image / disc mask."""
+    root = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.3), rng.uniform(4.0, 6.0)], np.float32)
+    rel = rng.uniform(-0.7, 0.7, size=(42, 3)).astype(np.float32)
+    rel[:, 2] *= 0.4
+    rel[0] = 0.0
+    pts = rel + root
+    box = crop.crop_box(root, K_SRC)
+    Kc = crop.crop_intrinsics(K_SRC, box, 256)
+    p2 = crop.project(pts, Kc)
+    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:256, :256]
+    mask = ((xx - 127.5) ** 2 + (yy - 127.5) ** 2) < 60 ** 2
+    return {
+        "image": schema.encode_image(img), "mask": schema.encode_mask(mask),
+        "joints3d": pts[:24], "landmarks3d": pts[24:], "joints2d": p2[:24], "landmarks2d": p2[24:],
+        "pose": rng.normal(0, 0.2, 72).astype(np.float32), "betas": rng.normal(0, 1, 10).astype(np.float32),
+        "gender": int(index % 2), "intrinsics": Kc, "root_depth": float(root[2]), "crop_box": box,
+        "dataset": "test", "subject": "s", "sequence": "q", "frame": index, "camera": 0,
+        "has_3d": 1, "has_smpl": 1, "has_mask": 1, "has_landmarks": 1,
+    }
+
+
+def write_split(data_dir, split="train", n=6, shards=2, seed=0, examples=None):
+    rng = np.random.default_rng(seed)
+    examples = examples or [make_example(rng, i) for i in range(n)]
+    info = []
+    for s in range(shards):
+        name = schema.shard_name(split, s, shards)
+        with schema.ShardWriter(os.path.join(data_dir, name)) as w:
+            for ex in examples[s::shards]:
+                w.write(ex)
+        info.append({"file": name, "count": w.count})
+    schema.update_manifest(str(data_dir), split, info)
+    return examples
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("records")
+    write_split(d, "train", n=6, shards=2)
+    return str(d)
+
+
+def _all(ds):
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds]
+
+
+def test_crop_centre_is_projected_root():
+    # the flip / rotation of augment.py turn the crop about (S - 1) / 2: the paper's crop puts the root there
+    rng = np.random.default_rng(3)
+    ex = make_example(rng)
+    np.testing.assert_allclose(ex["joints2d"][0], [127.5, 127.5], atol=1e-3)
+    small = pipeline._resize_labels_2d(ex["joints2d"][0], 256, 64)
+    np.testing.assert_allclose(small, [31.5, 31.5], atol=1e-4)
+
+
+def test_hourglass_shapes_values_and_targets(data_dir):
+    ds = pipeline.hourglass_dataset(data_dir, "train", 3, limbs=True, **SMALL)
+    batches = _all(ds)
+    assert len(batches) == 2
+    img, t = batches[0]
+    assert img.shape == (3, 64, 64, 3) and img.dtype == np.float32
+    np.testing.assert_allclose(img.reshape(3, -1).mean(1), 0, atol=1e-4)
+    np.testing.assert_allclose(img.reshape(3, -1).std(1), 1, atol=1e-3)
+    assert t["heatmaps"].shape == (3, 16, 16, 4, 45)
+    assert t["points"].shape == (3, 41, 3) and t["points2d"].shape == (3, 41, 2)
+    assert t["mask_valid"].shape == (3, 45)
+    # points = the records' root-relative points (files interleaved: compare as a set by the first point)
+    rng = np.random.default_rng(0)
+    exs = [make_example(rng, i) for i in range(6)]
+    want = {round(float(p[0, 0]), 5): p for p in
+            (skeleton.points_from_smpl(e["joints3d"], e["landmarks3d"]) for e in exs)}
+    for b in batches:
+        for p in b[1]["points"]:
+            np.testing.assert_allclose(p, want[round(float(p[0, 0]), 5)], atol=1e-5)
+    # the peak of each valid point channel sits at the point's voxel
+    hm, pts, valid = t["heatmaps"], t["points"], t["mask_valid"]
+    for b in range(3):
+        for c in range(41):
+            if not valid[b, c]:
+                continue
+            v = (pts[b, c] / 2.5 + 0.5) * np.array([16, 16, 4]) - 0.5
+            iy, ix, iz = np.unravel_index(np.argmax(hm[b, ..., c]), (16, 16, 4))
+            np.testing.assert_array_less(np.abs(np.array([ix, iy, iz]) - v), 0.5 + 1e-4)
+        # limb channels: max near 1 where 3D is known
+        assert np.all(hm[b, ..., 41:].max(axis=(0, 1, 2)) > 0.5)
+
+
+def test_joints_only_and_2d(data_dir):
+    img, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, num_points=23, **SMALL)))
+    assert t["heatmaps"].shape == (2, 16, 16, 4, 23) and t["points"].shape == (2, 23, 3)
+    img, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, input_size=64, heatmap_size=16,
+                                                  depth_bins=0)))
+    hm, p2 = t["heatmaps"].numpy(), t["points2d"].numpy()
+    assert hm.shape == (2, 16, 16, 41)
+    for c in range(41):
+        h = (p2[0, c] + 0.5) * 16 / 64 - 0.5
+        if np.all((h > 0) & (h < 15)):
+            iy, ix = np.unravel_index(np.argmax(hm[0, ..., c]), (16, 16))
+            np.testing.assert_array_less(np.abs(np.array([ix, iy]) - h), 0.5 + 1e-4)
+
+
+def test_augmentation_seeded_and_consistent(data_dir):
+    kw = dict(SMALL, augment=True, shuffle=True, seed=5, limbs=True)
+    a = _all(pipeline.hourglass_dataset(data_dir, "train", 3, **kw))
+    b = _all(pipeline.hourglass_dataset(data_dir, "train", 3, **kw))
+    c = _all(pipeline.hourglass_dataset(data_dir, "train", 3, **dict(kw, seed=6)))
+    assert len(a) == 2  # 6 examples, batch 3, remainder dropped
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x[0], y[0])
+        np.testing.assert_array_equal(x[1]["points"], y[1]["points"])
+    assert not all(np.array_equal(x[0], y[0]) for x, y in zip(a, c))
+    # flips / rotations keep each body's shape: bone lengths of the 42-node tree are preserved
+    rng = np.random.default_rng(0)
+    lengths = sorted(np.round(np.linalg.norm(skeleton.bone_vectors(
+        skeleton.points_from_smpl(e["joints3d"], e["landmarks3d"])), axis=-1).sum(), 4)
+        for e in (make_example(rng, i) for i in range(6)))
+    got = sorted(np.round(np.linalg.norm(skeleton.bone_vectors(p), axis=-1).sum(), 4)
+                 for bt in a for p in bt[1]["points"])
+    assert set(got) <= set(lengths)
+    # 2D and 3D labels stay together: x of 2D relative to the crop centre has the sign of 3D x for most points
+    for bt in a:
+        d2 = bt[1]["points2d"][..., 0] - 31.5
+        d3 = bt[1]["points"][..., 0]
+        big = np.abs(d3) > 0.15
+        assert np.mean(np.sign(d2[big]) == np.sign(d3[big])) > 0.95
+
+
+def test_repeat_gives_new_augmentation_each_epoch(data_dir):
+    ds = pipeline.hourglass_dataset(data_dir, "train", 6, augment=True, repeat=True, seed=1, **SMALL)
+    it = iter(ds)
+    e1, e2 = next(it), next(it)
+    assert not np.array_equal(e1[0].numpy(), e2[0].numpy())
+
+
+def test_targets_on_device_and_float16(data_dir):
+    _, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, targets_on_device=True, limbs=True, **SMALL)))
+    assert "heatmaps" not in t and t["joints"].shape == (2, 24, 3) and t["joints2d"].shape == (2, 24, 2)
+    _, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, heatmap_dtype=tf.float16, **SMALL)))
+    assert t["heatmaps"].dtype == tf.float16
+
+
+# ------------------------------------------------------------------------------------------ bad records
+def _bad_dir(tmp_path, case):
+    rng = np.random.default_rng(9)
+    exs = [make_example(rng, i) for i in range(5)]
+    d = str(tmp_path / case)
+    os.makedirs(d)
+    name = schema.shard_name("train", 0, 1)
+    path = os.path.join(d, name)
+    with tf.io.TFRecordWriter(path) as w:
+        for i, ex in enumerate(exs):
+            rec = schema.serialize_example(ex)
+            if i == 3:
+                proto = tf.train.Example.FromString(rec)
+                if case == "missing":
+                    del proto.features.feature["betas"]
+                elif case == "nan":
+                    proto.features.feature["pose"].float_list.value[5] = float("nan")
+                elif case == "size":
+                    small = np.zeros((128, 128, 3), np.uint8)
+                    proto.features.feature["image"].bytes_list.value[0] = schema.encode_image(small)
+                rec = proto.SerializeToString()
+                if case == "garbage":
+                    rec = b"\x0a\xff\xff\xffnot a protobuf"
+            w.write(rec)
+    if case == "corrupt":  # flip bytes inside the 4th record's payload: the CRC check fails
+        data = bytearray(open(path, "rb").read())
+        offsets, off = [], 0
+        while off < len(data):
+            n = int.from_bytes(data[off:off + 8], "little")
+            offsets.append(off)
+            off += 16 + n
+        data[offsets[3] + 12 + 100] ^= 0xFF
+        open(path, "wb").write(bytes(data))
+    schema.update_manifest(d, "train", [{"file": name, "count": 5}])
+    return d, path
+
+
+@pytest.mark.parametrize("case,what", [("corrupt", "corrupt"), ("garbage", "corrupt"), ("missing", "betas"),
+                                       ("size", "128x128"), ("nan", "NaN")])
+def test_bad_record_names_file_and_index(tmp_path, case, what):
+    d, path = _bad_dir(tmp_path, case)
+    ds = pipeline.hourglass_dataset(d, "train", 1, **SMALL)
+    with pytest.raises(Exception) as ei:
+        for _ in ds:
+            pass
+    msg = str(ei.value)
+    assert f"{path} record 3" in msg and what in msg, msg
+    if case in ("nan", "missing", "corrupt"):  # the points pipeline reads the same way
+        smpl = SMPL(models={"female": random_model_data(60, 0, "female"), "male": random_model_data(60, 1, "male")})
+        with pytest.raises(Exception, match="record 3"):
+            for _ in pipeline.points_dataset(d, "train", 1, smpl_layer=smpl):
+                pass
+
+
+# ------------------------------------------------------------------------------------------ points
+@pytest.fixture(scope="module")
+def smpl_layer():
+    return SMPL(models={"female": random_model_data(80, 0, "female"), "male": random_model_data(80, 1, "male")})
+
+
+def test_points_from_records_match_smpl(data_dir, smpl_layer):
+    batches = _all(pipeline.points_dataset(data_dir, "train", 4, smpl_layer=smpl_layer, noise="none"))
+    assert [b["points"].shape[0] for b in batches] == [4, 2]
+    for b in batches:
+        out = smpl_layer(tf.constant(b["betas"]), tf.constant(b["rotmats"]), tf.constant(b["gender"]))
+        want = skeleton.points_from_smpl(out["joints"].numpy(), out["landmarks"].numpy())
+        np.testing.assert_allclose(b["points"], want, atol=1e-5)
+        np.testing.assert_array_equal(b["noisy"], b["points"])
+        assert b["rotmats"].shape == (b["points"].shape[0], 24, 3, 3)
+    # the records' genders (0, 1, 0, ...) and betas come through
+    rng = np.random.default_rng(0)
+    exs = [make_example(rng, i) for i in range(6)]
+    got = {round(float(x[0]), 5): g for b in batches for x, g in zip(b["betas"], b["gender"])}
+    for e in exs:
+        assert got[round(float(e["betas"][0]), 5)] == e["gender"]
+
+
+def test_points_noise_modes(data_dir, smpl_layer):
+    b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="uniform", seed=0))[0]
+    diff = np.abs(b["noisy"] - b["points"])
+    assert np.all(diff <= noise.POINT_NOISE_SIGMA[None, :, None] + 1e-6) and diff.max() > 0.01
+    b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="depth0", seed=0,
+                                     num_points=23))[0]
+    assert b["points"].shape == (6, 23, 3)
+    np.testing.assert_array_equal(b["noisy"][..., 2], 0)
+    assert np.all(np.abs(b["noisy"][..., :2] - b["points"][..., :2]) <= noise.POINT_NOISE_SIGMA[:23, None] + 1e-6)
+
+
+def test_points_sampled(smpl_layer):
+    kw = dict(smpl_layer=smpl_layer, seed=3, num_samples=10)
+    a = _all(pipeline.points_dataset(None, "train", 4, **kw))
+    assert [x["points"].shape[0] for x in a] == [4, 4, 2]
+    b = _all(pipeline.points_dataset(None, "train", 4, **kw))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["points"], y["points"])
+        np.testing.assert_array_equal(x["noisy"], y["noisy"])
+    x = a[0]
+    assert set(np.unique(np.concatenate([y["gender"] for y in a]))) <= {0, 1}
+    # sampled bodies are upright in the camera frame: the head is above (smaller y than) the pelvis
+    head = x["points"][:, skeleton.joint_to_point(15)]
+    assert np.mean(head[:, 1] < 0) >= 0.75
+    rm = x["rotmats"]
+    np.testing.assert_allclose(rm @ np.swapaxes(rm, -1, -2), np.broadcast_to(np.eye(3), rm.shape), atol=1e-5)
+    # an endless stream with repeat
+    it = iter(pipeline.points_dataset(None, "train", 4, smpl_layer=smpl_layer, seed=3, repeat=True))
+    assert next(it)["points"].shape == (4, 41, 3)
