@@ -134,7 +134,7 @@ def _family_angles(family: str, rng: np.random.Generator):
         reach_both = rng.uniform() < 0.4
         for r in (flip, not flip):
             if r == flip or reach_both:
-                A.arm(r, u(-0.6, 0.7), u(0.7, 1.6), u(0.0, 0.5), twist=u(-0.5, 0.5))
+                A.arm(r, u(-0.6, 0.7), u(0.9, 1.6), u(0.0, 0.5), twist=u(-0.5, 0.5))
             else:
                 A.arm(r, u(1.0, 1.5), u(-0.2, 0.4), u(0.0, 0.8))
         A.spine(u(0.0, 0.4), u(-0.35, 0.35) * (1 if flip else -1), u(-0.2, 0.2))

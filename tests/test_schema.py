@@ -1,0 +1,93 @@
+"""The TFRecord schema (smplr_tf/data/schema.py): round trip, validation errors, atomic shards, manifest."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from smplr_tf.data import schema
+
+
+def make_example(rng=None, **over):
+    rng = rng or np.random.default_rng(0)
+    ex = {k: rng.normal(size=s).astype(np.float32) for k, s in schema.FLOAT_FIELDS.items()}
+    ex["root_depth"] = np.float32(4.0)
+    ex.update(gender=1, frame=7, camera=2, has_3d=1, has_smpl=1, has_mask=0, has_landmarks=1,
+              dataset="synthetic", subject=b"s1", sequence="seq",
+              image=schema.encode_image(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)),
+              mask=schema.encode_mask(rng.uniform(size=(256, 256)) > 0.5))
+    ex.update(over)
+    return ex
+
+
+def test_round_trip():
+    import tensorflow as tf
+
+    ex = make_example()
+    img = np.full((256, 256, 3), 90, np.uint8)
+    mask = np.zeros((256, 256), bool)
+    mask[10:50, 20:30] = True
+    ex.update(image=schema.encode_image(img), mask=schema.encode_mask(mask))
+    out = schema.parse_example(tf.constant(schema.serialize_example(ex)))
+    for k, s in schema.FLOAT_FIELDS.items():
+        assert out[k].shape == s
+        np.testing.assert_allclose(out[k].numpy(), ex[k], rtol=1e-6)
+    for k in schema.INT_FIELDS:
+        assert int(out[k]) == int(ex[k])
+    assert out["dataset"].numpy() == b"synthetic" and out["sequence"].numpy() == b"seq"
+    assert np.abs(out["image"].numpy().astype(int) - 90).max() <= 2
+    np.testing.assert_array_equal(out["mask"].numpy() > 0, mask)
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (dict(joints3d=np.zeros((23, 3))), "joints3d"),
+    (dict(betas=np.full(10, np.nan)), "betas"),
+    (dict(gender=5), "gender"),
+    (dict(image=b""), "image"),
+])
+def test_check_example_names_the_field(bad, needle):
+    with pytest.raises(schema.SchemaError, match=needle):
+        schema.serialize_example(make_example(**bad), where="here")
+    ex = make_example()
+    del ex["pose"]
+    with pytest.raises(schema.SchemaError, match="pose"):
+        schema.check_example(ex)
+
+
+def test_shard_writer_is_atomic(tmp_path):
+    path = os.path.join(tmp_path, schema.shard_name("train", 0, 1))
+    with pytest.raises(RuntimeError):
+        with schema.ShardWriter(path) as w:
+            w.write(make_example())
+            raise RuntimeError("crash")
+    assert os.listdir(tmp_path) == []
+    with schema.ShardWriter(path) as w:
+        w.write(make_example())
+        w.write(make_example())
+    assert w.count == 2 and os.listdir(tmp_path) == [os.path.basename(path)]
+
+
+def test_manifest(tmp_path):
+    d = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        schema.read_manifest(d)
+    for split, n in (("train", 3), ("val", 1)):
+        name = schema.shard_name(split, 0, 1)
+        with schema.ShardWriter(os.path.join(d, name)) as w:
+            for _ in range(n):
+                w.write(make_example())
+        schema.update_manifest(d, split, [{"file": name, "count": n}], dataset="synthetic")
+    man = schema.read_manifest(d)
+    assert man["splits"]["train"]["num_examples"] == 3 and man["splits"]["val"]["num_examples"] == 1
+    assert schema.split_files(d, "val") == [os.path.join(d, "val-00000-of-00001.tfrecord")]
+    with pytest.raises(schema.SchemaError, match="no split 'test'"):
+        schema.split_files(d, "test")
+    os.remove(os.path.join(d, "val-00000-of-00001.tfrecord"))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        schema.split_files(d, "val")
+    man["schema_version"] = 99
+    with open(os.path.join(d, schema.MANIFEST_NAME), "w") as f:
+        json.dump(man, f)
+    with pytest.raises(schema.SchemaError, match="schema_version"):
+        schema.read_manifest(d)
