@@ -1,0 +1,285 @@
+"""Models: shapes (tiny and full size), soft-argmax, DAE residual, bone features, SMPLR wiring, BN folding."""
+
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from smplr_tf import volume
+from smplr_tf.body import skeleton
+from smplr_tf.models.alexnet import build_alexnet
+from smplr_tf.models.dae import build_dae
+from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
+from smplr_tf.models.inference import (fold_batch_norm, hourglass_inference_model, inference_model,
+                                       randomize_batch_norms)
+from smplr_tf.models.smplr import SMPLR, bone_features, build_omega, build_psi
+from smplr_tf.models.softargmax import soft_argmax_2d, soft_argmax_3d
+
+RNG = np.random.default_rng(0)
+TINY = dict(trunk=(32, 16), head_a=(8, 8), head_b=(8,))
+
+
+def _n_params(m):
+    return int(sum(np.prod(w.shape) for w in m.weights))
+
+
+# --------------------------------------------------------------------------------------------- sizes
+def test_full_size_models_build_with_expected_shapes():
+    t0 = time.perf_counter()
+    vol = build_hourglass()
+    shn2d = build_hourglass(depth_bins=0, name="hourglass2d")
+    final = build_hourglass(num_limbs=4, name="hourglass_final")
+    alex, dae, psi, omega = build_alexnet(), build_dae(), build_psi(), build_omega()
+    build_s = time.perf_counter() - t0
+    hm = vol.output["heatmaps"]
+    assert len(hm) == 5 and all(tuple(h.shape) == (None, 64, 64, 16, 41) for h in hm)
+    assert tuple(vol.output["points"].shape) == (None, 41, 3)
+    assert tuple(final.output["heatmaps"][-1].shape) == (None, 64, 64, 16, 45)
+    assert tuple(final.output["points"].shape) == (None, 41, 3)  # limbs are not points
+    assert tuple(shn2d.output["heatmaps"][0].shape) == (None, 64, 64, 41)
+    assert tuple(shn2d.output["points"].shape) == (None, 41, 2)
+    assert tuple(alex.output.shape) == (None, 23, 3)
+    assert tuple(dae.output.shape) == (None, 41, 3)
+    assert tuple(psi.output.shape) == (None, 11)
+    assert tuple(omega.output.shape) == (None, 24, 3, 3)
+    counts = {m.name: _n_params(m) for m in (vol, shn2d, final, alex, dae, psi, omega)}
+    print(f"\nparameter counts (built in {build_s:.1f} s):")
+    for k, v in counts.items():
+        print(f"  {k:16s} {v:>11,d}")
+    print(f"  vol SHN conv GFLOPs/image: {hourglass_flops() / 1e9:.1f} (inference graph "
+          f"{hourglass_flops(inference=True) / 1e9:.1f})")
+    # DAE: 123->1024->1024->512->1024->1024->123 dense (+ BN gamma/beta/mean/var per hidden unit)
+    dense = 123 * 1024 + 1024 * 1024 + 1024 * 512 + 512 * 1024 + 1024 * 1024 + 1024 * 123 + 123
+    assert counts["dae"] == dense + 4 * (4 * 1024 + 512)
+    for m in (dae, psi, omega):  # a full-size batch-1 forward is cheap for the MLPs
+        x = np.zeros((1,) + tuple(m.input.shape[1:]), np.float32)
+        assert m(x, training=False).shape[0] == 1
+
+
+@pytest.mark.parametrize("depth_bins,num_limbs", [(4, 0), (4, 2), (0, 0)])
+def test_tiny_hourglass_forward(depth_bins, num_limbs):
+    m = build_hourglass(num_stacks=2, features=16, input_size=64, num_points=5, depth_bins=depth_bins,
+                        num_limbs=num_limbs, downsamplings=3)
+    out = m(RNG.normal(size=(2, 64, 64, 3)).astype(np.float32), training=True)
+    c = 5 + num_limbs
+    want = (2, 16, 16, depth_bins, c) if depth_bins else (2, 16, 16, c)
+    assert len(out["heatmaps"]) == 2 and all(tuple(h.shape) == want for h in out["heatmaps"])
+    assert tuple(out["points"].shape) == (2, 5, 3 if depth_bins else 2)
+    # points are the soft-argmax of the last stack's point channels
+    last = out["heatmaps"][-1][..., :5]
+    ref = soft_argmax_3d(last) if depth_bins else soft_argmax_2d(last)
+    np.testing.assert_allclose(out["points"].numpy(), ref.numpy(), atol=1e-6)
+
+
+def test_hourglass_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="divisible"):
+        build_hourglass(num_stacks=1, features=8, input_size=48, downsamplings=3)
+
+
+# ------------------------------------------------------------------------------------- soft-argmax
+def _np_soft_argmax_3d(logits):
+    """Independent reference: softmax of the flattened volume, expectation of voxels_to_metres(index)."""
+    b, h, w, d, p = logits.shape
+    iy, ix, iz = np.meshgrid(np.arange(h), np.arange(w), np.arange(d), indexing="ij")
+    idx = np.stack([ix, iy, iz], -1).reshape(-1, 3).astype(np.float64)
+    centres = volume.voxels_to_metres(idx, (w, h, d))  # (N, 3) metres (x, y, z)
+    out = np.zeros((b, p, 3))
+    for i in range(b):
+        for k in range(p):
+            v = logits[i, ..., k].reshape(-1).astype(np.float64)
+            e = np.exp(v - v.max())
+            out[i, k] = (e / e.sum()) @ centres
+    return out
+
+
+def test_soft_argmax_3d_matches_numpy_and_sharp_peak_is_voxel_centre():
+    x = RNG.normal(size=(2, 8, 6, 4, 3)).astype(np.float32) * 3
+    np.testing.assert_allclose(soft_argmax_3d(x).numpy(), _np_soft_argmax_3d(x), atol=1e-5)
+    sharp = np.full((1, 64, 64, 16, 2), -50.0, np.float32)
+    sharp[0, 10, 40, 3, 0] = 1e4  # y row 10, x col 40, z bin 3
+    sharp[0, 63, 0, 15, 1] = 60.0
+    got = soft_argmax_3d(sharp).numpy()[0]
+    np.testing.assert_allclose(got[0], volume.voxels_to_metres(np.array([40.0, 10.0, 3.0]), (64, 64, 16)),
+                               atol=1e-6)
+    c64, c16 = volume.voxel_centres(64), volume.voxel_centres(16)
+    np.testing.assert_allclose(got[1], [c64[0], c64[63], c16[15]], atol=1e-6)
+    # the inverse of metres_to_voxels: a target point put on its voxel comes back
+    p = np.array([0.31, -0.52, 0.2])
+    v = np.round(volume.metres_to_voxels(p, (64, 64, 16))).astype(int)
+    one = np.zeros((1, 64, 64, 16, 1), np.float32)
+    one[0, v[1], v[0], v[2], 0] = 100.0
+    assert np.abs(soft_argmax_3d(one).numpy()[0, 0] - p).max() <= 2.5 / 16 / 2 + 1e-6
+
+
+def test_soft_argmax_fp16_uniform_and_gradients():
+    x16 = tf.constant(RNG.normal(size=(1, 8, 8, 4, 2)) * 30, tf.float16)
+    y = soft_argmax_3d(x16)
+    assert y.dtype == tf.float32 and np.isfinite(y.numpy()).all()
+    np.testing.assert_allclose(soft_argmax_3d(np.zeros((1, 8, 8, 4, 1), np.float32)).numpy(), 0, atol=1e-6)
+    xv = tf.Variable(RNG.normal(size=(1, 8, 8, 4, 2)).astype(np.float32) * 1e3)
+    with tf.GradientTape() as tape:
+        s = tf.reduce_sum(soft_argmax_3d(xv))
+    assert np.isfinite(tape.gradient(s, xv).numpy()).all()
+
+
+def test_soft_argmax_2d_matches_numpy():
+    x = RNG.normal(size=(2, 6, 5, 3)).astype(np.float32) * 2
+    xs, ys = volume.voxel_centres(5), volume.voxel_centres(6)
+    e = np.exp(x - x.max(axis=(1, 2), keepdims=True))
+    p = e / e.sum(axis=(1, 2), keepdims=True)
+    ref = np.stack([np.einsum("bhwp,w->bp", p, xs), np.einsum("bhwp,h->bp", p, ys)], -1)
+    np.testing.assert_allclose(soft_argmax_2d(x).numpy(), ref, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- DAE
+def test_dae_zero_correction_returns_input_even_with_dropout():
+    m = build_dae(num_points=7, hidden=32, bottleneck=16)
+    last = m.get_layer("correction")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    x = RNG.normal(size=(4, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(m(x, training=False).numpy(), x, atol=1e-7)
+    np.testing.assert_allclose(m(x, training=True).numpy(), x, atol=1e-7)  # residual uses the clean input
+    assert sum(type(l).__name__ == "Dropout" for l in m.layers) == 2
+    assert abs(m.get_layer("input_dropout").rate - 0.2) < 1e-9
+
+
+def test_dae_skips_connect_encoder_to_decoder():
+    m = build_dae(num_points=5, hidden=16, bottleneck=8)
+    srcs = {n: [t._keras_history.operation.name for t in m.get_layer(n)._inbound_nodes[0].input_tensors]
+            for n in ("dec1_skip", "dec2_skip")}
+    assert srcs == {"dec1_skip": ["dec1_elu", "enc2_elu"], "dec2_skip": ["dec2_elu", "enc1_elu"]}
+
+
+# ---------------------------------------------------------------------------------------- SMPLR
+def _np_bone_features(points, template):
+    nodes = np.concatenate([np.zeros((points.shape[0], 1, 3)), points], axis=1)
+    vec = np.stack([nodes[:, i] - nodes[:, skeleton.TREE_PARENTS[i]] for i in range(1, 42)], axis=1)
+    ln = np.linalg.norm(vec, axis=-1)
+    return vec / ln[..., None], ln - template
+
+
+def test_bone_features_match_numpy_and_are_safe_at_zero_length():
+    pts = RNG.normal(size=(3, 41, 3)).astype(np.float32) * 0.3
+    tmpl = RNG.uniform(0.05, 0.4, size=41).astype(np.float32)
+    n, b = bone_features(pts, tmpl)
+    n_ref, b_ref = _np_bone_features(pts.astype(np.float64), tmpl)
+    np.testing.assert_allclose(n.numpy(), n_ref, atol=1e-5)
+    np.testing.assert_allclose(b.numpy(), b_ref, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(n.numpy(), axis=-1), 1.0, atol=1e-5)
+    zero = tf.Variable(np.zeros((1, 41, 3), np.float32))
+    with tf.GradientTape() as tape:
+        n0, b0 = bone_features(zero, tmpl)
+        s = tf.reduce_sum(n0) + tf.reduce_sum(b0)
+    assert np.isfinite(n0.numpy()).all() and np.isfinite(tape.gradient(s, zero).numpy()).all()
+
+
+def test_psi_omega_tiny_outputs():
+    psi = build_psi(**TINY)
+    omega = build_omega(**TINY)
+    assert tuple(psi(np.zeros((2, 41), np.float32)).shape) == (2, 11)
+    r = omega(RNG.normal(size=(2, 41, 3)).astype(np.float32)).numpy()
+    assert r.shape == (2, 24, 3, 3) and np.abs(r).max() <= 1.0  # tanh
+    # the architecture: two heads concatenated, then one linear layer
+    assert psi.get_layer("heads").output.shape[-1] == 22 and omega.get_layer("heads").output.shape[-1] == 432
+
+
+@pytest.fixture(scope="module")
+def smpl_layer():
+    from smplr_tf.body.smpl import SMPL
+    from smplr_tf.body.testing import random_model_data
+
+    models = {g: random_model_data(num_vertices=300, seed=0, gender=g) for g in ("female", "male")}
+    return SMPL(models=models)
+
+
+def test_smplr_wiring_overrides_and_gender(smpl_layer):
+    from smplr_tf.body.smpl import template_bone_lengths
+
+    model = SMPLR(smpl_layer, **TINY)
+    np.testing.assert_allclose(model.template_lengths, template_bone_lengths(smpl_layer))
+    pts = RNG.normal(size=(3, 41, 3)).astype(np.float32) * 0.3
+    out = model(pts, training=False)
+    want = {"rotmats": (3, 24, 3, 3), "betas": (3, 10), "gender": (3,), "vertices": (3, 300, 3),
+            "joints": (3, 24, 3), "landmarks": (3, 18, 3), "points": (3, 41, 3), "gender_index": (3,)}
+    assert {k: tuple(v.shape) for k, v in out.items()} == want
+    np.testing.assert_array_equal(out["gender_index"].numpy(), (out["gender"].numpy() >= 0).astype(int))
+    np.testing.assert_allclose(out["points"].numpy(),
+                               skeleton.points_from_smpl(out["joints"].numpy(), out["landmarks"].numpy()),
+                               atol=1e-6)
+    # predictions go through SMPL unchanged
+    ref = smpl_layer(out["betas"], out["rotmats"], gender=out["gender_index"])
+    np.testing.assert_allclose(out["vertices"].numpy(), ref["vertices"].numpy(), atol=1e-5)
+    # ground-truth overrides (Table 1 rows Psi / Omega) replace the predictions fed to SMPL
+    rot_gt = np.tile(np.eye(3, dtype=np.float32), (3, 24, 1, 1))
+    betas_gt = RNG.normal(size=(3, 10)).astype(np.float32)
+    g_gt = np.array([1, 0, 1], np.int32)
+    o2 = model({"points": pts, "rotmats": rot_gt, "betas": betas_gt, "gender_index": g_gt}, training=False)
+    ref = smpl_layer(betas_gt, rot_gt, gender=g_gt)
+    np.testing.assert_allclose(o2["joints"].numpy(), ref["joints"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(o2["rotmats"].numpy(), out["rotmats"].numpy(), atol=1e-6)  # still predicted
+    o3 = model({"points": pts, "rotmats": rot_gt}, training=False)  # Psi row: estimated betas, GT R
+    ref = smpl_layer(out["betas"], rot_gt, gender=out["gender_index"])
+    np.testing.assert_allclose(o3["vertices"].numpy(), ref["vertices"].numpy(), atol=1e-5)
+
+
+def test_smplr_gradients_reach_both_encoders(smpl_layer):
+    model = SMPLR(smpl_layer, **TINY)
+    pts = RNG.normal(size=(2, 41, 3)).astype(np.float32) * 0.3
+    with tf.GradientTape() as tape:
+        out = model(pts, training=True)
+        loss = tf.reduce_mean(tf.abs(out["points"] - pts))
+    grads = tape.gradient(loss, [model.psi.trainable_weights, model.omega.trainable_weights])
+    for g in grads:
+        assert any(x is not None and np.any(x.numpy()) for x in g)
+
+
+# ------------------------------------------------------------------------------------- folding
+def _close(a, b, tol=1e-4):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)
+
+
+def test_fold_batch_norm_hourglass_equivalent():
+    m = build_hourglass(num_stacks=2, features=16, input_size=64, num_points=5, depth_bins=4, num_limbs=2)
+    randomize_batch_norms(m, seed=1)
+    x = RNG.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    ref = m(x, training=False)
+    f = fold_batch_norm(m)
+    assert not any(type(l).__name__ == "BatchNormalization" for l in f.layers)
+    out = f(x, training=False)
+    for h, hr in zip(out["heatmaps"], ref["heatmaps"]):
+        _close(h, hr)
+    _close(out["points"], ref["points"])
+    merged = hourglass_inference_model(m)
+    assert inference_model(m).count_params() == merged.count_params() < f.count_params()
+    om = merged(x, training=False)
+    assert len(om["heatmaps"]) == 1
+    _close(om["heatmaps"][0], ref["heatmaps"][-1])
+    _close(om["points"], ref["points"])
+
+
+@pytest.mark.parametrize("builder", [
+    lambda: build_dae(num_points=9, hidden=32, bottleneck=16),
+    lambda: build_psi(**TINY),
+    lambda: build_omega(**TINY),
+    lambda: build_alexnet(input_size=96, num_points=4, width=0.1, fc_units=32),
+])
+def test_fold_batch_norm_mlps_and_alexnet_equivalent(builder):
+    m = builder()
+    randomize_batch_norms(m, seed=2)
+    x = RNG.normal(size=(3,) + tuple(m.input.shape[1:])).astype(np.float32)
+    f = fold_batch_norm(m)
+    assert not any(type(l).__name__ == "BatchNormalization" for l in f.layers)
+    _close(f(x, training=False), m(x, training=False))
+
+
+def test_fold_batch_norm_smplr(smpl_layer):
+    model = SMPLR(smpl_layer, **TINY)
+    randomize_batch_norms(model, seed=3)
+    pts = RNG.normal(size=(2, 41, 3)).astype(np.float32) * 0.3
+    ref = model(pts, training=False)
+    f = fold_batch_norm(model)
+    out = f(pts, training=False)
+    for k in ("rotmats", "betas", "gender", "joints", "points"):
+        _close(out[k], ref[k])
