@@ -11,12 +11,14 @@ SMPL (Loper et al. 2015), standard maths:
 Everything is batch first and float32, metres, SMPL's model frame; the global rotation (joint 0) turns the body
 about the pelvis joint, with no translation.
 
-Several genders in one layer: the per-gender constants are stacked, and each sample's coefficient vector
-``[1, betas, vec(R - I)]`` is spread over the gender slots with a one-hot weight, so steps 1-3 are ONE matrix
-product ``(B, G*218) @ (G*218, V*3)`` against the stacked basis. Nothing of size V is ever gathered per sample,
-so memory per sample does not grow with the number of genders (gathering posedirs per sample would cost
-V*3*207*4 = 17 MB per sample); the price is G times the multiply-adds of that product. Skinning weights and
-landmark ids that are equal across genders (official SMPL, our free model) are stored once.
+Several genders in one layer: steps 1-3 are one linear map of the coefficient vector ``c = [1, betas,
+vec(R - I)]`` (218 entries) per gender, ``v_posed = c @ basis_g`` with ``basis_g`` (218, V*3). A batch that holds
+one gender only (inference, single-gender data) runs that gender's product alone (``tf.switch_case``); a mixed
+batch computes ``sum_g (onehot_g * c) @ basis_g``, i.e. each sample's coefficients masked into its gender's
+product. Nothing of size V is ever gathered per sample, so memory per sample does not grow with the number of
+genders (gathering posedirs per sample would cost V*3*207*4 = 17 MB per sample); the price of a mixed batch is
+G times the multiply-adds of that product. Skinning weights and landmark ids that are equal across genders
+(official SMPL, our free model) are stored once.
 """
 
 from __future__ import annotations
@@ -171,11 +173,11 @@ class SMPL(keras.layers.Layer):
         self.num_vertices = V
         self.num_genders = len(data)
         self.faces = data[0].f.astype(np.int32)
-        # Blend basis per gender: rows [template; shapedirs^T; posedirs^T] -> (G * 218, V * 3).
-        basis = np.concatenate([np.concatenate([
+        # Blend basis per gender: rows [template; shapedirs^T; posedirs^T] -> (218, V * 3).
+        bases = [np.concatenate([
             d.v_template.reshape(1, V * 3),
             d.shapedirs.reshape(V * 3, NUM_BETAS).T,
-            d.posedirs.reshape(V * 3, NUM_POSE_BASIS).T], axis=0) for d in data], axis=0)
+            d.posedirs.reshape(V * 3, NUM_POSE_BASIS).T], axis=0) for d in data]
         # Joints are linear in the shaped template: J = J_regressor @ (v_template + shapedirs . betas).
         joint_basis = np.concatenate([np.concatenate([
             (d.J_regressor.astype(np.float64) @ d.v_template).reshape(1, NUM_JOINTS * 3),
@@ -191,7 +193,7 @@ class SMPL(keras.layers.Layer):
         def const(name, value):
             return tf.Variable(np.asarray(value, np.float32), trainable=False, name=name)
 
-        self._basis = const("blend_basis", basis)
+        self._bases = [const(f"blend_basis_{g}", b) for g, b in zip(self.genders, bases)]
         self._joint_basis = const("joint_basis", joint_basis)
         self._weights = const("skin_weights", weights)
 
@@ -204,6 +206,7 @@ class SMPL(keras.layers.Layer):
         eye = tf.eye(3, dtype=tf.float32)
         pose_feat = tf.reshape(rotmats[:, 1:] - eye, [batch, NUM_POSE_BASIS])
         ones = tf.ones([batch, 1], tf.float32)
+        gidx = None
         if G == 1:
             onehot = ones
         else:
@@ -217,8 +220,8 @@ class SMPL(keras.layers.Layer):
 
         shape_coeffs = tf.concat([ones, betas], axis=1)  # (B, 11)
         rest_joints = tf.reshape(tf.matmul(spread(shape_coeffs), self._joint_basis), [batch, NUM_JOINTS, 3])
-        coeffs = spread(tf.concat([shape_coeffs, pose_feat], axis=1))  # (B, G * 218)
-        v_posed = tf.reshape(tf.matmul(coeffs, self._basis), [batch, V, 3])
+        coeffs = tf.concat([shape_coeffs, pose_feat], axis=1)  # (B, 218)
+        v_posed = tf.reshape(self._blend(coeffs, onehot, gidx if G > 1 else None), [batch, V, 3])
         joints, skin_rot, skin_trans = kinematic_chain(rotmats, rest_joints, self.parents)
         if not self._shared_weights:  # stacked (V, G * 24) weights against per-gender-slot transforms
             skin_rot = tf.reshape(onehot[:, :, None, None, None] * skin_rot[:, None], [batch, G * NUM_JOINTS, 3, 3])
@@ -229,6 +232,24 @@ class SMPL(keras.layers.Layer):
             landmarks = tf.reduce_sum(
                 tf.reshape(landmarks, [batch, G, skeleton.NUM_LANDMARKS, 3]) * onehot[:, :, None, None], axis=1)
         return {"vertices": vertices, "joints": joints, "landmarks": landmarks}
+
+    def _blend(self, coeffs, onehot, gidx):
+        """(B, 218) coefficients -> (B, V * 3) shaped and pose-corrected vertices (see the module docstring)."""
+        if gidx is None:
+            return tf.matmul(coeffs, self._bases[0])
+
+        def mixed():
+            out = tf.matmul(coeffs * onehot[:, :1], self._bases[0])
+            for g in range(1, self.num_genders):
+                out += tf.matmul(coeffs * onehot[:, g:g + 1], self._bases[g])
+            return out
+
+        def single():
+            first = tf.clip_by_value(tf.reduce_min(gidx), 0, self.num_genders - 1)
+            return tf.switch_case(first, [lambda b=b: tf.matmul(coeffs, b) for b in self._bases])
+
+        # An empty batch has min > max and takes the mixed branch.
+        return tf.cond(tf.reduce_min(gidx) == tf.reduce_max(gidx), single, mixed)
 
     def compute_output_spec(self, betas, pose, gender=None):
         b = betas.shape[0]
