@@ -13,7 +13,7 @@ from smplr_tf.models.dae import build_dae
 from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
 from smplr_tf.models.inference import (fold_batch_norm, hourglass_inference_model, inference_model,
                                        randomize_batch_norms)
-from smplr_tf.models.smplr import SMPLR, bone_features, build_omega, build_psi
+from smplr_tf.models.smplr import SMPLR, bone_features, build_omega, build_psi, build_smplr
 from smplr_tf.models.softargmax import soft_argmax_2d, soft_argmax_3d
 
 RNG = np.random.default_rng(0)
@@ -275,7 +275,8 @@ def test_fold_batch_norm_mlps_and_alexnet_equivalent(builder):
 
 
 def test_fold_batch_norm_smplr(smpl_layer):
-    model = SMPLR(smpl_layer, **TINY)
+    model = build_smplr(smpl_layer, width=32)
+    assert model.psi.get_layer("trunk0_dense").units == 32 and model.omega.get_layer("headB0_dense").units == 8
     randomize_batch_norms(model, seed=3)
     pts = RNG.normal(size=(2, 41, 3)).astype(np.float32) * 0.3
     ref = model(pts, training=False)

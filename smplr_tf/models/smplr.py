@@ -48,7 +48,7 @@ def _hidden(x, units, name):
     return layers.ELU(name=name + "_elu")(x)
 
 
-def _encoder(inputs, flat, out_dim, trunk, head_a, head_b, name):
+def _encoder(flat, out_dim, trunk, head_a, head_b):
     t = flat
     for i, u in enumerate(trunk):
         t = _hidden(t, u, f"trunk{i}")
@@ -67,7 +67,7 @@ def build_psi(num_bones: int = skeleton.NUM_BONES, num_betas: int = NUM_BETAS, t
               head_b=HEAD_B, name: str = "psi") -> keras.Model:
     """Psi: B (B, num_bones) metres -> (B, num_betas + 1) = betas then the gender code (~ -1 female, +1 male)."""
     x = keras.Input((num_bones,), name="bone_length_offsets")
-    h = _encoder(x, x, num_betas + 1, trunk, head_a, head_b, name)
+    h = _encoder(x, num_betas + 1, trunk, head_a, head_b)
     out = layers.Dense(num_betas + 1, kernel_initializer=INIT, name="shape")(h)
     model = keras.Model(x, out, name=name)
     model.smplr_config = dict(kind="psi", num_bones=num_bones, num_betas=num_betas, trunk=tuple(trunk),
@@ -81,7 +81,7 @@ def build_omega(num_bones: int = skeleton.NUM_BONES, num_joints: int = skeleton.
     x = keras.Input((num_bones, 3), name="bone_directions")
     flat = layers.Flatten(name="flatten")(x)
     out_dim = num_joints * 9
-    h = _encoder(x, flat, out_dim, trunk, head_a, head_b, name)
+    h = _encoder(flat, out_dim, trunk, head_a, head_b)
     r = layers.Dense(out_dim, activation="tanh", kernel_initializer=INIT, name="rot")(h)
     r = layers.Reshape((num_joints, 3, 3), name="rotmats")(r)
     model = keras.Model(x, r, name=name)
@@ -161,3 +161,21 @@ class SMPLR(keras.Model):
         out.update(vertices=body["vertices"], joints=body["joints"], landmarks=body["landmarks"],
                    points=skeleton.points_from_smpl(body["joints"], body["landmarks"]), gender_index=gidx)
         return out
+
+
+def scaled_sizes(width: int = TRUNK[0]) -> dict:
+    """Encoder sizes scaled so that the first trunk layer has ``width`` units (1024 = the paper's sizes)."""
+    f = width / TRUNK[0]
+
+    def sc(units):
+        return tuple(max(int(round(u * f)), 1) for u in units)
+
+    return dict(trunk=sc(TRUNK), head_a=sc(HEAD_A), head_b=sc(HEAD_B))
+
+
+def build_smplr(smpl_layer=None, template_lengths=None, width: int | None = None, **kw) -> SMPLR:
+    """Convenience constructor: :class:`SMPLR` with the paper's sizes, or all sizes scaled by ``width``
+    (units of the first trunk layer; see :func:`scaled_sizes`). Other keywords go to :class:`SMPLR`."""
+    if width is not None:
+        kw = {**scaled_sizes(width), **kw}
+    return SMPLR(smpl_layer, template_lengths, **kw)
