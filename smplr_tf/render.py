@@ -25,14 +25,20 @@ _MAX_CANDIDATES = 1 << 22  # pixel candidates per chunk (memory bound)
 
 
 def _project(verts, K):
-    uvw = verts @ np.asarray(K, np.float64).T
+    uvw = verts @ np.asarray(K, verts.dtype).T
     return uvw[:, :2] / uvw[:, 2:3]
 
 
 def face_normals(verts, faces):
     """verts: (V, 3), faces: (F, 3) -> (F, 3) unnormalised normals (v1 - v0) x (v2 - v0)."""
-    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    return np.cross(v1 - v0, v2 - v0)
+    v0 = verts[faces[:, 0]]
+    a = verts[faces[:, 1]] - v0
+    b = verts[faces[:, 2]] - v0
+    out = np.empty_like(a)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
 
 
 def rasterize_ids(verts_cam, faces, K, size, cull: bool = True, near: float = 1e-3, normals=None):
@@ -44,7 +50,7 @@ def rasterize_ids(verts_cam, faces, K, size, cull: bool = True, near: float = 1e
     Returns (H, W) int32 face index, -1 where no triangle covers the pixel centre.
     """
     H, W = int(size[0]), int(size[1])
-    verts = np.asarray(verts_cam, dtype=np.float64)
+    verts = np.asarray(verts_cam, dtype=np.float32)
     faces = np.asarray(faces, dtype=np.int64)
     fid = np.arange(len(faces), dtype=np.int64)
     z = verts[:, 2]
@@ -52,22 +58,23 @@ def rasterize_ids(verts_cam, faces, K, size, cull: bool = True, near: float = 1e
     keep = (zf > near).all(axis=1)
     if cull:
         n = face_normals(verts, faces) if normals is None else normals
-        keep &= np.einsum("fk,fk->f", n, verts[faces[:, 0]]) < 0.0
+        keep &= np.einsum("fk,fk->f", n, verts[faces[:, 0]].astype(n.dtype)) < 0.0
     faces, fid, zf = faces[keep], fid[keep], zf[keep]
     zbuf = np.full(H * W, _KEY_MAX, dtype=np.int64)
     if len(faces):
         uv = _project(verts, K)
         a, b, c = uv[faces[:, 0]], uv[faces[:, 1]], uv[faces[:, 2]]
-        lo = np.maximum(np.ceil(np.minimum(np.minimum(a, b), c)), 0.0)
-        hi = np.minimum(np.floor(np.maximum(np.maximum(a, b), c)), [W - 1, H - 1])
+        lo = np.maximum(np.ceil(np.minimum(np.minimum(a, b), c)), np.float32(0.0))
+        hi = np.minimum(np.floor(np.maximum(np.maximum(a, b), c)), np.array([W - 1, H - 1], np.float32))
         ext = hi - lo
         area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
         ok = (ext[:, 0] >= 0) & (ext[:, 1] >= 0) & (np.abs(area) > 1e-12)
         idx = np.nonzero(ok)[0]
-        a, b, c, area, lo, ext, fid, iz = a[idx], b[idx], c[idx], area[idx], lo[idx], ext[idx], fid[idx], 1.0 / zf[idx]
+        a, b, c, area, lo, ext, fid = a[idx], b[idx], c[idx], area[idx], lo[idx], ext[idx], fid[idx]
+        iz = np.float32(1.0) / zf[idx]
         # Edge functions are affine in the pixel position: w_k(p) = (e0 + ex * x + ey * y) / area, evaluated
         # from the box corner ``lo`` so that a candidate only adds its integer offset.
-        inv = 1.0 / area
+        inv = np.float32(1.0) / area
         coef = []
         for P, Q in ((b, c), (c, a)):  # weight of a: edge b->c; weight of b: edge c->a
             ex = (P[:, 1] - Q[:, 1]) * inv
@@ -91,11 +98,11 @@ def rasterize_ids(verts_cam, faces, K, size, cull: bool = True, near: float = 1e
 
 def _raster_group(sel, s, coef, lo, ext, iz, fid, zbuf, W):
     """Z-buffer the triangles ``sel`` whose box side is at most ``s`` pixels."""
-    oy, ox = np.divmod(np.arange(s * s, dtype=np.float64), s)
+    oy, ox = np.divmod(np.arange(s * s, dtype=np.float32), np.float32(s))
     (a0, ax, ay), (b0, bx, by) = [(e0[sel, None], ex[sel, None], ey[sel, None]) for e0, ex, ey in coef]
     wa = a0 + ax * ox + ay * oy  # (n, s*s)
     wb = b0 + bx * ox + by * oy
-    wc = 1.0 - wa - wb
+    wc = np.float32(1.0) - wa - wb
     inside = (wa >= 0) & (wb >= 0) & (wc >= 0)
     if s > 1:
         inside &= (ox <= ext[sel, 0:1]) & (oy <= ext[sel, 1:2])
@@ -105,7 +112,7 @@ def _raster_group(sel, s, coef, lo, ext, iz, fid, zbuf, W):
     f = sel[rows]
     izs = iz[f]
     wa, wb, wc = wa[rows, cols], wb[rows, cols], wc[rows, cols]
-    depth = 1.0 / (wa * izs[:, 0] + wb * izs[:, 1] + wc * izs[:, 2])  # perspective-correct depth
+    depth = 1.0 / (wa * izs[:, 0] + wb * izs[:, 1] + wc * izs[:, 2]).astype(np.float64)  # perspective-correct
     key = (np.rint(np.minimum(depth, 9e4) * _DEPTH_SCALE).astype(np.int64) << 32) | fid[f]
     pix = (lo[f, 1] + oy[cols]) * W + (lo[f, 0] + ox[cols])
     np.minimum.at(zbuf, pix.astype(np.int64), key)
@@ -145,7 +152,7 @@ def rasterize(verts_cam, faces, K, size=(240, 320), face_colors=None, light_dir=
     Returns (rgb (H, W, 3) uint8, mask (H, W) bool: pixels covered by the mesh).
     """
     H, W = int(size[0]), int(size[1])
-    verts = np.asarray(verts_cam, dtype=np.float64)
+    verts = np.asarray(verts_cam, dtype=np.float32)
     faces = np.asarray(faces)
     normals = face_normals(verts, faces)
     ids = rasterize_ids(verts, faces, K, (H, W), cull=cull, normals=normals)
@@ -158,13 +165,8 @@ def rasterize(verts_cam, faces, K, size=(240, 320), face_colors=None, light_dir=
             raise ValueError(f"rasterize: background shape {background.shape}, expected {(H, W, 3)}")
         rgb = background.astype(np.uint8, copy=True)
     if mask.any():
-        used = np.unique(ids[mask])
-        fc = face_colors
-        if fc is not None and np.ndim(fc) == 2:
-            fc = np.asarray(fc)[used]
-        cols = shade_faces(verts, faces[used], fc, light_dir, ambient, normals=normals[used])
-        lut = np.zeros((len(faces), 3), np.uint8)
-        lut[used] = np.clip(np.rint(cols * 255.0), 0, 255).astype(np.uint8)
+        cols = shade_faces(verts, faces, face_colors, light_dir, ambient, normals=normals)
+        lut = np.clip(np.rint(cols * 255.0), 0, 255).astype(np.uint8)
         rgb[mask] = lut[ids[mask]]
     return rgb, mask
 

@@ -92,8 +92,27 @@ def sample_light(rng: np.random.Generator):
 
 
 # ----------------------------------------------------------------------------------------- backgrounds
+_NOISE_BANK = None
+_BANK_SIZE = 512
+
+
+def gaussian_noise(rng: np.random.Generator, shape) -> np.ndarray:
+    """(H, W, 3) float32 standard normal noise (H, W <= 512): a random window of a fixed noise bank.
+
+    Drawing 230k fresh normals costs ~7 ms; a window of a bank made once per process costs nothing and is
+    deterministic given ``rng``.
+    """
+    global _NOISE_BANK
+    if _NOISE_BANK is None:
+        _NOISE_BANK = np.random.default_rng(20201).standard_normal((_BANK_SIZE, _BANK_SIZE, 3), dtype=np.float32)
+    h, w = shape[:2]
+    y0, x0 = int(rng.integers(0, _BANK_SIZE - h + 1)), int(rng.integers(0, _BANK_SIZE - w + 1))
+    return _NOISE_BANK[y0:y0 + h, x0:x0 + w]
+
+
 def _smooth_noise(rng, h, w, cells, amp):
-    small = rng.normal(0, amp, size=(max(2, h // cells), max(2, w // cells), 3)).astype(np.float32)
+    small = (rng.standard_normal(size=(max(2, h // cells), max(2, w // cells), 3), dtype=np.float32)
+             * np.float32(amp))
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
@@ -103,9 +122,9 @@ def procedural_background(rng: np.random.Generator, size=(240, 320)) -> np.ndarr
     H, W = size
     c1, c2, floor = (_random_cloth(rng) for _ in range(3))
     y = np.linspace(0, 1, H, dtype=np.float32)[:, None, None]
-    img = (c1 * (1 - y) + c2 * y) * np.ones((1, W, 1), np.float32)
+    img = np.repeat((c1 * (1 - y) + c2 * y).astype(np.float32), W, axis=1)
     horizon = int(rng.uniform(0.3, 0.85) * H)
-    img[horizon:] = floor * (0.8 + 0.4 * y[horizon:] )
+    img[horizon:] = floor * (0.8 + 0.4 * y[horizon:])
     img = np.clip(img * 255, 0, 255)
     for _ in range(int(rng.integers(4, 20))):
         col = tuple(float(c) for c in _random_cloth(rng) * 255)
@@ -122,7 +141,7 @@ def procedural_background(rng: np.random.Generator, size=(240, 320)) -> np.ndarr
             cv2.line(img, (x0, y0), (int(rng.integers(0, W)), int(rng.integers(0, H))), col,
                      int(rng.integers(1, 6)))
     img += _smooth_noise(rng, H, W, int(rng.integers(8, 40)), rng.uniform(5, 30))
-    img += rng.normal(0, rng.uniform(0, 6), size=img.shape).astype(np.float32)
+    img += gaussian_noise(rng, img.shape) * np.float32(rng.uniform(0, 6))
     img = np.clip(img, 0, 255).astype(np.uint8)
     k = float(rng.uniform(0.3, 1.5))
     return cv2.GaussianBlur(img, (0, 0), k)

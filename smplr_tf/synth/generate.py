@@ -34,6 +34,7 @@ K_SOURCE = np.array([[FOCAL, 0.0, 160.0], [0.0, FOCAL, 120.0], [0.0, 0.0, 1.0]],
 DEPTH_RANGE = (3.0, 7.0)  # metres, pelvis depth
 OFFSET_PX = (30.0, 20.0)  # max offset of the projected pelvis from the image centre
 CROP_SIZE = 256
+PAD_SIZE = (128, 128)  # padding image, drawn small (it is only seen around the frame, resized to 256)
 OCCLUDER_PROB = 0.2
 GENDER_IDS = {"female": 0, "male": 1, "neutral": 2}  # schema ids
 
@@ -110,11 +111,11 @@ def render_example(job: dict) -> dict:
         uv = crop_lib.project(job["joints3d"], K_SOURCE)
         occ = appearance.draw_occluder(rng, rgb, (*uv.min(0), *uv.max(0)))
         mask &= ~occ
-    noisy = rgb.astype(np.float32) + rng.normal(0, rng.uniform(0, 4), size=rgb.shape).astype(np.float32)
+    noisy = rgb.astype(np.float32) + appearance.gaussian_noise(rng, rgb.shape) * np.float32(rng.uniform(0, 4))
     rgb = cv2.GaussianBlur(np.clip(noisy, 0, 255).astype(np.uint8), (0, 0), float(rng.uniform(0.3, 0.8)))
 
     box = crop_lib.crop_box(job["root_cam"], K_SOURCE)
-    pad = background((CROP_SIZE, CROP_SIZE))  # the paper pads with a random (VOC) image
+    pad = background(PAD_SIZE)  # the paper pads with a random (VOC) image; crop_image resizes it
     image = crop_lib.crop_image(rgb, box, CROP_SIZE, pad=pad)
     mask_c = crop_lib.crop_image(mask.astype(np.uint8) * 255, box, CROP_SIZE) > 127
     Kc = crop_lib.crop_intrinsics(K_SOURCE, box, CROP_SIZE)
