@@ -1,0 +1,151 @@
+"""SURREAL converter on exact-format fixture clips (.mat via scipy.io, mp4 via OpenCV): world -> camera,
+the zrot / global-rotation composition, left/right, gender, the 5 cm sampling, crop pixels, masks, atomicity."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from fixtures import surreal as fx
+from fixtures.records import crop_pixels, read_split, write_smpl_dir
+from fixtures.smpl_numpy import NumpySMPL
+
+from tfrecords_tools import _common, convert_surreal
+
+os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    base = tmp_path_factory.mktemp("surreal")
+    files = write_smpl_dir(str(base / "smpl"), genders=("female", "male"))
+    models = {0: NumpySMPL(files["female"]), 1: NumpySMPL(files["male"])}
+    root = str(base / "SURREAL" / "data")
+    gt = {
+        ("run0", "01_01", 1): fx.write_clip(root, models[0], run="run0", seq="01_01", clip=1, gender=0, seed=1),
+        ("run1", "02_03", 2): fx.write_clip(root, models[1], run="run1", seq="02_03", clip=2, gender=1, seed=2,
+                                            zrot=-2.1),
+    }
+    out = str(base / "records")
+    stats = convert_surreal.convert(root, out, "train", smpl_dir=str(base / "smpl"), examples_per_shard=3)
+    recs = read_split(out, "train")
+    return {"gt": gt, "recs": recs, "out": out, "stats": stats, "models": models, "base": base, "root": root}
+
+
+def _records_of(conv, run, seq, clip):
+    return [r for r in conv["recs"] if r["sequence"].decode() == f"{run}/{seq}_c{clip:04d}"]
+
+
+def test_counts_sampling_and_shards(converted):
+    assert converted["stats"]["frames_total"] == 16
+    assert len(converted["recs"]) == 8  # 4 kept per clip
+    for key in converted["gt"]:
+        frames = [int(r["frame"]) for r in _records_of(converted, *key)]
+        assert frames == list(fx.DEFAULT_KEPT)
+    man = json.load(open(os.path.join(converted["out"], "manifest.json")))
+    assert man["splits"]["train"]["num_examples"] == 8
+    assert [s["count"] for s in man["splits"]["train"]["shards"]] == [3, 3, 2]
+    assert not [f for f in os.listdir(converted["out"]) if "inprogress" in f or f.endswith(".partial")]
+    # joints2D released by SURREAL agree with our projection of joints3D (camera convention check)
+    assert converted["stats"]["joints2d_reprojection_px_median"] < 0.01
+
+
+def test_world_to_camera_by_hand(converted):
+    """A world joint ends up at hand-derived camera coordinates: the camera looks along world -x, image down is
+    world +y and, once the mirrored video is flipped back, image right is world +z: x_cam = (z - cz, y - cy,
+    -(x - cx)), a proper rotation."""
+    for key, g in converted["gt"].items():
+        c = g["cam_loc"]
+        for r in _records_of(converted, *key):
+            w = g["joints_world"][r["frame"]]
+            expect = np.stack([w[:, 2] - c[2], w[:, 1] - c[1], -(w[:, 0] - c[0])], -1)
+            np.testing.assert_allclose(r["joints3d"], expect, atol=2e-5)
+            assert r["root_depth"] == pytest.approx(expect[0, 2], abs=1e-5)
+
+
+def test_crop_pixels_and_intrinsics(converted):
+    for key, g in converted["gt"].items():
+        for r in _records_of(converted, *key):
+            full = g["joints2d_full"][r["frame"]]
+            np.testing.assert_allclose(r["joints2d"], crop_pixels(full, r["crop_box"]), atol=2e-3)
+            # box: 2.5 m at the root depth, f = 600, centred on the projected root
+            side = 600 * 2.5 / r["root_depth"]
+            box = r["crop_box"]
+            assert box[2] - box[0] == pytest.approx(side, rel=1e-4)
+            assert (box[0] + box[2]) / 2 == pytest.approx(full[0, 0], abs=1e-3)
+            assert r["joints2d"][0] == pytest.approx([127.5, 127.5], abs=1e-3)
+
+
+def test_left_right_against_image_content(converted):
+    """The (mirrored) video has a red dot on the left wrist and a blue one on the right wrist: after the
+    converter mirrors the frames back, joint 20 (left_wrist) must sit on red and 21 on blue, and the body must
+    be a proper one: its left wrist on the image side a real person's left wrist would be."""
+    for r in converted["recs"]:
+        img = r["image"].astype(int)
+        for j, (hi, lo) in ((fx.LEFT_WRIST, (0, 2)), (fx.RIGHT_WRIST, (2, 0))):
+            x, y = np.round(r["joints2d"][j]).astype(int)
+            patch = img[max(0, y - 1):y + 2, max(0, x - 1):x + 2].reshape(-1, 3).mean(0)
+            assert patch[hi] > 150 and patch[lo] < 110, (j, patch)
+
+
+def test_pose_in_camera_frame_and_landmarks(converted):
+    """SMPL(pose, betas, gender) + (root - J0) reproduces the camera-frame joints and landmarks (numpy SMPL)."""
+    for key, g in converted["gt"].items():
+        model = converted["models"][g["gender"]]
+        for r in _records_of(converted, *key):
+            assert int(r["gender"]) == g["gender"]
+            J, _, L = model.forward(r["pose"], r["betas"])
+            t = r["joints3d"][0] - J[0]
+            np.testing.assert_allclose(J + t, r["joints3d"], atol=2e-4)
+            np.testing.assert_allclose(L + t, r["landmarks3d"], atol=2e-4)
+            np.testing.assert_allclose(r["landmarks3d"], g["landmarks_cam"][r["frame"]], atol=2e-4)
+            np.testing.assert_allclose(r["pose"][3:], g["pose_cam"][r["frame"]][3:], atol=1e-6)
+            # a proper (not mirrored) body: the model's +x (its left) points from the right hip to the left hip
+            G = Rotation.from_rotvec(r["pose"][:3]).as_matrix()
+            assert (r["joints3d"][1] - r["joints3d"][2]) @ G[:, 0] > 0.05
+            assert (r["has_3d"], r["has_smpl"], r["has_landmarks"], r["has_mask"]) == (1, 1, 1, 1)
+    assert converted["stats"]["smpl_vs_surreal_joints_mm_mean"] < 0.5
+
+
+def test_mask_from_segm(converted):
+    for r in converted["recs"]:
+        m = r["mask"] > 0
+        assert m[126:130, 126:130].all()  # the pelvis sits on the body
+        assert not m[:10, :10].any()
+
+
+def test_without_smpl_dir_no_landmarks(converted, tmp_path):
+    out = str(tmp_path / "rec")
+    convert_surreal.convert(converted["root"], out, "train", smpl_dir=None, max_examples=3)
+    recs = read_split(out, "train")
+    assert len(recs) == 3
+    g = converted["gt"][("run0", "01_01", 1)]
+    for r in recs:
+        assert r["has_landmarks"] == 0 and not r["landmarks3d"].any() and not r["landmarks2d"].any()
+        assert r["has_smpl"] == 1 and r["has_3d"] == 1
+        np.testing.assert_allclose(r["joints3d"], g["joints_cam"][r["frame"]], atol=2e-5)
+
+
+def test_sampling_rule():
+    base = np.zeros((1, 24, 3))
+    steps = np.array([0.0, 0.01, 0.049, 0.05, 0.06, 0.30, 0.33])
+    joints = base + steps[:, None, None] * np.array([1.0, 0, 0])
+    # kept: 0; 0.01 / 0.049 < 5 cm from 0; 0.05 >= 5 cm -> kept; 0.06 is 1 cm from it; 0.30 kept; 0.33 not
+    assert _common.keep_by_motion(joints, 0.05).tolist() == [0, 3, 5]
+
+
+def test_failure_leaves_no_complete_looking_output(converted, tmp_path):
+    import shutil
+
+    root = str(tmp_path / "data")
+    shutil.copytree(converted["root"], root)
+    bad = os.path.join(root, "cmu", "train", "run1", "02_03", "02_03_c0002_info.mat")
+    with open(bad, "wb") as f:
+        f.write(b"MATLAB 5.0 MAT-file, truncated")
+    out = str(tmp_path / "rec")
+    with pytest.raises(ValueError, match="02_03_c0002_info.mat"):
+        convert_surreal.convert(root, out, "train", examples_per_shard=2)
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    assert not [f for f in os.listdir(out) if f.endswith(".tfrecord") or "inprogress" in f]

@@ -1,0 +1,327 @@
+"""Helpers shared by the dataset converters (convert_surreal / convert_h36m / convert_up3d / subsample).
+
+* :func:`define_converter_flags`: the flags every converter takes (--root, --out_dir, --split, --smpl_dir,
+  --examples_per_shard, --max_examples).
+* :class:`BodyModel`: our SMPL layer on numpy batches (joints and landmarks of given pose / betas / gender).
+* Rotations on numpy batches (axis-angle <-> matrices, via scipy's Rotation, robust near pi).
+* :func:`crop_example`: the paper's crop of one source frame and the schema dict of one example.
+* :class:`ShardedOutput`: writes examples into shards through :class:`smplr_tf.data.schema.ShardWriter` under
+  hidden in-progress names, and only at a clean finish renames them to ``<split>-%05d-of-%05d.tfrecord`` and
+  records them in the manifest: a crash never leaves a shard that looks complete.
+
+Units: metres, camera frame x right / y down / z forward, pixels.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import sys
+
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:  # `python tfrecords_tools/convert_x.py` from a checkout without `pip install -e`
+    sys.path.insert(0, _REPO)
+
+from smplr_tf.data import schema  # noqa: E402
+
+log = logging.getLogger("smplr_tf.convert")
+
+GENDER_NAMES = ("female", "male", "neutral")  # index = schema gender code
+
+
+# ------------------------------------------------------------------------------------------------ flags
+def define_converter_flags(default_split: str, root_help: str) -> None:
+    """Define the flags shared by every converter (absl; call once at import of the converter module)."""
+    from absl import flags
+
+    flags.DEFINE_string("root", None, root_help)
+    flags.DEFINE_string("out_dir", None, "Output records directory (shards + manifest.json).")
+    flags.DEFINE_string("split", default_split, "Which split to convert.")
+    flags.DEFINE_string("smpl_dir", None,
+                        "Directory with the official SMPL model files (basicModel_{f,m}_lbs_10_207_0_v1.0.0.pkl, "
+                        "SMPL_{FEMALE,MALE,NEUTRAL}.pkl or .npz). Needed for landmarks of official-SMPL data.")
+    flags.DEFINE_integer("examples_per_shard", 2000, "Examples per output shard.")
+    flags.DEFINE_integer("max_examples", 0, "Stop after this many examples (0 = all).")
+
+
+# -------------------------------------------------------------------------------------------- rotations
+def rotmat_from_axis_angle(aa) -> np.ndarray:
+    """(..., 3) axis-angle (radians) -> (..., 3, 3) rotation matrices (float64)."""
+    from scipy.spatial.transform import Rotation
+
+    aa = np.asarray(aa, dtype=np.float64)
+    return Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(aa.shape[:-1] + (3, 3))
+
+
+def axis_angle_from_rotmat(R) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, angle in [0, pi] (float64)."""
+    from scipy.spatial.transform import Rotation
+
+    R = np.asarray(R, dtype=np.float64)
+    return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_rotvec().reshape(R.shape[:-2] + (3,))
+
+
+def rotate_global_orient(pose, R) -> np.ndarray:
+    """Pose (N, 72) with its global rotation left-multiplied by R ((3, 3) or (N, 3, 3)): the same body seen in
+    the frame that R maps into. Body-part rotations (pose[:, 3:]) are unchanged."""
+    pose = np.array(pose, dtype=np.float64, copy=True)
+    G = rotmat_from_axis_angle(pose[:, :3])
+    pose[:, :3] = axis_angle_from_rotmat(np.matmul(R, G))
+    return pose
+
+
+# ------------------------------------------------------------------------------------------- body model
+class BodyModel:
+    """Our SMPL layer (``smplr_tf.body.smpl.SMPL``) applied to numpy batches.
+
+    smpl_dir: official files (None: the package's free body model). ``official`` tells whether the model's
+    joints / landmarks are those of the official SMPL: only then are landmarks of official-SMPL data (SURREAL,
+    H36M fits, UP-3D) right. genders: the model genders to load (names from GENDER_NAMES).
+    """
+
+    def __init__(self, smpl_dir: str | None, genders=("female", "male")):
+        from smplr_tf.body.smpl import SMPL
+
+        self.official = smpl_dir is not None
+        self.genders = tuple(genders)
+        self.layer = SMPL(smpl_dir=smpl_dir, genders=self.genders)
+
+    def index_of(self, gender_code) -> np.ndarray:
+        """Schema gender codes (0 female, 1 male, 2 neutral) -> indices into ``self.genders``."""
+        codes = np.atleast_1d(np.asarray(gender_code, dtype=np.int64))
+        out = np.empty_like(codes)
+        for i, c in enumerate(codes):
+            name = GENDER_NAMES[int(c)]
+            if name not in self.genders:
+                raise ValueError(f"body model has no '{name}' model (loaded: {self.genders})")
+            out[i] = self.genders.index(name)
+        return out
+
+    def __call__(self, pose, betas, gender_code, batch: int = 256):
+        """pose (N, 72) axis-angle, betas (N, 10), gender_code (N,) schema codes.
+
+        Returns (joints (N, 24, 3), landmarks (N, 18, 3)) float64, metres, model frame (global rotation about
+        the pelvis joint, no translation).
+        """
+        import tensorflow as tf
+
+        pose = np.asarray(pose, np.float32).reshape(-1, 72)
+        betas = np.asarray(betas, np.float32).reshape(-1, 10)
+        gidx = self.index_of(np.broadcast_to(np.asarray(gender_code), (len(pose),)))
+        js, ls = [], []
+        for s in range(0, len(pose), batch):
+            out = self.layer(tf.constant(betas[s:s + batch]), tf.constant(pose[s:s + batch]),
+                             tf.constant(gidx[s:s + batch], tf.int32))
+            js.append(np.asarray(out["joints"], np.float64))
+            ls.append(np.asarray(out["landmarks"], np.float64))
+        if not js:
+            return np.zeros((0, 24, 3)), np.zeros((0, 18, 3))
+        return np.concatenate(js), np.concatenate(ls)
+
+
+# ------------------------------------------------------------------------------------------------ crop
+def crop_example(image, K, root_cam, joints_cam, *, landmarks_cam=None, mask=None, pose=None, betas=None,
+                 gender=schema.GENDER_NEUTRAL, has_3d=1, has_smpl=None, dataset="", subject="", sequence="",
+                 frame=0, camera=0, pad=None) -> dict:
+    """The paper's crop of one source frame -> a schema example dict (see smplr_tf/data/schema.py).
+
+    image: (H, W, 3) uint8 RGB source frame. K: (3, 3) its intrinsics. root_cam: (3,) pelvis, camera frame
+    (metres, z > 0): the crop is a 2.5 m square centred on it, perpendicular to the optical axis, resized to
+    256 (``smplr_tf.data.crop``). joints_cam (24, 3) / landmarks_cam (18, 3) or None: camera frame, metres.
+    mask: (H, W) bool silhouette or None. pose (72,) camera-frame axis-angle, betas (10,) or None.
+    A missing field is written as zeros with its has_* flag 0.
+    """
+    from smplr_tf.data import crop as crop_lib
+
+    size = schema.IMAGE_SIZE
+    root_cam = np.asarray(root_cam, np.float64).reshape(3)
+    box = crop_lib.crop_box(root_cam, K)
+    Kc = crop_lib.crop_intrinsics(K, box, size)
+    img = crop_lib.crop_image(np.asarray(image, np.uint8), box, size, pad=pad)
+    joints_cam = np.asarray(joints_cam, np.float64).reshape(24, 3)
+    has_lm = landmarks_cam is not None
+    lm = np.asarray(landmarks_cam, np.float64).reshape(18, 3) if has_lm else np.zeros((18, 3))
+    if mask is not None:
+        m = crop_lib.crop_image(np.asarray(mask, np.uint8) * 255, box, size) > 127
+    else:
+        m = np.zeros((size, size), bool)
+    has_smpl = int(pose is not None) if has_smpl is None else int(has_smpl)
+    return {
+        "image": schema.encode_image(img),
+        "mask": schema.encode_mask(m),
+        "joints3d": joints_cam.astype(np.float32),
+        "landmarks3d": lm.astype(np.float32),
+        "joints2d": crop_lib.project(joints_cam, Kc).astype(np.float32),
+        "landmarks2d": (crop_lib.project(lm, Kc) if has_lm else np.zeros((18, 2))).astype(np.float32),
+        "pose": (np.zeros(72) if pose is None else np.asarray(pose, np.float64).reshape(72)).astype(np.float32),
+        "betas": (np.zeros(10) if betas is None else np.asarray(betas, np.float64).reshape(10)).astype(np.float32),
+        "gender": int(gender),
+        "intrinsics": np.asarray(Kc, np.float32),
+        "root_depth": np.float32(root_cam[2]),
+        "crop_box": np.asarray(box, np.float32),
+        "dataset": dataset,
+        "subject": str(subject),
+        "sequence": str(sequence),
+        "frame": int(frame),
+        "camera": int(camera),
+        "has_3d": int(has_3d),
+        "has_smpl": has_smpl,
+        "has_mask": int(mask is not None),
+        "has_landmarks": int(has_lm),
+    }
+
+
+def place_body(joints_model, landmarks_model, root_cam):
+    """Translate model-frame SMPL outputs so that the pelvis sits at ``root_cam``.
+
+    joints_model (..., 24, 3), landmarks_model (..., 18, 3) (camera-frame rotation already applied),
+    root_cam (..., 3). Returns camera-frame (joints, landmarks): ``x + (root_cam - J0)`` (the contract's
+    "pose in the camera frame").
+    """
+    t = np.asarray(root_cam)[..., None, :] - joints_model[..., :1, :]
+    return joints_model + t, landmarks_model + t
+
+
+# -------------------------------------------------------------------------------------------- sampling
+def keep_by_motion(joints, min_mean_dist: float = 0.05) -> np.ndarray:
+    """The paper's SURREAL sampling: keep the first frame, then a frame only if its mean joint distance to the
+    last kept frame is >= ``min_mean_dist`` (metres; paper: skip below 5 cm).
+
+    joints: (T, J, 3) metres, one clip, any frame fixed over the clip. Returns sorted kept indices (int64).
+    """
+    joints = np.asarray(joints, np.float64)
+    if len(joints) == 0:
+        return np.zeros(0, np.int64)
+    kept = [0]
+    last = joints[0]
+    for t in range(1, len(joints)):
+        if np.linalg.norm(joints[t] - last, axis=-1).mean() >= min_mean_dist:
+            kept.append(t)
+            last = joints[t]
+    return np.asarray(kept, np.int64)
+
+
+# --------------------------------------------------------------------------------------------- output
+class ShardedOutput:
+    """Examples -> ``<out_dir>/<split>-%05d-of-%05d.tfrecord`` + manifest, atomically.
+
+    Shards are written through schema.ShardWriter under hidden names ``.<split>-%05d.inprogress``; ``finish``
+    renames them to their final names (the count of shards is only known then), deletes stale shards of the same
+    split from an earlier run, and records them with schema.update_manifest. Use as a context manager: on an
+    exception the in-progress shards are deleted and the manifest is left untouched.
+    """
+
+    def __init__(self, out_dir: str, split: str, examples_per_shard: int = 2000, **manifest_info):
+        if examples_per_shard < 1:
+            raise ValueError("examples_per_shard must be >= 1")
+        self.out_dir, self.split, self.per_shard = out_dir, split, int(examples_per_shard)
+        self.info = dict(manifest_info)
+        self.count = 0
+        self._tmp_paths: list[str] = []
+        self._counts: list[int] = []
+        self._writer = None
+        os.makedirs(out_dir, exist_ok=True)
+
+    def _tmp_name(self, i: int) -> str:
+        return os.path.join(self.out_dir, f".{self.split}-{i:05d}.inprogress")
+
+    def _roll(self):
+        if self._writer is not None and self._writer.count >= self.per_shard:
+            self._close_current()
+        if self._writer is None:
+            path = self._tmp_name(len(self._tmp_paths))
+            self._writer = schema.ShardWriter(path).__enter__()
+
+    def _close_current(self, exc=None):
+        w, self._writer = self._writer, None
+        w.__exit__(type(exc) if exc else None, exc, None)
+        if exc is None:
+            self._tmp_paths.append(w.path)
+            self._counts.append(w.count)
+
+    def write(self, ex: dict) -> None:
+        self._roll()
+        self._writer.write(ex)
+        self.count += 1
+
+    def write_serialized(self, record: bytes) -> None:
+        self._roll()
+        self._writer.write_serialized(record)
+        self.count += 1
+
+    def finish(self, **more_info) -> list[dict]:
+        """Close, rename to final names, update the manifest. Returns the shard list written."""
+        if self._writer is not None:
+            self._close_current()
+        n = len(self._tmp_paths)
+        finals = [schema.shard_name(self.split, i, n) for i in range(n)]
+        pattern = re.compile(rf"^{re.escape(self.split)}-\d{{5}}-of-\d{{5}}\.tfrecord$")
+        for old in glob.glob(os.path.join(self.out_dir, f"{self.split}-*.tfrecord")):
+            if pattern.match(os.path.basename(old)) and os.path.basename(old) not in finals:
+                os.remove(old)
+        shards = []
+        for tmp, name, c in zip(self._tmp_paths, finals, self._counts):
+            os.replace(tmp, os.path.join(self.out_dir, name))
+            shards.append({"file": name, "count": int(c)})
+        self._tmp_paths = []
+        info = dict(self.info, **more_info)
+        schema.update_manifest(self.out_dir, self.split, shards, **info)
+        return shards
+
+    def abort(self, exc=None) -> None:
+        if self._writer is not None:
+            self._close_current(exc or RuntimeError("aborted"))
+        for p in self._tmp_paths:
+            if os.path.exists(p):
+                os.remove(p)
+        self._tmp_paths = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort(exc)
+        return False
+
+
+def progress(iterable=None, total=None, desc=None, unit="it"):
+    """A tqdm progress bar on stderr (disabled when SMPLR_NO_PROGRESS is set, e.g. in tests)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
+                disable=bool(os.environ.get("SMPLR_NO_PROGRESS")))
+
+
+def read_video_frames(path: str, wanted) -> dict:
+    """Decode an mp4 with OpenCV and return {frame index: (H, W, 3) uint8 RGB} for the indices in ``wanted``.
+
+    Reads sequentially (seeking in H.264 is slow and not frame exact). Missing frames are simply absent.
+    """
+    import cv2
+
+    wanted = set(int(w) for w in wanted)
+    out = {}
+    if not wanted:
+        return out
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise OSError(f"{path}: OpenCV cannot open this video")
+    last = max(wanted)
+    t = 0
+    try:
+        while t <= last:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if t in wanted:
+                out[t] = np.ascontiguousarray(bgr[..., ::-1])
+            t += 1
+    finally:
+        cap.release()
+    return out
+
