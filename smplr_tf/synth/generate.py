@@ -167,6 +167,7 @@ class BodySource:
             "background_paths": appearance.list_images(background_dir) if background_dir else None,
         }
         self.batch_size = int(batch_size)
+        self.smpl_dir, self.background_dir = smpl_dir, background_dir
         self.num_vertices = int(data.num_vertices)
         self._fn = None
 
@@ -204,12 +205,14 @@ class BodySource:
 
 def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, num_workers: int = 0,
                    examples_per_shard: int = 1000, background_dir=None, smpl_dir=None,
-                   genders=("female", "male"), batch_size: int = 32, progress: bool = True) -> list[dict]:
+                   genders=("female", "male"), batch_size: int = 32, progress: bool = True,
+                   source: "BodySource | None" = None) -> list[dict]:
     """Write ``num_examples`` synthetic examples of ``split`` to ``out_dir`` and record them in the manifest.
 
     Shards are written atomically (:class:`~smplr_tf.data.schema.ShardWriter`) and listed in the manifest only
     once all are complete. num_workers: rendering processes (0 = render in this process).
-    Returns the shard list [{"file", "count"}].
+    source: a ready :class:`BodySource` to reuse (then smpl_dir / genders / background_dir / batch_size are
+    taken from it). Returns the shard list [{"file", "count"}].
     """
     from tqdm import tqdm
 
@@ -217,7 +220,9 @@ def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, n
 
     if num_examples <= 0:
         raise ValueError("num_examples must be > 0")
-    source = BodySource(smpl_dir, genders, background_dir, batch_size)
+    if source is None:
+        source = BodySource(smpl_dir, genders, background_dir, batch_size)
+    batch_size, smpl_dir, background_dir = source.batch_size, source.smpl_dir, source.background_dir
     num_shards = max(1, -(-num_examples // examples_per_shard))
     os.makedirs(out_dir, exist_ok=True)
     shards, writer, shard_idx = [], None, -1
