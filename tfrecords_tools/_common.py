@@ -126,13 +126,14 @@ class BodyModel:
 # ------------------------------------------------------------------------------------------------ crop
 def crop_example(image, K, root_cam, joints_cam, *, landmarks_cam=None, mask=None, pose=None, betas=None,
                  gender=schema.GENDER_NEUTRAL, has_3d=1, has_smpl=None, dataset="", subject="", sequence="",
-                 frame=0, camera=0, pad=None) -> dict:
+                 frame=0, camera=0, pad=None, joint_valid=None) -> dict:
     """The paper's crop of one source frame -> a schema example dict (see smplr_tf/data/schema.py).
 
     image: (H, W, 3) uint8 RGB source frame. K: (3, 3) its intrinsics. root_cam: (3,) pelvis, camera frame
     (metres, z > 0): the crop is a 2.5 m square centred on it, perpendicular to the optical axis, resized to
     256 (``smplr_tf.data.crop``). joints_cam (24, 3) / landmarks_cam (18, 3) or None: camera frame, metres.
     mask: (H, W) bool silhouette or None. pose (72,) camera-frame axis-angle, betas (10,) or None.
+    joint_valid: optional (24,) bool: joints without data (zeros in joints_cam) get joints2d = 0 too.
     A missing field is written as zeros with its has_* flag 0.
     """
     from smplr_tf.data import crop as crop_lib
@@ -150,12 +151,15 @@ def crop_example(image, K, root_cam, joints_cam, *, landmarks_cam=None, mask=Non
     else:
         m = np.zeros((size, size), bool)
     has_smpl = int(pose is not None) if has_smpl is None else int(has_smpl)
+    j2d = np.zeros((24, 2))
+    ok = np.ones(24, bool) if joint_valid is None else np.asarray(joint_valid, bool)
+    j2d[ok] = crop_lib.project(joints_cam[ok], Kc)
     return {
         "image": schema.encode_image(img),
         "mask": schema.encode_mask(m),
         "joints3d": joints_cam.astype(np.float32),
         "landmarks3d": lm.astype(np.float32),
-        "joints2d": crop_lib.project(joints_cam, Kc).astype(np.float32),
+        "joints2d": j2d.astype(np.float32),
         "landmarks2d": (crop_lib.project(lm, Kc) if has_lm else np.zeros((18, 2))).astype(np.float32),
         "pose": (np.zeros(72) if pose is None else np.asarray(pose, np.float64).reshape(72)).astype(np.float32),
         "betas": (np.zeros(10) if betas is None else np.asarray(betas, np.float64).reshape(10)).astype(np.float32),

@@ -1,0 +1,139 @@
+"""Human3.6M converter on exact-format fixtures: .cdf (cdflib) and .h5 mocap, metadata.xml and cameras.h5
+cameras, mp4 videos, SMPL fits; world -> camera by hand, every 5th frame, splits, has_* flags, left/right."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from fixtures import h36m as fx
+from fixtures.records import crop_pixels, read_split, write_smpl_dir
+from fixtures.smpl_numpy import NumpySMPL
+
+from tfrecords_tools import convert_h36m
+
+os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
+
+
+def cam_a(X):
+    """S1 camera 0 of the fixture: angles (-pi/2, 0, 0), centre (0, -4.5, 1.0) m: looks along world +y."""
+    return np.stack([X[..., 0], -(X[..., 2] - 1.0), X[..., 1] + 4.5], -1)
+
+
+def cam_b(X):
+    """S9 camera 1 of the fixture: centre (4.5, 0, 1.0) m, looking along world -x."""
+    return np.stack([X[..., 1], -(X[..., 2] - 1.0), -(X[..., 0] - 4.5)], -1)
+
+
+R_B = np.array([[0.0, 1, 0], [0, 0, -1], [-1, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("h36m")
+    files = write_smpl_dir(str(base / "smpl"), genders=("male",))
+    model = NumpySMPL(files["male"])
+    root = str(base / "h36m")
+    b1 = fx.make_body(model, n=12, seed=1)
+    b9 = fx.make_body(model, n=12, seed=9)
+    fx.write_mocap(root, "S1", "Directions 1", b1["mocap"], "cdf")
+    fx.write_mocap(root, "S9", "Walking", b9["mocap"], "h5")
+    fx.write_video(root, "S1", "Directions 1", 0, cam_a(b1["mocap"]))
+    fx.write_video(root, "S9", "Walking", 1, cam_b(b9["mocap"]))
+    ext = {(s, c): (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for s in (1, 9) for c in range(4)}
+    ext[(1, 0)] = (-np.pi / 2, 0.0, 0.0, 0.0, -4500.0, 1000.0)
+    fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext)
+    fx.write_cameras_h5(str(base / "cameras.h5"), {(9, 1): (R_B, (4500.0, 0.0, 1000.0))})
+    fits = str(base / "fits")
+    fx.write_fits(fits, "S9", "Walking", b9, "male")
+    return {"base": base, "root": root, "b1": b1, "b9": b9, "model": model, "fits": fits,
+            "smpl": str(base / "smpl"), "cams_h5": str(base / "cameras.h5")}
+
+
+def test_train_without_fits(data, tmp_path):
+    out = str(tmp_path / "rec")
+    stats = convert_h36m.convert(data["root"], out, "train", examples_per_shard=2)
+    recs = read_split(out, "train")
+    assert [int(r["frame"]) for r in recs] == [0, 5, 10]  # every 5th frame; S9 is not in train
+    assert stats["missing_videos"] == 3  # cameras 1-3 of S1 have no video in the fixture
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    valid = np.array(man["joints3d_valid"], bool)
+    assert valid.sum() == 17 and not valid[[3, 6, 9, 13, 14, 22, 23]].any()
+    for r in recs:
+        assert (r["has_3d"], r["has_smpl"], r["has_landmarks"], r["has_mask"]) == (0, 0, 0, 0)
+        assert r["subject"] == b"S1" and r["sequence"] == b"Directions 1.54138969" and r["camera"] == 0
+        mocap = data["b1"]["mocap"][r["frame"]]
+        expect = cam_a(mocap[[fx.SMPL_TO_H36M[j] for j in range(24) if valid[j]]])
+        np.testing.assert_allclose(r["joints3d"][valid], expect, atol=1e-5)
+        assert not r["joints3d"][~valid].any() and not r["pose"].any() and not r["landmarks3d"].any()
+        assert not r["joints2d"][~valid].any()
+        assert r["root_depth"] == pytest.approx(mocap[0, 1] + 4.5, abs=1e-5)
+        full = fx.project(expect)
+        np.testing.assert_allclose(r["joints2d"][valid], crop_pixels(full, r["crop_box"]), atol=2e-3)
+        assert r["crop_box"][2] - r["crop_box"][0] == pytest.approx(300 * 2.5 / r["root_depth"], rel=1e-4)
+        img = r["image"].astype(int)
+        for j, (hi, lo) in ((20, (0, 2)), (21, (2, 0))):  # left wrist on red, right wrist on blue
+            x, y = np.round(r["joints2d"][j]).astype(int)
+            patch = img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+            assert patch[hi] > 150 and patch[lo] < 110, (j, patch)
+
+
+def test_test_split_with_fits_and_smpl(data, tmp_path):
+    out = str(tmp_path / "rec")
+    stats = convert_h36m.convert(data["root"], out, "test", smpl_dir=data["smpl"], fits_dir=data["fits"],
+                                 cameras=data["cams_h5"])
+    recs = read_split(out, "test")
+    assert [int(r["frame"]) for r in recs] == [0, 5, 10]
+    assert stats["fit_vs_mocap_mm_mean"] < 0.5
+    b = data["b9"]
+    for r in recs:
+        f = r["frame"]
+        assert (r["has_3d"], r["has_smpl"], r["has_landmarks"]) == (1, 1, 1)
+        assert r["gender"] == 1 and r["subject"] == b"S9" and r["camera"] == 1
+        J, _, L = data["model"].forward(b["pose"][f], b["betas"])
+        np.testing.assert_allclose(r["joints3d"], cam_b(J + b["trans"][f]), atol=2e-4)
+        np.testing.assert_allclose(r["landmarks3d"], cam_b(L + b["trans"][f]), atol=2e-4)
+        # the pose is in the camera frame: SMPL(pose) + (root - J0) is the camera-frame body
+        Jc, _, Lc = data["model"].forward(r["pose"], r["betas"])
+        t = r["joints3d"][0] - Jc[0]
+        np.testing.assert_allclose(Jc + t, r["joints3d"], atol=2e-4)
+        np.testing.assert_allclose(Lc + t, r["landmarks3d"], atol=2e-4)
+        np.testing.assert_allclose(r["betas"], b["betas"], atol=1e-6)
+
+
+def test_fits_without_smpl_dir(data, tmp_path):
+    out = str(tmp_path / "rec")
+    convert_h36m.convert(data["root"], out, "test", fits_dir=data["fits"], cameras=data["cams_h5"])
+    recs = read_split(out, "test")
+    b = data["b9"]
+    for r in recs:
+        assert (r["has_3d"], r["has_smpl"], r["has_landmarks"]) == (0, 1, 0)
+        G = Rotation.from_rotvec(r["pose"][:3]).as_matrix()
+        Gw = Rotation.from_rotvec(b["pose"][r["frame"], :3]).as_matrix()
+        np.testing.assert_allclose(G, R_B @ Gw, atol=1e-5)
+        np.testing.assert_allclose(r["pose"][3:], b["pose"][r["frame"], 3:], atol=1e-6)
+
+
+def test_camera_angles_decoding():
+    """metadata.xml angles: (-pi/2, 0, 0) is the camera of cam_a (hand-derived); any angles give a rotation."""
+    R = convert_h36m.rotation_from_angles(-np.pi / 2, 0.0, 0.0)
+    X = np.array([[0.3, 1.2, 0.4]])
+    np.testing.assert_allclose((X - np.array([0.0, -4.5, 1.0])) @ R.T, cam_a(X), atol=1e-12)
+    R = convert_h36m.rotation_from_angles(-1.7, 0.3, 2.5)
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(R) == pytest.approx(1.0)
+
+
+def test_corrupt_mocap_is_reported(data, tmp_path):
+    import shutil
+
+    root = str(tmp_path / "h36m")
+    shutil.copytree(data["root"], root)
+    with open(os.path.join(root, "S1", "MyPoseFeatures", "D3_Positions", "Directions 1.cdf"), "wb") as f:
+        f.write(b"not a cdf")
+    out = str(tmp_path / "rec")
+    with pytest.raises(Exception, match="Directions 1.cdf"):
+        convert_h36m.convert(root, out, "train")
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
