@@ -235,14 +235,15 @@ def all_proc(output_points, input_points, vertices, root):
     given to SMPLR (SHN / DAE output), root-relative; vertices: (B, V, 3) SMPL output mesh; root: (B, 3)
     the SMPL output's pelvis joint. No ground truth is used. The transform is fitted on all 41 points and
     the zero root (42 nodes).
-    Returns (aligned_points (B, 41, 3), aligned_vertices (B, V, 3)) in the input JL's frame, which is
-    root-relative already; the aligned root is NOT re-subtracted (the fitted translation is kept, so hips
-    can move: consistent with the paper's Hp error growing from ALL to ALL_Proc).
+    Returns (aligned_points (B, 41, 3), aligned_vertices (B, V, 3)), root-relative: protocol 1 subtracts the
+    root joint, and the aligned body's root is where the transform puts the old one (t), so t is subtracted
+    (the result is ``s R x``: the fitted translation only serves the fit). Consequence, used as a test:
+    protocol 2 of ALL_Proc equals protocol 2 of ALL (as in the paper's Table 2).
     """
     out = with_root(np.asarray(output_points, np.float64))
     inp = with_root(np.asarray(input_points, np.float64))
     s, r, t = procrustes.similarity_transform(out, inp)
     verts_rel = np.asarray(vertices, np.float64) - np.asarray(root, np.float64)[:, None, :]
-    pts = procrustes.apply_transform(out[:, 1:], s, r, t)
-    verts = procrustes.apply_transform(verts_rel, s, r, t)
+    pts = procrustes.apply_transform(out[:, 1:], s, r, t) - t[:, None, :]
+    verts = procrustes.apply_transform(verts_rel, s, r, t) - t[:, None, :]
     return pts, verts

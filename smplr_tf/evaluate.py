@@ -1,0 +1,494 @@
+"""Evaluate a trained run (or a pipeline of runs) with the paper's metrics; write metrics.json + TensorBoard.
+
+    python -m smplr_tf.evaluate --run_dir=runs/table1/shn [--data=data/synthetic --eval_split=val]
+    python -m smplr_tf.evaluate --run_dir=runs/table1/dae_shn --eval_input=run --eval_input_run=runs/table1/shn
+    python -m smplr_tf.evaluate --shn_run=... --dae_run=... --psi_run=... --omega_run=... --output_dir=runs/table1/all
+
+What is evaluated, per stage (keys of ``metrics.json["evaluations"]``; metric definitions in
+:mod:`smplr_tf.metrics`):
+
+* shn, alexnet: ``points`` = the CNN's points (Table 1 CNN rows). shn2d: ``points_xy`` = the 2D model's x, y
+  (its z is set to the ground truth's, so the errors are x-y errors only).
+* dae: ``points`` = DAE output; ``input`` = its input (what the DAE improved on).
+* smplr_shape (Psi): ``psi`` = SMPL(predicted betas and gender, ground-truth rotations): points, surface,
+  gender accuracy, IoU. smplr_pose (Omega): ``omega`` = SMPL(ground-truth betas and gender, predicted
+  rotations). Inputs of dae / smplr_*: see ``--eval_input``.
+* e2e run, or a pipeline of four runs (--shn_run --dae_run --psi_run --omega_run): ``points`` (SHN),
+  ``dae`` (DAE output), ``all`` (SMPL output: points, surface, gender, IoU) and ``all_proc`` (the SMPL
+  output aligned onto SMPLR's own input JL = the DAE output, no ground truth; paper Sec. 4.5).
+
+Ground truth: the records' joints3d / landmarks3d (root-relative) for points; SMPL(pose, betas, gender) of
+the records for meshes (records with has_smpl); the records' masks for IoU (has_mask), the predicted mesh
+placed at the ground-truth root and projected with the crop's intrinsics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from smplr_tf import metrics
+from smplr_tf.body import skeleton
+
+METRICS_NAME = "metrics.json"
+IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
+POINT_STAGES = ("dae", "smplr_shape", "smplr_pose")
+
+
+class EvalError(ValueError):
+    """An evaluation that cannot run as asked; the message says what is missing."""
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 256, with_images: bool = True,
+                 max_examples: int = 0, require_smpl: bool = False):
+    """Records -> batches of dicts (numpy-able tensors), in record order, no augmentation.
+
+    Keys: ``image`` (B,S,S,3) standardised as in training (only with_images), ``points`` (B,41,3) root-relative
+    metres, ``pose`` (B,72), ``betas`` (B,10), ``gender`` (B,), ``root`` (B,3) camera-frame pelvis,
+    ``intrinsics`` (B,3,3), ``mask`` (B,256,256) bool, ``has_smpl``, ``has_mask``, ``has_landmarks`` (B,).
+    """
+    import tensorflow as tf
+
+    from smplr_tf.data import pipeline, schema
+
+    files = schema.split_files(data_dir, split)
+    ds = pipeline.read_records(files, check_images=with_images)
+
+    def parse(f, i, r):
+        ex = schema.parse_example(r, decode_images=False)
+        j3, l3 = ex["joints3d"], ex["landmarks3d"]
+        out = {
+            "points": skeleton.points_from_smpl(j3, l3),
+            "pose": ex["pose"], "betas": ex["betas"], "gender": tf.cast(ex["gender"], tf.int32),
+            "root": j3[0], "intrinsics": ex["intrinsics"],
+            "has_smpl": ex["has_smpl"], "has_mask": ex["has_mask"], "has_landmarks": ex["has_landmarks"],
+            "has_3d": ex["has_3d"],
+            "mask": tf.ensure_shape(tf.io.decode_png(ex["mask"], channels=1)[..., 0],
+                                    (schema.IMAGE_SIZE, schema.IMAGE_SIZE)) > 127,
+        }
+        if with_images:
+            image = tf.io.decode_jpeg(ex["image"], channels=3)
+            image = tf.ensure_shape(image, (schema.IMAGE_SIZE, schema.IMAGE_SIZE, 3))
+            image = tf.cast(image, tf.float32) * (1.0 / 255.0)
+            if input_size != schema.IMAGE_SIZE:
+                image = tf.image.resize(image[None], (input_size, input_size), antialias=True)[0]
+            out["image"] = tf.image.per_image_standardization(image)
+        return out
+
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda d: d["has_3d"] > 0)
+    if require_smpl:
+        ds = ds.filter(lambda d: d["has_smpl"] > 0)
+    if max_examples:
+        ds = ds.take(int(max_examples))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def standardize_image(rgb_uint8: np.ndarray, input_size: int = 256) -> np.ndarray:
+    """(H, W, 3) uint8 RGB crop -> (1, S, S, 3) float32 standardised exactly as the training pipeline."""
+    import tensorflow as tf
+
+    image = tf.cast(tf.convert_to_tensor(rgb_uint8), tf.float32) * (1.0 / 255.0)
+    if image.shape[0] != input_size or image.shape[1] != input_size:
+        image = tf.image.resize(image[None], (input_size, input_size), antialias=True)[0]
+    return tf.image.per_image_standardization(image)[None].numpy()
+
+
+# ------------------------------------------------------------------------------------------------ accumulators
+
+class MeshEval:
+    """Points (protocols 1/2), surface error, gender accuracy and IoU of one mesh-producing evaluation."""
+
+    def __init__(self, faces=None, iou: bool = True):
+        self.points = metrics.PointMetrics()
+        self.surface = metrics.MeanMetric()
+        self.gender = metrics.MeanMetric()
+        self.iou = metrics.MeanMetric()
+        self.faces = faces
+        self.do_iou = iou and faces is not None
+
+    def update(self, pred_points, gt_points, pred_verts_rel=None, gt_verts_rel=None, surface_ok=None,
+               pred_gender=None, gt_gender=None, gender_ok=None, root=None, K=None, mask=None, has_mask=None):
+        """pred_verts_rel / gt_verts_rel: (B,V,3) relative to each mesh's own pelvis (metres)."""
+        self.points.update(pred_points, gt_points)
+        if pred_verts_rel is not None and gt_verts_rel is not None:
+            e = metrics.surface_errors(pred_verts_rel, np.zeros((len(pred_verts_rel), 3)), gt_verts_rel,
+                                       np.zeros((len(gt_verts_rel), 3)))
+            if surface_ok is not None:
+                e = np.where(surface_ok, e, np.nan)
+            self.surface.update(e)
+        if pred_gender is not None and gt_gender is not None:
+            c = metrics.gender_correct(pred_gender, gt_gender)
+            if gender_ok is not None:
+                c = np.where(gender_ok, c, np.nan)
+            self.gender.update(c)
+        if self.do_iou and pred_verts_rel is not None and mask is not None:
+            for b in range(len(pred_verts_rel)):
+                if has_mask is not None and not has_mask[b]:
+                    continue
+                verts_cam = pred_verts_rel[b] + root[b][None]
+                self.iou.update([metrics.silhouette_iou(verts_cam, self.faces, K[b], mask[b])])
+
+    def result(self) -> dict:
+        out = self.points.result()
+        s = self.surface.result()
+        out["surface_mm"] = None if s is None else s * metrics.MM
+        out["surface_count"] = self.surface.count
+        out["gender_accuracy"] = self.gender.result()
+        out["iou"] = self.iou.result()
+        out["iou_count"] = self.iou.count
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _np(x):
+    return np.asarray(x)
+
+
+def _points_of(out):
+    return out["points"] if isinstance(out, dict) else out
+
+
+def _cast_out(out):
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda t: np.asarray(t), out)
+
+
+class _Inputs:
+    """Input points of a dae / smplr run: ground truth (+ noise / depth 0) or another run's predictions."""
+
+    def __init__(self, mode: str, input_run: str = "", num_points: int = 41, seed: int = 1234):
+        self.mode = mode
+        self.num_points = num_points
+        self.seed = seed
+        self.model = None
+        self.stage = None
+        self.input_size = 256
+        self.depth0 = False
+        self.chain = None
+        if mode == "run":
+            from smplr_tf import runs
+
+            if not input_run:
+                raise EvalError("--eval_input=run needs --eval_input_run (or the run's --input_run)")
+            self.stage, self.model, fl = runs.load_model_from_run(input_run)
+            if self.stage == "dae":
+                # A DAE run fed by its own input: chain (its input run -> DAE).
+                inner = fl.get("input_run") or ""
+                self.chain = _Inputs("run" if inner else "noise", inner, num_points, seed)
+                self.input_size = self.chain.input_size
+            elif self.stage not in ("shn", "alexnet", "e2e"):
+                raise EvalError(f"input run {input_run} is a '{self.stage}' run; expected shn, alexnet, e2e or dae")
+            else:
+                self.input_size = int(fl.get("input_size", 256))
+            p = int(fl.get("num_points", 41))
+            if p != num_points:
+                raise EvalError(f"input run {input_run} gives {p} points; the evaluated run takes {num_points}")
+
+    @property
+    def needs_images(self) -> bool:
+        return self.mode == "run" and (self.chain is None or self.chain.needs_images)
+
+    def __call__(self, batch, k: int) -> np.ndarray:
+        gt = _np(batch["points"])[:, : self.num_points]
+        if self.mode == "gt":
+            return gt
+        if self.mode in ("noise", "depth0"):
+            from smplr_tf.data import noise as noise_lib
+
+            mode = "uniform" if self.mode == "noise" else "depth0"
+            return _np(noise_lib.apply_noise(gt.astype(np.float32), mode, seed=(self.seed, k)))
+        if self.chain is not None:
+            return _np(self.model(self.chain(batch, k), training=False))
+        out = self.model(batch["image"], training=False)
+        pts = _np(_points_of(out))  # e2e: its hourglass's points (SHN_e2e)
+        if self.depth0:
+            pts = pts.copy()
+            pts[..., 2] = 0.0
+        return pts
+
+
+def _auto_input(fl: dict, override: str, override_run: str):
+    """(mode, input_run) for a dae / smplr run from its training flags and the evaluation flags."""
+    if override != "auto":
+        return override, override_run or fl.get("input_run", "")
+    if override_run:
+        return "run", override_run
+    mode = fl.get("dae_input", "noise")
+    return mode, fl.get("input_run", "") if mode == "run" else ""
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+
+def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_size: int = 16,
+                 max_examples: int = 0, eval_input: str = "auto", eval_input_run: str = "", iou: bool = True,
+                 progress: bool = True) -> dict:
+    """Evaluate one run directory. Returns the metrics dict (also what evaluate writes)."""
+    from smplr_tf import runs
+
+    stage, model, fl = runs.load_model_from_run(run_dir)
+    data_dir = data_dir or fl.get("data_dir", "")
+    if not data_dir:
+        raise EvalError(f"{run_dir}: no --data given and the run has no --data_dir")
+    result = {"run_dir": run_dir, "stage": stage, "data": data_dir, "split": split,
+              "weights": runs.weights_path(run_dir, "auto")}
+    num_points = int(fl.get("num_points", 41))
+    if stage in ("shn", "shn2d", "alexnet"):
+        evals = _eval_image_model(model, stage, fl, data_dir, split, batch_size, max_examples, progress)
+    elif stage in POINT_STAGES:
+        mode, in_run = _auto_input(fl, eval_input, eval_input_run)
+        inputs = _Inputs(mode, in_run, num_points if stage == "dae" else skeleton.NUM_POINTS)
+        inputs.depth0 = mode == "run" and bool(fl.get("input_depth0"))
+        result["input"] = {"mode": mode, "run": in_run}
+        evals = _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou,
+                                  progress)
+    elif stage == "e2e":
+        from smplr_tf.stages.points import smpl_layer_from
+
+        evals = _eval_pipeline(model, smpl_layer_from(runs.read_flags(run_dir)), int(fl.get("input_size", 256)),
+                               data_dir, split, batch_size, max_examples, iou, progress)
+    else:
+        raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
+    result["evaluations"] = evals
+    return result
+
+
+def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", split: str = "val",
+                      batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True) -> dict:
+    """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL)."""
+    from smplr_tf import runs
+    from smplr_tf.stages.e2e import assemble_pipeline
+    from smplr_tf.stages.points import smpl_layer_from
+
+    pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
+    fl = runs.flags_dict(runs.read_flags(shn_run))
+    data_dir = data_dir or fl.get("data_dir", "")
+    if not data_dir:
+        raise EvalError("no --data given and the hourglass run has no --data_dir")
+    evals = _eval_pipeline(pipe, smpl_layer_from(runs.read_flags(psi_run)), int(fl.get("input_size", 256)),
+                           data_dir, split, batch_size, max_examples, iou, progress)
+    return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
+            "data": data_dir, "split": split, "evaluations": evals}
+
+
+def _progress(ds, desc, progress):
+    if not progress:
+        return ds
+    from tqdm import tqdm
+
+    return tqdm(ds, desc=desc, unit="batch")
+
+
+def _eval_image_model(model, stage, fl, data_dir, split, batch_size, max_examples, progress):
+    p = int(fl.get("num_points", 41))
+    ds = eval_dataset(data_dir, split, batch_size, int(fl.get("input_size", 256)), True, max_examples)
+    acc = metrics.PointMetrics()
+    for batch in _progress(ds, f"evaluating {stage}", progress):
+        pred = _np(_points_of(model(batch["image"], training=False)))
+        gt = _np(batch["points"])[:, :p]
+        if stage == "shn2d":
+            pred = np.concatenate([pred[..., :2], gt[..., 2:]], axis=-1)
+        acc.update(pred, gt)
+    key = "points_xy" if stage == "shn2d" else "points"
+    return {key: acc.result()}
+
+
+def _gt_body(smpl, batch):
+    """Ground-truth SMPL mesh relative to its pelvis, and which samples have one: ((B,V,3), (B,) bool)."""
+    from smplr_tf.body.smpl import pose_to_rotmats
+
+    g = _np(batch["gender"]).astype(np.int32)
+    ok = (_np(batch["has_smpl"]) > 0) & (g < len(smpl.genders))
+    rot = pose_to_rotmats(batch["pose"])
+    body = smpl(batch["betas"], rot, gender=np.minimum(g, len(smpl.genders) - 1))
+    verts = _np(body["vertices"]) - _np(body["joints"])[:, :1]
+    return verts, ok, _np(rot)
+
+
+def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou, progress):
+    from smplr_tf.stages.points import smpl_layer_from
+
+    from smplr_tf import runs  # noqa: F401
+
+    need_smpl = stage != "dae"
+    ds = eval_dataset(data_dir, split, batch_size, inputs.input_size, inputs.needs_images, max_examples,
+                      require_smpl=need_smpl)
+    if stage == "dae":
+        out_acc, in_acc = metrics.PointMetrics(), metrics.PointMetrics()
+        for k, batch in enumerate(_progress(ds, "evaluating dae", progress)):
+            x = inputs(batch, k)
+            pred = _np(model(x, training=False))
+            gt = _np(batch["points"])[:, : pred.shape[1]]
+            out_acc.update(pred, gt)
+            in_acc.update(x, gt)
+        return {"points": out_acc.result(), "input": in_acc.result()}
+
+    class _Cfg:  # smpl_layer_from reads attributes
+        smpl_dir = fl.get("smpl_dir", "")
+        genders = fl.get("genders", ["female", "male"])
+
+    smpl = smpl_layer_from(_Cfg)
+    key = "psi" if stage == "smplr_shape" else "omega"
+    acc = MeshEval(smpl.faces, iou)
+    in_acc = metrics.PointMetrics()
+    for k, batch in enumerate(_progress(ds, f"evaluating {key}", progress)):
+        x = inputs(batch, k)
+        out = model(x, training=False)
+        gt_verts, ok, gt_rot = _gt_body(smpl, batch)
+        g = np.minimum(_np(batch["gender"]).astype(np.int32), len(smpl.genders) - 1)
+        if key == "psi":
+            from smplr_tf.body.smpl import gender_index_from_sign
+
+            gidx = gender_index_from_sign(_np(out["gender"]))
+            body = smpl(out["betas"], gt_rot, gender=gidx)
+            pred_gender = _np(out["gender"])
+        else:
+            body = smpl(batch["betas"], out["rotmats"], gender=g)
+            pred_gender = None
+        joints, lms, verts = _np(body["joints"]), _np(body["landmarks"]), _np(body["vertices"])
+        pts = skeleton.points_from_smpl(joints, lms)
+        acc.update(pts, _np(batch["points"]), verts - joints[:, :1], gt_verts, ok,
+                   pred_gender, _np(batch["gender"]), ok if pred_gender is not None else None,
+                   _np(batch["root"]), _np(batch["intrinsics"]), _np(batch["mask"]), _np(batch["has_mask"]) > 0)
+        in_acc.update(x, _np(batch["points"]))
+    return {key: acc.result(), "input": in_acc.result()}
+
+
+def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress):
+    ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples)
+    acc = {"points": metrics.PointMetrics(), "dae": metrics.PointMetrics()}
+    mesh = {"all": MeshEval(smpl.faces, iou), "all_proc": MeshEval(smpl.faces, iou)}
+    for batch in _progress(ds, "evaluating pipeline", progress):
+        out = pipe(batch["image"], training=False)
+        gt = _np(batch["points"])
+        acc["points"].update(_np(out["points"]), gt)
+        acc["dae"].update(_np(out["dae_points"]), gt)
+        gt_verts, ok, _ = _gt_body(smpl, batch)
+        joints = _np(out["joints"])
+        verts_rel = _np(out["vertices"]) - joints[:, :1]
+        smpl_pts = _np(out["smpl_points"])
+        common = dict(pred_gender=_np(out["gender"]), gt_gender=_np(batch["gender"]), gender_ok=ok,
+                      root=_np(batch["root"]), K=_np(batch["intrinsics"]), mask=_np(batch["mask"]),
+                      has_mask=_np(batch["has_mask"]) > 0)
+        mesh["all"].update(smpl_pts, gt, verts_rel, gt_verts, ok, **common)
+        p_pts, p_verts = metrics.all_proc(smpl_pts, _np(out["dae_points"]), _np(out["vertices"]), joints[:, 0])
+        mesh["all_proc"].update(p_pts, gt, p_verts, gt_verts, ok, **common)
+    res = {k: v.result() for k, v in acc.items()}
+    res.update({k: v.result() for k, v in mesh.items()})
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+def write_metrics(out_dir: str, result: dict, tag: str = "", step: int | None = None) -> str:
+    """metrics.json (+ metrics-<tag>.json) in out_dir and TensorBoard scalars under out_dir/tb/eval."""
+    os.makedirs(out_dir, exist_ok=True)
+    result = dict(result, written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    paths = [os.path.join(out_dir, METRICS_NAME)] + ([os.path.join(out_dir, f"metrics-{tag}.json")] if tag else [])
+    for path in paths:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, path)
+    write_tensorboard(os.path.join(out_dir, "tb", "eval" + (f"_{tag}" if tag else "")), result, step or 0)
+    return paths[0]
+
+
+def scalars(result: dict) -> dict:
+    """Flat {name: value} of the numbers worth plotting: eval/<key>/p1_Jt, .../surface_mm, ..."""
+    out = {}
+    for key, ev in result.get("evaluations", {}).items():
+        for p in ("p1", "p2"):
+            for col, v in (ev.get(p) or {}).items():
+                if v is not None:
+                    out[f"eval/{key}/{p}_{col}"] = float(v)
+        for extra in ("surface_mm", "gender_accuracy", "iou"):
+            if ev.get(extra) is not None:
+                out[f"eval/{key}/{extra}"] = float(ev[extra])
+    return out
+
+
+def write_tensorboard(logdir: str, result: dict, step: int = 0) -> None:
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(logdir)
+    with writer.as_default():
+        for name, v in scalars(result).items():
+            tf.summary.scalar(name, v, step=step)
+        tf.summary.text("eval/summary", json.dumps({k: v for k, v in result.items() if k != "evaluations"}),
+                        step=step)
+    writer.flush()
+    writer.close()
+
+
+def summary_lines(result: dict) -> list[str]:
+    lines = []
+    for key, ev in result["evaluations"].items():
+        p1, p2 = ev.get("p1") or {}, ev.get("p2") or {}
+        f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        s = f"{key:10s} n={ev.get('count', 0):5d}  P1 Jt {f(p1.get('Jt'))} Lm {f(p1.get('Lm'))} Bn {f(p1.get('Bn'))}" \
+            f"  P2 Jt {f(p2.get('Jt'))} mm"
+        if ev.get("surface_mm") is not None:
+            s += f"  surface {ev['surface_mm']:.1f} mm"
+        if ev.get("gender_accuracy") is not None:
+            s += f"  gender {100 * ev['gender_accuracy']:.1f}%"
+        if ev.get("iou") is not None:
+            s += f"  IoU {ev['iou']:.3f}"
+        lines.append(s)
+    return lines
+
+
+def run_from_flags(FLAGS) -> dict:
+    pipeline = [FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run, FLAGS.omega_run]
+    common = dict(split=FLAGS.eval_split, batch_size=FLAGS.eval_batch_size, max_examples=FLAGS.max_examples,
+                  iou=FLAGS.eval_iou)
+    if any(pipeline) and not FLAGS.run_dir:
+        if not all(pipeline):
+            raise EvalError("a pipeline evaluation needs all of --shn_run --dae_run --psi_run --omega_run")
+        if not FLAGS.output_dir:
+            raise EvalError("a pipeline evaluation needs --output_dir (where metrics.json goes)")
+        result = evaluate_pipeline(*pipeline, data_dir=FLAGS.data, **common)
+        out_dir = FLAGS.output_dir
+        step = 0
+    else:
+        if not FLAGS.run_dir:
+            raise EvalError("give --run_dir=<a trained run>, or the four --shn_run --dae_run --psi_run --omega_run "
+                            "with --output_dir")
+        if not os.path.isdir(FLAGS.run_dir):
+            raise EvalError(f"--run_dir={FLAGS.run_dir}: no such directory")
+        result = evaluate_run(FLAGS.run_dir, FLAGS.data, eval_input=FLAGS.eval_input,
+                              eval_input_run=FLAGS.eval_input_run, **common)
+        out_dir = FLAGS.output_dir or FLAGS.run_dir
+        from smplr_tf import runs
+
+        step = int((runs.read_run_json(FLAGS.run_dir) or {}).get("epochs_done", 0) or 0)
+    path = write_metrics(out_dir, result, FLAGS.eval_tag, step)
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {path}; TensorBoard: tensorboard --logdir {os.path.join(out_dir, 'tb')}")
+    return result
+
+
+def main(argv):
+    del argv
+    from smplr_tf.flags import FLAGS
+
+    try:
+        run_from_flags(FLAGS)
+    except EvalError as e:
+        raise SystemExit(f"evaluate: {e}")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    import smplr_tf.flags  # noqa: F401 - defines the flags before parsing
+
+    app.run(main)

@@ -1,0 +1,176 @@
+"""evaluate: tiny runs (built, not trained) on a tiny synthetic set; results checked against independent
+recomputations and exact identities."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from smplr_tf import evaluate, metrics, runs  # noqa: E402
+from smplr_tf.body import skeleton  # noqa: E402
+
+TINY = {
+    "input_size": 32, "heatmap_size": 8, "depth_bins": 4, "hg_stacks": 1, "hg_features": 8,
+    "hg_downsamplings": 1, "dae_hidden": 16, "dae_bottleneck": 8, "smplr_trunk": "16,16", "smplr_head": 8,
+}
+N_VAL = 10
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from smplr_tf.body.testing import write_random_model
+    from smplr_tf.synth.generate import generate_split
+
+    root = tmp_path_factory.mktemp("evaluate")
+    smpl_dir = root / "smpl"
+    smpl_dir.mkdir()
+    write_random_model(str(smpl_dir / "female.npz"), num_vertices=300, seed=0, gender="female")
+    write_random_model(str(smpl_dir / "male.npz"), num_vertices=300, seed=1, gender="male")
+    data = root / "data"
+    generate_split(str(data), "val", N_VAL, seed=3, smpl_dir=str(smpl_dir), progress=False)
+    return {"root": root, "smpl_dir": str(smpl_dir), "data": str(data)}
+
+
+def make_run(tiny, name, stage, **extra):
+    """A run directory as train.py leaves it (flags.txt + final.weights.h5), with untrained weights."""
+    run_dir = os.path.join(tiny["root"], "runs", name)
+    os.makedirs(run_dir, exist_ok=True)
+    flags = dict(TINY, stage=stage, data_dir=tiny["data"], smpl_dir=tiny["smpl_dir"], seed=0, **extra)
+    text = "".join(f"--{k}={v}\n" for k, v in flags.items())
+    with open(os.path.join(run_dir, runs.FLAGS_FILE), "w") as f:
+        f.write(text)
+    keras_seed = abs(hash(name)) % 1000
+    tf.keras.utils.set_random_seed(keras_seed)
+    model = runs.build_network(runs.parse_flags_text(text))
+    return run_dir, model
+
+
+def save(run_dir, model):
+    model.save_weights(os.path.join(run_dir, runs.FINAL_WEIGHTS))
+    with open(os.path.join(run_dir, runs.RUN_FILE), "w") as f:
+        json.dump({"finished": True, "epochs_done": 1}, f)
+
+
+def _records_points(data_dir, split="val"):
+    """Ground-truth points read straight from the TFRecords with the protobuf API (no tf.data, no schema code)."""
+    pts = []
+    for name in sorted(os.listdir(data_dir)):
+        if not name.startswith(split + "-"):
+            continue
+        for rec in tf.compat.v1.io.tf_record_iterator(os.path.join(data_dir, name)):
+            ex = tf.train.Example.FromString(rec).features.feature
+            j = np.array(ex["joints3d"].float_list.value).reshape(24, 3)
+            lm = np.array(ex["landmarks3d"].float_list.value).reshape(18, 3)
+            pts.append(np.concatenate([j[1:], lm]) - j[:1])
+    return np.stack(pts)
+
+
+def test_eval_dataset_points_are_the_records(tiny):
+    ds = evaluate.eval_dataset(tiny["data"], "val", 4, input_size=32)
+    got = np.concatenate([b["points"].numpy() for b in ds])
+    np.testing.assert_allclose(got, _records_points(tiny["data"]), atol=1e-6)
+    b = next(iter(ds))
+    assert b["image"].shape == (4, 32, 32, 3)
+    assert abs(float(tf.reduce_mean(b["image"]))) < 1e-3  # standardised
+
+
+def _zero_last_dense(model, units):
+    dense = [l for l in model.layers if isinstance(l, tf.keras.layers.Dense) or l.__class__.__name__ == "Dense"]
+    hits = [l for l in dense if l.units == units]
+    for w in hits[-1].weights:
+        w.assign(np.zeros(w.shape, np.float32))
+
+
+def test_identity_dae_has_exactly_the_input_error(tiny):
+    run_dir, model = make_run(tiny, "dae_identity", "dae", dae_input="noise")
+    _zero_last_dense(model, 123)  # residual DAE with a zero last layer is the identity
+    save(run_dir, model)
+    res = evaluate.evaluate_run(run_dir, eval_input="gt", progress=False)
+    ev = res["evaluations"]
+    assert ev["points"]["count"] == N_VAL
+    assert ev["points"]["p1"]["Jt"] == pytest.approx(0.0, abs=1e-3)
+    res = evaluate.evaluate_run(run_dir, progress=False)  # auto: the run's noise
+    ev = res["evaluations"]
+    assert res["input"]["mode"] == "noise"
+    for col in metrics.TABLE1_COLUMNS:
+        assert ev["points"]["p1"][col] == pytest.approx(ev["input"]["p1"][col], abs=1e-3)
+    assert 5.0 < ev["input"]["p1"]["Jt"] < 120.0  # uniform noise of 5..91 mm per coordinate
+
+
+def test_omega_matches_a_direct_recomputation(tiny):
+    from smplr_tf.body.smpl import SMPL, pose_to_rotmats
+
+    run_dir, model = make_run(tiny, "omega", "smplr_pose", dae_input="gt")
+    save(run_dir, model)
+    res = evaluate.evaluate_run(run_dir, progress=False)
+    ev = res["evaluations"]["omega"]
+    # Independent path: records -> our SMPL with GT betas/gender and Omega's rotations -> PointMetrics.
+    gt = _records_points(tiny["data"])
+    smpl = SMPL(smpl_dir=tiny["smpl_dir"])
+    ds = evaluate.eval_dataset(tiny["data"], "val", 64, with_images=False)
+    b = next(iter(ds))
+    rot = model(tf.constant(gt, tf.float32), training=False)["rotmats"]
+    body = smpl(b["betas"], rot, gender=b["gender"])
+    pts = skeleton.points_from_smpl(body["joints"].numpy(), body["landmarks"].numpy())
+    acc = metrics.PointMetrics()
+    acc.update(pts, gt)
+    for col in ("Jt", "Lm", "Bn", "Hd"):
+        assert ev["p1"][col] == pytest.approx(acc.result()["p1"][col], rel=1e-4)
+    gt_body = smpl(b["betas"], pose_to_rotmats(b["pose"]), gender=b["gender"])
+    gv = gt_body["vertices"].numpy() - gt_body["joints"].numpy()[:, :1]
+    pv = body["vertices"].numpy() - body["joints"].numpy()[:, :1]
+    assert ev["surface_mm"] == pytest.approx(1000 * np.linalg.norm(pv - gv, axis=-1).mean(), rel=1e-4)
+    assert ev["iou"] is not None and 0.0 <= ev["iou"] <= 1.0 and ev["iou_count"] == N_VAL
+
+
+def test_pipeline_all_and_all_proc(tiny):
+    shn, m = make_run(tiny, "p_shn", "shn")
+    save(shn, m)
+    dae, m = make_run(tiny, "p_dae", "dae")
+    save(dae, m)
+    psi, m = make_run(tiny, "p_psi", "smplr_shape")
+    save(psi, m)
+    omega, m = make_run(tiny, "p_omega", "smplr_pose")
+    save(omega, m)
+    res = evaluate.evaluate_pipeline(shn, dae, psi, omega, progress=False)
+    ev = res["evaluations"]
+    assert set(ev) >= {"points", "dae", "all", "all_proc"}
+    # Protocol 2 re-aligns to the ground truth, so the ALL_Proc similarity transform cannot change it
+    # (the paper's Table 2 shows the same: ALL and ALL_Proc have equal protocol-2 errors).
+    assert ev["all_proc"]["p2"]["Jt"] == pytest.approx(ev["all"]["p2"]["Jt"], rel=1e-5)
+    assert ev["all"]["surface_count"] == N_VAL
+    assert 0.0 <= ev["all"]["gender_accuracy"] <= 1.0
+    assert 0.0 <= ev["all_proc"]["iou"] <= 1.0
+    # Written and read back by reproduce.
+    out = os.path.join(tiny["root"], "runs_table", "table1", "all")
+    evaluate.write_metrics(out, res)
+    from smplr_tf import reproduce
+
+    t = reproduce.build_tables(os.path.join(tiny["root"], "runs_table"), (1,))["table1"]
+    rows = {r["row"]: r for r in t["rows"]}
+    assert rows["all_proc"]["status"] == "ok"
+    assert rows["all_proc"]["ours"]["Jt"] == pytest.approx(ev["all_proc"]["p1"]["Jt"])
+    assert rows["shn"]["status"] == "not run"
+    assert any(f.startswith("events.out") for f in os.listdir(os.path.join(out, "tb", "eval")))
+
+
+def test_cli_errors_are_clear(tiny):
+    from absl import flags as absl_flags
+
+    from smplr_tf.flags import FLAGS
+
+    FLAGS.unparse_flags()
+    FLAGS(["evaluate", f"--run_dir={tiny['root']}/nope"])
+    try:
+        with pytest.raises(evaluate.EvalError, match="no such directory"):
+            evaluate.run_from_flags(FLAGS)
+        FLAGS.unparse_flags()
+        FLAGS(["evaluate", "--shn_run=a"])
+        with pytest.raises(evaluate.EvalError, match="all of --shn_run"):
+            evaluate.run_from_flags(FLAGS)
+    finally:
+        FLAGS.unparse_flags()
+    del absl_flags
