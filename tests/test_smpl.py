@@ -261,3 +261,18 @@ def test_keras_model_and_constants_kept_out_of_weights(layer2):
 def test_missing_gender_is_a_clear_error(random_files):
     with pytest.raises(FileNotFoundError, match="neutral"):
         SMPL(model_files=random_files, genders=("female", "male", "neutral"))
+
+
+def test_model_without_pose_correctives_matches_body_models(tmp_path):
+    """posedirs all zero (like the free model): the layer drops the pose-blend rows; results unchanged."""
+    data = testing.random_model_data(num_vertices=400, seed=12, gender="male")
+    data.posedirs[:] = 0.0
+    path = tmp_path / "SMPL_MALE.npz"
+    np.savez(path, **data.to_npz_dict())
+    layer = SMPL(model_files={"male": str(path)}, genders=("male",))
+    assert not layer.pose_blend
+    betas, pose = _random_params(3, seed=13)
+    out = layer(betas, pose)
+    verts, joints, _ = _body_models_outputs(str(path), betas, pose, data.landmark_ids)
+    np.testing.assert_allclose(out["vertices"].numpy(), verts, atol=TOL)
+    np.testing.assert_allclose(out["joints"].numpy(), joints, atol=TOL)

@@ -173,11 +173,14 @@ class SMPL(keras.layers.Layer):
         self.num_vertices = V
         self.num_genders = len(data)
         self.faces = data[0].f.astype(np.int32)
-        # Blend basis per gender: rows [template; shapedirs^T; posedirs^T] -> (218, V * 3).
+        # Blend basis per gender: rows [template; shapedirs^T; posedirs^T] -> (218, V * 3). Models without pose
+        # correctives (posedirs all zero, e.g. our free model) drop the 207 posedirs rows: same result, 20x fewer
+        # multiply-adds in the blend.
+        self.pose_blend = any(np.any(d.posedirs) for d in data)
         bases = [np.concatenate([
             d.v_template.reshape(1, V * 3),
-            d.shapedirs.reshape(V * 3, NUM_BETAS).T,
-            d.posedirs.reshape(V * 3, NUM_POSE_BASIS).T], axis=0) for d in data]
+            d.shapedirs.reshape(V * 3, NUM_BETAS).T] + (
+            [d.posedirs.reshape(V * 3, NUM_POSE_BASIS).T] if self.pose_blend else []), axis=0) for d in data]
         # Joints are linear in the shaped template: J = J_regressor @ (v_template + shapedirs . betas).
         joint_basis = np.concatenate([np.concatenate([
             (d.J_regressor.astype(np.float64) @ d.v_template).reshape(1, NUM_JOINTS * 3),
@@ -220,7 +223,7 @@ class SMPL(keras.layers.Layer):
 
         shape_coeffs = tf.concat([ones, betas], axis=1)  # (B, 11)
         rest_joints = tf.reshape(tf.matmul(spread(shape_coeffs), self._joint_basis), [batch, NUM_JOINTS, 3])
-        coeffs = tf.concat([shape_coeffs, pose_feat], axis=1)  # (B, 218)
+        coeffs = tf.concat([shape_coeffs, pose_feat], axis=1) if self.pose_blend else shape_coeffs  # (B, 218|11)
         v_posed = tf.reshape(self._blend(coeffs, onehot, gidx if G > 1 else None), [batch, V, 3])
         joints, skin_rot, skin_trans = kinematic_chain(rotmats, rest_joints, self.parents)
         if not self._shared_weights:  # stacked (V, G * 24) weights against per-gender-slot transforms
@@ -234,7 +237,7 @@ class SMPL(keras.layers.Layer):
         return {"vertices": vertices, "joints": joints, "landmarks": landmarks}
 
     def _blend(self, coeffs, onehot, gidx):
-        """(B, 218) coefficients -> (B, V * 3) shaped and pose-corrected vertices (see the module docstring)."""
+        """(B, 218) (or (B, 11) without pose correctives) coefficients -> (B, V * 3) shaped and pose-corrected vertices (see the module docstring)."""
         if gidx is None:
             return tf.matmul(coeffs, self._bases[0])
 

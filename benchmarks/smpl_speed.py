@@ -1,0 +1,184 @@
+"""SMPL forward throughput: our TF layer vs body-models (NumPy) and, when installed, smplx (PyTorch).
+
+All three run the same model arrays (one gender of the model in --smpl_dir, or of the free model; the references
+get them as a temporary ``.npz``), batch 1, 64 and 256, random betas ~ N(0, 1) and axis-angle pose ~ N(0, 0.3).
+Each figure is the median wall time of ``--repeats`` calls after 2 warm-up calls (tracing / XLA compilation
+excluded), outputs fetched to NumPy. Ratios are reference time / our time (> 1: ours is faster).
+
+    python benchmarks/smpl_speed.py [--json] [--smpl_dir DIR] [--gender female]
+        [--smplx_python /path/to/venv/bin/python]   # an interpreter with torch + smplx (never the main venv)
+
+Our variants: ``ours_xla`` (tf.function(jit_compile=True), the one the goals refer to), ``ours_graph``
+(tf.function without XLA) and ``ours_xla_2g_mixed`` (a female+male layer on a mixed-gender batch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_boolean("json", False, "Print one JSON object instead of a table.")
+flags.DEFINE_string("smpl_dir", None, "Directory with SMPL model files (default: the free model).")
+flags.DEFINE_string("gender", "female", "Gender of the model file to time.")
+flags.DEFINE_list("batch_sizes", ["1", "64", "256"], "Batch sizes.")
+flags.DEFINE_integer("repeats", 20, "Timed calls per figure (batch >= 256 uses a quarter, at least 5).")
+flags.DEFINE_string("smplx_python", os.environ.get("SMPLX_PYTHON"),
+                    "Python interpreter with torch + smplx for the smplx reference (default: this one, if it has "
+                    "them; env SMPLX_PYTHON).")
+flags.DEFINE_boolean("random_model", False, "Time a random model with SMPL's exact sizes instead of a file.")
+
+_SMPLX_SNIPPET = r"""
+import json, sys, time
+import numpy as np
+try:
+    import torch, smplx
+except ImportError as e:
+    print(json.dumps({"error": f"smplx not available: {e}"})); sys.exit(0)
+path, sizes, repeats = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], int(sys.argv[3])
+torch.set_num_threads(int(sys.argv[4]))
+model = smplx.SMPL(model_path=path, create_transl=False)
+out = {"torch": torch.__version__, "smplx": getattr(smplx, "__version__", "?"), "ms": {}}
+for b in sizes:
+    rng = np.random.default_rng(0)
+    betas = torch.tensor(rng.normal(0, 1, (b, 10)), dtype=torch.float32)
+    pose = torch.tensor(rng.normal(0, 0.3, (b, 72)), dtype=torch.float32)
+    def f():
+        with torch.no_grad():
+            o = model(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+            return o.vertices.numpy(), o.joints.numpy()
+    f(); f()
+    n = repeats if b < 256 else max(5, repeats // 4)
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    out["ms"][str(b)] = 1e3 * float(np.median(ts))
+print(json.dumps(out))
+"""
+
+
+def _median_ms(fn, n: int) -> float:
+    fn()
+    fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(ts))
+
+
+def _inputs(b: int):
+    rng = np.random.default_rng(0)
+    return (rng.normal(0, 1, (b, 10)).astype(np.float32), rng.normal(0, 0.3, (b, 72)).astype(np.float32),
+            rng.integers(0, 2, b).astype(np.int32))
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    from smplr_tf.body import model_io, testing
+    from smplr_tf.body.smpl import SMPL
+
+    sizes = [int(s) for s in FLAGS.batch_sizes]
+    tmp = tempfile.mkdtemp(prefix="smpl_speed_")
+    if FLAGS.random_model:
+        files = {g: str(testing.write_random_model(os.path.join(tmp, f"random_{g}.npz"), seed=i, gender=g).path)
+                 for i, g in enumerate(("female", "male"))}
+        source = "random model, SMPL sizes"
+    else:
+        files = model_io.find_model_files(FLAGS.smpl_dir)
+        source = FLAGS.smpl_dir or "free model"
+    data = {g: model_io.load_model_file(p, gender=g) for g, p in files.items()}
+    gender = FLAGS.gender
+    ref_path = os.path.join(tmp, f"model_{gender}.npz")  # the same arrays for every implementation
+    with open(ref_path, "wb") as fh:
+        np.savez(fh, **data[gender].to_npz_dict())
+
+    result = {"model": source, "file": files[gender], "gender": gender, "num_vertices": data[gender].num_vertices,
+              "tensorflow": tf.__version__, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+              "ms": {}}
+    n_for = {b: FLAGS.repeats if b < 256 else max(5, FLAGS.repeats // 4) for b in sizes}
+
+    layer = SMPL(models={gender: data[gender]}, genders=(gender,))
+    variants = {"ours_xla": (layer, True), "ours_graph": (layer, False)}
+    if "female" in data and "male" in data:
+        variants["ours_xla_2g_mixed"] = (SMPL(models={g: data[g] for g in ("female", "male")}), True)
+    for name, (lay, xla) in variants.items():
+        fwd = tf.function(lambda b, p, g, lay=lay: lay(b, p, g), jit_compile=xla, reduce_retracing=True)
+        result["ms"][name] = {}
+        for b in sizes:
+            betas, pose, g = (tf.constant(x) for x in _inputs(b))
+            if lay.num_genders == 1:
+                g = tf.zeros_like(g)
+
+            def run():
+                out = fwd(betas, pose, g)
+                return out["vertices"].numpy(), out["joints"].numpy()
+
+            result["ms"][name][str(b)] = _median_ms(run, n_for[b])
+
+    try:
+        from body_models.smpl.numpy import SMPL as BodyModelsSMPL
+
+        bm = BodyModelsSMPL(model_path=ref_path)
+        result["ms"]["body_models"] = {}
+        for b in sizes:
+            betas, pose, _ = _inputs(b)
+
+            def run_bm():
+                return bm.forward_vertices(pose[:, 3:].reshape(b, 23, 3), pelvis_rotation=pose[:, :3], shape=betas)
+
+            result["ms"]["body_models"][str(b)] = _median_ms(run_bm, n_for[b])
+    except ImportError as e:
+        result["body_models_error"] = str(e)
+
+    py = FLAGS.smplx_python or sys.executable
+    proc = subprocess.run([py, "-c", _SMPLX_SNIPPET, ref_path, ",".join(map(str, sizes)), str(FLAGS.repeats),
+                           str(os.cpu_count())], capture_output=True, text=True, timeout=1800)
+    try:
+        sx = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        sx = {"error": f"smplx run failed: {proc.stderr.strip()[-500:]}"}
+    if "ms" in sx:
+        result["ms"]["smplx"] = sx["ms"]
+        result["smplx_versions"] = {"torch": sx["torch"], "smplx": sx["smplx"]}
+    else:
+        result["smplx_error"] = sx["error"]
+
+    ours = result["ms"]["ours_xla"]
+    result["ratios"] = {ref: {b: result["ms"][ref][b] / ours[b] for b in ours}
+                        for ref in ("body_models", "smplx") if ref in result["ms"]}
+    result["goals"] = {
+        "batch1_under_2ms": ours.get("1", float("inf")) < 2.0,
+        "faster_at_64_and_256": all(r.get(b, 0) >= 1.0 for r in result["ratios"].values() for b in ("64", "256")
+                                    if b in ours),
+    }
+    if FLAGS.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"SMPL forward, {source} ({gender}, V={result['num_vertices']}), TF {tf.__version__}, "
+          f"{os.cpu_count()} CPUs, load average at start {result['load_average'][0]:.1f}")
+    print(f"{'variant':<20}" + "".join(f"{'B=' + str(b):>14}" for b in sizes) + "   (median ms per call)")
+    for name, row in result["ms"].items():
+        print(f"{name:<20}" + "".join(f"{row[str(b)]:>12.2f}ms" for b in sizes))
+    for ref, row in result["ratios"].items():
+        print(f"{ref + ' / ours_xla':<20}" + "".join(f"{row[str(b)]:>13.1f}x" for b in sizes))
+    for key in ("smplx_error", "body_models_error"):
+        if key in result:
+            print(f"({key}: {result[key]})")
+    print("goals:", result["goals"])
+
+
+if __name__ == "__main__":
+    app.run(main)
