@@ -121,3 +121,20 @@ def test_limb_maps_2d_on_segment():
             h = (j2[k] + 0.5) / 4 - 0.5
             ih = np.round(h).astype(int)
             assert maps[ih[1], ih[0], limb] >= np.exp(-0.5 * np.sum((ih - h) ** 2)) - 1e-5
+
+
+def test_windowed_single_example_equals_dense_batch():
+    # a single example is computed in a +-5 sigma window per limb; a batch densely: same maps to 4e-6
+    rng = np.random.default_rng(5)
+    j = np.zeros((24, 3), np.float32)
+    for chain in skeleton.LIMB_CHAINS:
+        start = rng.uniform(-0.4, 0.4, 3)
+        for k, jj in enumerate(chain):
+            j[jj] = start + k * rng.uniform(-0.2, 0.2, 3)
+    j[skeleton.LIMB_CHAINS[0][-1]] = [1.4, 0.0, 0.0]  # a hand outside the cube: its window is clipped
+    single = targets.limb_heatmaps(tf.constant(j), (32, 32, 8)).numpy()
+    dense = targets.limb_heatmaps(tf.constant(j[None]), (32, 32, 8)).numpy()[0]
+    np.testing.assert_allclose(single, dense, atol=4e-6)
+    j2 = rng.uniform(0, 255, (24, 2)).astype(np.float32)
+    np.testing.assert_allclose(targets.limb_heatmaps_2d(tf.constant(j2), 256, (32, 32)).numpy(),
+                               targets.limb_heatmaps_2d(tf.constant(j2[None]), 256, (32, 32)).numpy()[0], atol=4e-6)
