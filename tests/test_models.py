@@ -167,6 +167,11 @@ def test_bone_features_match_numpy_and_are_safe_at_zero_length():
     np.testing.assert_allclose(n.numpy(), n_ref, atol=1e-5)
     np.testing.assert_allclose(b.numpy(), b_ref, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(n.numpy(), axis=-1), 1.0, atol=1e-5)
+    import keras
+
+    var = keras.Variable(tmpl, trainable=False)  # a template held as a weight, read inside tf.function
+    b_var = tf.function(lambda p: bone_features(p, var)[1])(tf.constant(pts))
+    np.testing.assert_allclose(b_var.numpy(), b_ref, atol=1e-6)
     zero = tf.Variable(np.zeros((1, 41, 3), np.float32))
     with tf.GradientTape() as tape:
         n0, b0 = bone_features(zero, tmpl)
@@ -284,3 +289,17 @@ def test_fold_batch_norm_smplr(smpl_layer):
     out = f(pts, training=False)
     for k in ("rotmats", "betas", "gender", "joints", "points"):
         _close(out[k], ref[k])
+
+
+def test_hourglass_under_mixed_precision_gives_float32_points():
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        m = build_hourglass(num_stacks=1, features=8, input_size=32, num_points=3, depth_bins=2,
+                            downsamplings=2)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    out = m(RNG.normal(size=(1, 32, 32, 3)).astype(np.float32), training=False)
+    assert out["heatmaps"][0].dtype == tf.float16 and out["points"].dtype == tf.float32
+    np.testing.assert_allclose(out["points"].numpy(), soft_argmax_3d(out["heatmaps"][0]).numpy(), atol=1e-6)

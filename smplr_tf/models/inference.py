@@ -13,7 +13,8 @@
   36.7 GFLOPs. Its output dict has ``heatmaps`` = [last stack only] and the same ``points``.
 * :func:`inference_model`: picks the right one for a model.
 
-``python -m smplr_tf.models.inference --bench`` times the batch-1 forward of the full-size volumetric
+``python -m smplr_tf.models.inference --bench`` times (round robin, so that all variants see the same load;
+wall and process CPU seconds per call, medians) the batch-1 forward of the full-size volumetric
 hourglass plain / folded / folded + merged, with and without XLA (``--json`` for machine-readable output).
 """
 
@@ -242,7 +243,7 @@ def _bench(argv=None):
         mb.set_weights(variants["merged"][0].get_weights())
         variants["merged_bf16"] = (mb, False)
         variants["merged_bf16_xla"] = (mb, True)
-    fns, outs, first, times = {}, {}, {}, {}
+    fns, outs, first, times, cpu = {}, {}, {}, {}, {}
     for name in wanted:  # compile + warm up
         net, xla = variants[name]
         fns[name] = tf.function(lambda t, net=net: net(t, training=False)["points"], jit_compile=xla)
@@ -250,12 +251,13 @@ def _bench(argv=None):
         outs[name] = fns[name](x).numpy()
         first[name] = time.perf_counter() - t0
         fns[name](x).numpy()
-        times[name] = []
+        times[name], cpu[name] = [], []
     for _ in range(a.repeats):  # round robin: every variant sees the same machine load
         for name in wanted:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[name](x).numpy()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     results = {}
     ref = outs[wanted[0]]
     for name in wanted:
@@ -263,12 +265,12 @@ def _bench(argv=None):
         gflops = hourglass_flops(**cfg, inference=name.startswith("merged")) * a.batch / 1e9
         med = float(np.median(ts))
         results[name] = dict(median_s=med, min_s=float(ts.min()), max_s=float(ts.max()),
-                             first_call_s=first[name], gflops=gflops, gflops_per_s=gflops / med,
+                             first_call_s=first[name], cpu_s=float(np.median(cpu[name])), gflops=gflops, gflops_per_s=gflops / med,
                              max_abs_diff_points_m=float(np.abs(outs[name] - ref).max()))
         if not a.json:
             r = results[name]
             print(f"{name:16s} median {med:.3f} s  min {r['min_s']:.3f}  max {r['max_s']:.3f}  "
-                  f"{gflops:.1f} GFLOP  {r['gflops_per_s']:.0f} GFLOP/s (median)  first call "
+                  f"cpu {r['cpu_s']:.3f} s  {gflops:.1f} GFLOP  {r['gflops_per_s']:.0f} GFLOP/s  first call "
                   f"{r['first_call_s']:.1f} s  |dpoints| vs {wanted[0]} {r['max_abs_diff_points_m']:.2e} m")
     info = dict(config=cfg, loadavg_before=load0, batch=a.batch, repeats=a.repeats, loadavg=os.getloadavg(), results=results)
     if a.json:

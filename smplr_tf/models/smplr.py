@@ -32,14 +32,19 @@ NORM_EPS = 1e-8  # metres; safe norm sqrt(|v|^2 + eps^2)
 def bone_features(points, template_lengths, eps: float = NORM_EPS):
     """Inputs of Omega and Psi from the 41 points (paper eqs. 1-3).
 
-    points: (B, 41, 3) root-relative metres. template_lengths: (41,) metres, B* of eq. 2.
+    points: (B, 41, 3) root-relative metres. template_lengths: (41,) metres, B* of eq. 2 (numpy array,
+    tensor or variable).
     Returns (N (B, 41, 3) unit bone vectors, B (B, 41) bone length minus template length, metres), float32.
     The norm is sqrt(|v|^2 + eps^2): finite with a zero gradient for a zero-length bone (N = 0 there).
     """
     v = skeleton.bone_vectors(tf.cast(points, tf.float32))
     length = tf.sqrt(tf.reduce_sum(tf.square(v), axis=-1) + eps * eps)
     n = v / length[..., None]
-    return n, length - tf.constant(np.asarray(template_lengths, np.float32))
+    if isinstance(template_lengths, (np.ndarray, list, tuple)):
+        template = tf.constant(np.asarray(template_lengths, np.float32))
+    else:  # a tensor or a (Keras) variable: read at run time, also inside tf.function
+        template = tf.cast(template_lengths, tf.float32)
+    return n, length - template
 
 
 def _hidden(x, units, name):
