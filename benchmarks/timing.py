@@ -179,9 +179,11 @@ def build_module(name: str, small: bool):
         from smplr_tf.models import smplr as smplr_mod
         from smplr_tf.models.inference import inference_model, randomize_batch_norms
 
-        smpl = SMPL()
-        cfg = dict(small=small)
-        model = smplr_mod.build_smplr(smpl_layer=smpl, **({"width": 64} if small else {}))
+        smpl, body = _smpl_layer()
+        sizes = dict(trunk=(64, 64), head_a=(32, 32), head_b=(32,)) if small else {}
+        cfg = dict(body_model=body, **{k: list(v) for k, v in sizes.items()})
+        model = smplr_mod.SMPLR(smpl_layer=smpl, **sizes)
+        model(tf.zeros([1, 41, 3]))  # build
         randomize_batch_norms(model)
 
         def make_inputs(batch):
@@ -201,6 +203,24 @@ def build_module(name: str, small: bool):
         return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
                     loss=loss, config=cfg)
     raise ValueError(f"unknown module {name!r}; choose from {MODULES}")
+
+
+def _smpl_layer():
+    """The package's free body model; if it is not installed, a random model of SMPL's exact dimensions
+    (6890 vertices, same cost). Returns (layer, description)."""
+    from smplr_tf.body.smpl import SMPL
+
+    try:
+        return SMPL(), "free body model"
+    except FileNotFoundError:
+        import tempfile
+
+        from smplr_tf.body.testing import write_random_model
+
+        d = tempfile.mkdtemp(prefix="timing_smpl_")
+        for i, g in enumerate(("female", "male")):
+            write_random_model(os.path.join(d, f"{g}.npz"), seed=i, gender=g)
+        return SMPL(smpl_dir=d), "random model, SMPL dimensions (free model not installed)"
 
 
 # ------------------------------------------------------------------------------------------------ timing

@@ -1,0 +1,233 @@
+"""Run the trained pipeline on one image: joints, SMPL parameters, gender, mesh and an overlay.
+
+    python -m smplr_tf.infer --run_dir=runs/table1/shn_e2e --image=crop.png --output_dir=out/
+    python -m smplr_tf.infer --shn_run=... --dae_run=... --psi_run=... --omega_run=... --image=photo.jpg \
+        --bbox=120,40,300,300 --output_dir=out/
+
+The network needs the paper's crop: a square around the person, 2.5 m wide at the person's depth, the pelvis
+in the centre (DESIGN.md, "Crop"). So the image must either *be* such a crop (any square image; it is resized
+to the network's input size), or ``--bbox=x,y,w,h`` gives that square in a larger image (pixels; a non-square
+box is grown to a square about its centre; parts outside the image are zero padded). A non-square image
+without --bbox is refused with an explanation (guessing a crop would silently give wrong 3D).
+
+Outputs in --output_dir (named after the image):
+
+* ``<name>.json``: ``joints`` (24, 3) SMPL joints and ``points`` (41, 3) (DAE output: joints 1..23 then
+  landmarks), metres, root-relative, camera axes (x right, y down, z forward); ``betas`` (10,); ``rotmats``
+  (24, 3, 3) as Omega gives them (raw, fed to SMPL); ``pose`` (72,) axis-angle of their nearest rotations;
+  ``gender`` ("female" | "male") and ``gender_code`` (Psi's output, male where >= 0); the crop box used.
+* ``<name>.obj``: the SMPL mesh (root-relative metres, camera axes), and ``<name>_proc.obj`` after the
+  ALL_Proc alignment onto the DAE points.
+* ``<name>_overlay.png``: the crop with the mesh rendered on it and the predicted skeleton drawn; the
+  projection assumes the pelvis 5 m in front of the camera with the matching focal length (the crop fixes
+  only their ratio: f / z = crop size / 2.5 m).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from smplr_tf import metrics
+from smplr_tf.body import skeleton
+
+OVERLAY_DEPTH = 5.0  # metres; any depth gives the same picture up to perspective (see module docstring)
+CUBE = 2.5
+
+
+class InferError(ValueError):
+    """A bad input (file, image, box) or model; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ image
+
+def read_image(path: str) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB; clear errors for missing, empty or non-image files."""
+    import cv2
+
+    if not path:
+        raise InferError("give --image=<path to an image>")
+    if not os.path.exists(path):
+        raise InferError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InferError(f"{path}: is a directory, expected an image file")
+    if os.path.getsize(path) == 0:
+        raise InferError(f"{path}: the file is empty")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise InferError(f"{path}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, WebP ...)")
+    return img[..., ::-1].copy()
+
+
+def parse_bbox(text: str):
+    """'x,y,w,h' -> (x0, y0, x1, y1) square box (grown about its centre if w != h).
+
+    x, y: column and row of the box's top-left pixel; w, h: its size in pixels. The result is in the outer-edge
+    convention of :mod:`smplr_tf.data.crop` (pixel i spans [i - 0.5, i + 0.5]), so pixels x .. x + w - 1 are
+    exactly the crop when w is the output size.
+    """
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise InferError(f"--bbox={text!r}: expected four numbers x,y,w,h (pixels)") from e
+    if w <= 0 or h <= 0:
+        raise InferError(f"--bbox={text!r}: width and height must be positive")
+    side = max(w, h)
+    cx, cy = x - 0.5 + w / 2.0, y - 0.5 + h / 2.0
+    return np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0], np.float32)
+
+
+def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
+    """-> (crop (size, size, 3) uint8, box (4,) x0,y0,x1,y1 in the image). See the module docstring."""
+    from smplr_tf.data.crop import crop_image
+
+    h, w = img.shape[:2]
+    if bbox:
+        box = parse_bbox(bbox)
+        if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= w - 0.5 or box[1] >= h - 0.5:
+            raise InferError(f"--bbox={bbox}: the box lies outside the {w}x{h} image")
+    else:
+        if h != w:
+            raise InferError(
+                f"the image is {w}x{h}, not square: give --bbox=x,y,w,h, the square around the person "
+                f"(2.5 m wide at the person's depth, pelvis at its centre), or pass a square crop such as "
+                f"the 256x256 crops of the records")
+        box = np.array([-0.5, -0.5, w - 0.5, h - 0.5], np.float32)
+    return crop_image(img, box, size), box
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_run: str = "",
+                  omega_run: str = ""):
+    """-> (pipeline model image -> dict, input_size, faces (F, 3)). An e2e run, or the four component runs."""
+    from smplr_tf import runs
+
+    if run_dir and not any([shn_run, dae_run, psi_run, omega_run]):
+        if not os.path.isdir(run_dir):
+            raise InferError(f"--run_dir={run_dir}: no such directory")
+        stage, model, fl = runs.load_model_from_run(run_dir)
+        if stage != "e2e":
+            raise InferError(f"--run_dir={run_dir} is a '{stage}' run; infer needs the whole pipeline: an e2e run, "
+                             f"or --shn_run --dae_run --psi_run --omega_run")
+        return model, int(fl.get("input_size", 256)), np.asarray(model.smpl.faces)
+    if not all([shn_run, dae_run, psi_run, omega_run]):
+        raise InferError("give --run_dir=<an e2e run>, or all four of --shn_run --dae_run --psi_run --omega_run")
+    from smplr_tf.stages.e2e import assemble_pipeline
+
+    pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
+    fl = runs.flags_dict(runs.read_flags(shn_run))
+    return pipe, int(fl.get("input_size", 256)), np.asarray(pipe.smpl.faces)
+
+
+def nearest_rotations(m: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) any matrices -> nearest proper rotations (SVD, det +1)."""
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt))
+    u = u.copy()
+    u[..., :, -1] *= d[..., None]
+    return u @ vt
+
+
+def rotations_to_axis_angle(r: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 3) axis-angle (tensorflow-graphics)."""
+    from tensorflow_graphics.geometry.transformation import axis_angle
+
+    axis, angle = axis_angle.from_rotation_matrix(np.asarray(r, np.float64))
+    return (np.asarray(axis) * np.asarray(angle)).astype(np.float32)
+
+
+def predict(pipe, crop: np.ndarray, input_size: int) -> dict:
+    """(S, S, 3) uint8 crop -> numpy outputs of one image (batch dimension removed) + ALL_Proc mesh."""
+    from smplr_tf.evaluate import standardize_image
+
+    x = standardize_image(crop, input_size)
+    out = pipe(x, training=False)
+    o = {k: np.asarray(v)[0] for k, v in out.items() if k != "heatmaps"}
+    joints = o["joints"]
+    _, vproc = metrics.all_proc(o["smpl_points"][None], o["dae_points"][None], o["vertices"][None], joints[None, 0])
+    o["vertices_rel"] = o["vertices"] - joints[0]
+    o["vertices_proc"] = vproc[0]
+    o["joints_rel"] = joints - joints[0]
+    return o
+
+
+def overlay(crop: np.ndarray, verts_rel: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The crop with the mesh (semi-transparent) and the skeleton of ``points`` (41, 3) drawn."""
+    from smplr_tf import render
+    from smplr_tf.data.crop import project
+
+    size = crop.shape[0]
+    f = size / CUBE * OVERLAY_DEPTH
+    K = np.array([[f, 0, size / 2.0 - 0.5], [0, f, size / 2.0 - 0.5], [0, 0, 1]], np.float32)
+    offset = np.array([0, 0, OVERLAY_DEPTH], np.float32)
+    rgb, mask = render.rasterize(verts_rel + offset, faces, K, size=(size, size), background=crop)
+    out = crop.copy()
+    out[mask] = (0.35 * crop[mask] + 0.65 * rgb[mask]).astype(np.uint8)
+    nodes = np.concatenate([np.zeros((1, 3)), points]) + offset
+    pts2d = project(nodes, K)
+    return render.draw_skeleton(out, pts2d, skeleton.TREE_PARENTS, color=(255, 40, 40), thickness=1)
+
+
+def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: str = "") -> dict:
+    """Run on one image; write <name>.json / .obj / _proc.obj / _overlay.png. Returns the JSON dict."""
+    import cv2
+
+    from smplr_tf import render
+
+    img = read_image(image_path)
+    crop, box = make_crop(img, bbox, 256)
+    o = predict(pipe, crop, input_size)
+    os.makedirs(output_dir, exist_ok=True)
+    name = os.path.splitext(os.path.basename(image_path))[0]
+    rot = np.asarray(o["rotmats"], np.float64)
+    result = {
+        "image": os.path.abspath(image_path), "crop_box_xyxy": [float(b) for b in box],
+        "units": "metres, root-relative, camera axes (x right, y down, z forward)",
+        "joints": o["joints_rel"].tolist(), "joint_names": list(skeleton.JOINT_NAMES),
+        "points": o["dae_points"].tolist(), "point_names": list(skeleton.POINT_NAMES),
+        "points_shn": o["points"].tolist(),
+        "betas": o["betas"].tolist(), "rotmats": rot.tolist(),
+        "pose": rotations_to_axis_angle(nearest_rotations(rot)).reshape(-1).tolist(),
+        "gender_code": float(o["gender"]), "gender": "male" if float(o["gender"]) >= 0 else "female",
+    }
+    base = os.path.join(output_dir, name)
+    with open(base + ".json", "w") as f:
+        json.dump(result, f, indent=1)
+    render.write_obj(base + ".obj", o["vertices_rel"], faces)
+    render.write_obj(base + "_proc.obj", o["vertices_proc"], faces)
+    ov = overlay(crop, o["vertices_rel"], faces, o["dae_points"])
+    cv2.imwrite(base + "_overlay.png", np.ascontiguousarray(ov[..., ::-1]))
+    result["files"] = {k: base + s for k, s in (("json", ".json"), ("obj", ".obj"), ("obj_proc", "_proc.obj"),
+                                                 ("overlay", "_overlay.png"))}
+    return result
+
+
+def main(argv):
+    del argv
+    from smplr_tf.flags import FLAGS
+
+    try:
+        read_image(FLAGS.image)  # fail on a bad image before loading the model
+        if not FLAGS.output_dir:
+            raise InferError("give --output_dir=<folder for the outputs>")
+        pipe, size, faces = load_pipeline(FLAGS.run_dir, FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run,
+                                          FLAGS.omega_run)
+        res = infer(FLAGS.image, FLAGS.output_dir, pipe, size, faces, FLAGS.bbox)
+    except InferError as e:
+        raise SystemExit(f"infer: {e}")
+    print(f"gender {res['gender']} ({res['gender_code']:+.2f}); betas " +
+          " ".join(f"{b:+.2f}" for b in res["betas"]))
+    for k, path in res["files"].items():
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    import smplr_tf.flags  # noqa: F401 - defines the flags before parsing
+
+    app.run(main)
