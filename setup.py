@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "absl-py==2.5.1",
     "scipy==1.17.1",  # .mat reading (SURREAL), Hungarian-free linear algebra helpers
     "tqdm==4.70.1",
+    "cdflib==1.3.16",  # Human3.6M D3_Positions .cdf reading (pure Python)
 ]
 
 EXTRAS = {
