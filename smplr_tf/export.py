@@ -1,0 +1,102 @@
+"""Export the trained pipeline as a TensorFlow SavedModel: image -> joints, betas, rotations, vertices.
+
+    python -m smplr_tf.export --run_dir=runs/table1/shn_e2e --export_dir=export/smplr
+    python -m smplr_tf.export --shn_run=... --dae_run=... --psi_run=... --omega_run=... --export_dir=...
+
+The SavedModel needs neither this package nor Keras to serve (TF Serving, ``tf.saved_model.load``).
+Signature ``serving_default``: ``image`` (B, S, S, 3) uint8 RGB crops (the paper's 2.5 m root-centred crop, see
+:mod:`smplr_tf.infer`; S = the hourglass's input size), standardised inside the graph exactly as in training.
+Outputs (float32, metres, root-relative, camera axes): ``joints`` (B, 24, 3), ``points`` (B, 41, 3) (DAE),
+``points_shn`` (B, 41, 3), ``betas`` (B, 10), ``rotmats`` (B, 24, 3, 3), ``gender`` (B,) (Psi's code, male where
+>= 0), ``vertices`` (B, V, 3) (relative to the SMPL pelvis).
+The body model's constants are saved inside the SavedModel (the licence of official SMPL files applies to an
+export made with them).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class ExportError(ValueError):
+    pass
+
+
+class _Serving:
+    """Holds the pipeline; ``serve`` is the traced function."""
+
+    def __init__(self, pipe, input_size: int):
+        self.pipe = pipe
+        self.input_size = input_size
+
+    def serve(self, image):
+        import tensorflow as tf
+
+        x = tf.cast(image, tf.float32) * (1.0 / 255.0)
+        x = tf.map_fn(tf.image.per_image_standardization, x)
+        out = self.pipe(x, training=False)
+        root = out["joints"][:, :1]
+        return {
+            "joints": out["joints"] - root,
+            "points": tf.cast(out["dae_points"], tf.float32),
+            "points_shn": tf.cast(out["points"], tf.float32),
+            "betas": tf.cast(out["betas"], tf.float32),
+            "rotmats": tf.cast(out["rotmats"], tf.float32),
+            "gender": tf.cast(out["gender"], tf.float32),
+            "vertices": out["vertices"] - root,
+        }
+
+
+def export_pipeline(pipe, input_size: int, export_dir: str) -> str:
+    """Write the SavedModel of ``pipe`` (image -> dict, see module docstring) to ``export_dir``."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.pipe = pipe
+    # The SMPL layer keeps its constants as tf.Variables outside layer.weights: track them explicitly.
+    smpl = getattr(pipe, "smpl", None)
+    if smpl is not None:
+        module.smpl_constants = [v for v in vars(smpl).values() if isinstance(v, tf.Variable)]
+    serving = _Serving(pipe, input_size)
+    spec = tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name="image")
+    module.serve = tf.function(serving.serve, input_signature=[spec])
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    return export_dir
+
+
+def load_exported(export_dir: str):
+    """-> the serving function: f(image=uint8 (B,S,S,3) tensor) -> dict of tensors."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(export_dir).signatures["serving_default"]
+
+
+def main(argv):
+    del argv
+    from smplr_tf.flags import FLAGS
+    from smplr_tf.infer import InferError, load_pipeline
+
+    if not FLAGS.export_dir:
+        raise SystemExit("export: give --export_dir=<folder for the SavedModel>")
+    try:
+        pipe, size, _ = load_pipeline(FLAGS.run_dir, FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run, FLAGS.omega_run)
+    except InferError as e:
+        raise SystemExit(f"export: {e}")
+    export_pipeline(pipe, size, FLAGS.export_dir)
+    f = load_exported(FLAGS.export_dir)
+    import tensorflow as tf
+
+    out = f(image=tf.zeros([1, size, size, 3], tf.uint8))
+    print(f"wrote SavedModel {os.path.abspath(FLAGS.export_dir)}; serving_default outputs: "
+          + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(out.items())))
+
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    import smplr_tf.flags  # noqa: F401 - defines the flags before parsing
+
+    app.run(main)
