@@ -1,0 +1,121 @@
+"""reproduce: tables assembled from metrics.json files; --quick's order and resume logic (no training here)."""
+
+import json
+import os
+
+import pytest
+
+from smplr_tf import paper_results, reproduce
+
+
+def _write(runs_dir, rel, evaluations):
+    d = os.path.join(runs_dir, rel)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "metrics.json"), "w") as f:
+        json.dump({"evaluations": evaluations}, f)
+
+
+def _ev(jt, p2=None, **extra):
+    cols = {c: jt + i for i, c in enumerate(paper_results.TABLE1_COLUMNS)}
+    cols["Jt"] = jt
+    return dict({"count": 7, "p1": cols, "p2": dict(cols, Jt=p2 if p2 is not None else jt - 1)}, **extra)
+
+
+def test_rows_come_from_their_runs(tmp_path):
+    runs = str(tmp_path)
+    _write(runs, "table1/shn", {"points": _ev(100.0)})
+    _write(runs, "table1/all", {"all": _ev(150.0, surface_mm=200.0), "all_proc": _ev(140.0, iou=0.5)})
+    os.makedirs(os.path.join(runs, "table1/dae_shn"))  # run directory without metrics
+    _write(runs, "table4/surreal", {"all_proc": _ev(1.0, iou=0.61)})
+    _write(runs, "table2/all", {"all": _ev(80.0, p2=60.0, surface_mm=90.0), "all_proc": _ev(75.0, p2=60.0)})
+    t = reproduce.build_tables(runs, (1, 2, 3, 4))
+    rows = {r["row"]: r for r in t["table1"]["rows"]}
+    assert rows["shn"]["status"] == "ok" and rows["shn"]["ours"]["Jt"] == 100.0
+    assert rows["shn"]["ours"]["Hd"] == 100.0  # first column
+    assert rows["shn"]["paper"]["Jt"] == 59.9
+    assert rows["all_proc"]["ours"]["Jt"] == 140.0 and rows["all"]["ours"]["Jt"] == 150.0
+    assert rows["dae_shn"]["status"] == "not evaluated"
+    assert rows["alexnet"]["status"] == "not run" and rows["alexnet"]["ours"]["Jt"] is None
+    assert [r["row"] for r in t["table1"]["rows"]] == [r[1] for r in paper_results.TABLE1]
+    t2 = {(r["setting"], r["row"]): r for r in t["table2"]["rows"]}
+    assert t2[("gt_crop", "all")]["ours"] == {"Prot. 1": 80.0, "Prot. 2": 60.0}
+    assert t2[("gt_crop", "all")]["paper"] == {"Prot. 1": 67.9, "Prot. 2": 52.2}
+    assert t2[("estimated_crop", "all")]["status"] == "not run"
+    t4 = t["table4"]["rows"][1]
+    assert t4["ours"]["SURREAL"] == 0.61 and t4["ours"]["UP-3D"] is None and t4["status"] == "ok"
+
+    md = reproduce.to_markdown(t)
+    assert "|  | SHN | 100.0 / 46.2 |" in md and "| CNN | Alexnet |" in md
+    assert "(not run) / 133.0" in md  # Alexnet Jt, paper only
+    assert "0.61 / 0.75" in md
+    back = json.loads(reproduce.to_json(t))
+    assert back["table1"]["rows"][2]["ours"]["Jt"] == 100.0
+
+
+def test_output_file_and_formats(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    reproduce.print_tables(str(tmp_path / "none"), (1, 3), "json", str(out))
+    data = json.loads(out.read_text())
+    assert set(data) == {"table1", "table3"}
+    assert all(r["status"] in ("not run", "published") for r in data["table3"]["rows"])
+    with pytest.raises(ValueError):
+        reproduce.render({}, "html")
+    with pytest.raises(ValueError):
+        reproduce.parse_tables("1,5")
+    assert reproduce.parse_tables("4,1") == (4, 1)
+
+
+def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
+    flags_dir = tmp_path / "flags"
+    flags_dir.mkdir()
+    for s in reproduce.QUICK_STEPS:
+        (flags_dir / f"{s.flagfile}.cfg").write_text("--epochs=1\n")
+    quick = tmp_path / "quick"
+    calls = []
+
+    def fake_run(cmd, desc, log_path):
+        calls.append(cmd)
+        joined = " ".join(cmd)
+        if "make_synthetic" in joined:
+            return
+        run_dir = next(c.split("=", 1)[1] for c in cmd if c.startswith(("--run_dir=", "--output_dir=")))
+        os.makedirs(run_dir, exist_ok=True)
+        if "smplr_tf.train" in joined:
+            open(os.path.join(run_dir, "final.weights.h5"), "w").close()
+            with open(os.path.join(run_dir, "run.json"), "w") as f:
+                json.dump({"finished": True}, f)
+        else:
+            with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+                json.dump({"evaluations": {"points": _ev(1.0), "all": _ev(2.0), "all_proc": _ev(3.0, iou=0.4)}}, f)
+
+    monkeypatch.setattr(reproduce, "_run", fake_run)
+    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n: False)
+    reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
+    trains = [c for c in calls if "smplr_tf.train" in " ".join(c)]
+    assert [next(a for a in c if a.startswith("--flagfile")).split("/")[-1] for c in trains] == \
+        [f"{s.flagfile}.cfg" for s in reproduce.QUICK_STEPS]
+    # Later steps get the earlier runs.
+    e2e = " ".join(trains[-1])
+    assert f"--omega_run={quick}/table1/omega_smpl" in e2e and f"--shn_run={quick}/table1/shn" in e2e
+    assert f"--init_from={quick}/table1/omega" in " ".join(trains[5])
+    n_first = len(calls)
+    assert n_first == 2 + len(reproduce.QUICK_STEPS) + len(reproduce.QUICK_EVALS) + 1
+
+    calls.clear()
+    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n: True)
+    reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
+    assert calls == []  # everything finished and evaluated: nothing is run again
+
+    # A retrained run is evaluated again (metrics older than the weights), the rest is not.
+    w = quick / "table1" / "dae" / "final.weights.h5"
+    m = os.path.getmtime(quick / "table1" / "dae" / "metrics.json")
+    os.utime(w, (m + 10, m + 10))
+    reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
+    assert any("--run_dir=" + str(quick / "table1" / "dae") in " ".join(c) for c in calls)
+    assert any("--output_dir=" in " ".join(c) for c in calls)  # ALL depends on the DAE
+    assert not any("smplr_tf.train" in " ".join(c) for c in calls)
+
+
+def test_quick_names_missing_flagfiles(tmp_path):
+    with pytest.raises(FileNotFoundError, match="shn.cfg"):
+        reproduce.run_quick(str(tmp_path / "q"), flags_dir=str(tmp_path))
