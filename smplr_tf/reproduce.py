@@ -202,7 +202,7 @@ def _fmt(v, iou=False):
 
 def _cell(ours, paper_v, status, iou=False):
     if status in ("not run", "not evaluated"):
-        return f"({status}) / {_fmt(paper_v, iou)}"
+        return f"— / {_fmt(paper_v, iou)}"
     if status == "published":
         return _fmt(paper_v, iou)
     return f"{_fmt(ours, iou)} / {_fmt(paper_v, iou)}"
@@ -216,7 +216,8 @@ def to_markdown(tables: dict) -> str:
         cols = t["columns"]
         first = ["Section", "Model"] if name == "table1" else (["Setting", "Model"] if name == "table2" else ["Model"])
         out.append(f"### {t['title']}\n")
-        out.append("Cells: ours / paper. " + ("Ours are fractions." if iou else "Ours in mm.") + "\n")
+        out.append("Cells: ours / paper (— : no result of ours yet, see status). "
+                   + ("IoU as a fraction." if iou else "mm.") + "\n")
         out.append("| " + " | ".join(first + cols) + " | status |")
         out.append("|" + "---|" * (len(first) + len(cols) + 1))
         last_section = None

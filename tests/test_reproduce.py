@@ -46,7 +46,7 @@ def test_rows_come_from_their_runs(tmp_path):
 
     md = reproduce.to_markdown(t)
     assert "|  | SHN | 100.0 / 46.2 |" in md and "| CNN | Alexnet |" in md
-    assert "(not run) / 133.0" in md  # Alexnet Jt, paper only
+    assert "— / 133.0" in md  # Alexnet Jt, paper only
     assert "0.61 / 0.75" in md
     back = json.loads(reproduce.to_json(t))
     assert back["table1"]["rows"][2]["ours"]["Jt"] == 100.0
