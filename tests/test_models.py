@@ -303,3 +303,34 @@ def test_hourglass_under_mixed_precision_gives_float32_points():
     out = m(RNG.normal(size=(1, 32, 32, 3)).astype(np.float32), training=False)
     assert out["heatmaps"][0].dtype == tf.float16 and out["points"].dtype == tf.float32
     np.testing.assert_allclose(out["points"].numpy(), soft_argmax_3d(out["heatmaps"][0]).numpy(), atol=1e-6)
+
+
+def test_fold_batch_norm_nested_lambda_and_custom_layers():
+    import keras
+
+    class Scale(keras.layers.Layer):  # a weighted custom layer whose config cannot rebuild it
+        def __init__(self, init, **kw):
+            super().__init__(**kw)
+            self.init = np.asarray(init, np.float32)
+
+        def build(self, shape):
+            self.s = self.add_weight(shape=self.init.shape, initializer=keras.initializers.Constant(self.init))
+
+        def call(self, x):
+            return x * self.s
+
+    inner = build_dae(num_points=4, hidden=16, bottleneck=8)
+    x = keras.Input((4, 3))
+    y = Scale(RNG.uniform(0.5, 2, size=(3,)))(x)
+    y = inner(y)
+    y = keras.layers.Lambda(lambda t: t * 2.0)(y)
+    y = keras.layers.Dense(5, use_bias=False)(keras.layers.Flatten()(y))
+    y = keras.layers.BatchNormalization()(y)
+    outer = keras.Model(x, y)
+    randomize_batch_norms(outer, seed=4)
+    f = fold_batch_norm(outer)
+    nested = [l for l in f.layers if isinstance(l, keras.Model)]
+    assert len(nested) == 1
+    assert not any(type(l).__name__ == "BatchNormalization" for l in f.layers + nested[0].layers)
+    data = RNG.normal(size=(3, 4, 3)).astype(np.float32)
+    _close(f(data, training=False), outer(data, training=False))

@@ -89,7 +89,9 @@ def fold_batch_norm(model) -> keras.Model:
 
     Works on functional models (nested functional models are folded recursively) and on
     :class:`smplr_tf.models.smplr.SMPLR` (its Psi and Omega are folded; the SMPL layer is shared).
-    The copy owns new weights; training-only layers (dropout) are kept and are identities at inference.
+    The copy owns new weights, except that layers without weights, and custom layers whose config cannot
+    rebuild them, are shared with the original; training-only layers (dropout) are kept (identities at
+    inference).
     """
     from smplr_tf.models.smplr import SMPLR
 
@@ -113,13 +115,18 @@ def fold_batch_norm(model) -> keras.Model:
             new = ChannelAffine(name=op.name, dtype=op.dtype_policy)
             pending.append((new, list(bn_scale_shift(op))))
             return new
-        cfg = op.get_config()
+        if not op.weights:
+            return op  # stateless (activations, reshapes, dropout, Lambda): shared, nothing to copy
         if id(op) in fold:
+            cfg = op.get_config()
             cfg["use_bias"] = True
             new = op.__class__.from_config(cfg)
             pending.append((new, list(folded_kernel_bias(op, fold[id(op)]))))
             return new
-        new = op.__class__.from_config(cfg)
+        try:
+            new = op.__class__.from_config(op.get_config())
+        except (NotImplementedError, TypeError, ValueError):
+            return op  # a custom layer without a usable config: share it (same weights, same maths)
         pending.append((new, op.get_weights()))
         return new
 
