@@ -189,3 +189,26 @@ def test_workers_do_not_import_tensorflow():
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_free_model_skeleton_sits_on_the_body(tmp_path):
+    """With the shipped free body model: joints and landmarks inside the frame fall on the rendered silhouette."""
+    import cv2
+
+    from smplr_tf.body import model_io
+
+    if not all(model_io.FREE_MODEL_FILES[g].is_file() for g in ("female", "male")):
+        pytest.skip("free body model files not built")
+    d = str(tmp_path / "free")
+    generate.generate_split(d, "train", 6, seed=11, num_workers=0, batch_size=8, progress=False)
+    hits = []
+    for r in _records(d):
+        m = cv2.dilate((r["mask"] > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        pts3 = np.concatenate([r["joints3d"], r["landmarks3d"]])
+        src = crop.project(pts3, generate.K_SOURCE)
+        in_frame = (src[:, 0] > 2) & (src[:, 0] < 317) & (src[:, 1] > 2) & (src[:, 1] < 237)
+        uv = np.rint(np.concatenate([r["joints2d"], r["landmarks2d"]])[in_frame]).astype(int)
+        hits += list(m[np.clip(uv[:, 1], 0, 255), np.clip(uv[:, 0], 0, 255)])
+        # The body is lit and coloured: its pixels are not the pad / background colour everywhere.
+        assert (r["mask"] > 0).sum() > 1500
+    assert len(hits) > 100 and np.mean(hits) > 0.9

@@ -173,8 +173,8 @@ def draw_example(ex: dict, label: str = "") -> np.ndarray:
     if ex.get("has_landmarks", 1):
         pts = np.concatenate([j2, l2])
         parents = np.concatenate([np.full(24, -1), skeleton.LANDMARK_PARENTS]).astype(np.int32)
-        img = render.draw_skeleton(img, pts, parents, (255, 0, 255), 1, radius=2)
-    img = render.draw_skeleton(img, j2, skeleton.JOINT_PARENTS, (0, 255, 0), 2, radius=2)
+        img = render.draw_skeleton(img, pts, parents, (255, 0, 255), 1, radius=1)
+    img = render.draw_skeleton(img, j2, skeleton.JOINT_PARENTS, (0, 255, 0), 1, radius=2)
     if label:
         cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return img
