@@ -283,3 +283,13 @@ def test_image_folders_in_the_pipeline(data_dir, tmp_path):
     assert img.shape == (2, 64, 64, 3) and np.all(np.isfinite(img.numpy()))
     with pytest.raises(FileNotFoundError, match="no .jpg"):
         pipeline.hourglass_dataset(data_dir, "train", 2, augment=True, background_dir=str(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("depth_bins", [4, 0])
+def test_targets_on_device_rebuild_the_pipeline_heatmaps(data_dir, depth_bins):
+    kw = dict(input_size=64, heatmap_size=16, depth_bins=depth_bins, limbs=True, augment=True, seed=2)
+    _, full = next(iter(pipeline.hourglass_dataset(data_dir, "train", 3, **kw)))
+    _, light = next(iter(pipeline.hourglass_dataset(data_dir, "train", 3, targets_on_device=True, **kw)))
+    hm = pipeline.heatmaps_on_device(light, input_size=64, heatmap_size=16, depth_bins=depth_bins, limbs=True)
+    np.testing.assert_allclose(hm.numpy(), full["heatmaps"].numpy(), atol=5e-6)
+    np.testing.assert_array_equal(light["mask_valid"].numpy(), full["mask_valid"].numpy())

@@ -236,6 +236,27 @@ def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins,
     return image, out
 
 
+def heatmaps_on_device(targets_batch, *, input_size=256, heatmap_size=64, depth_bins=16, limbs=False,
+                       dtype=tf.float32):
+    """The ``heatmaps`` of a ``targets_on_device=True`` batch, built where this runs (e.g. on the GPU in the loss).
+
+    targets_batch: the targets dict of such a batch (``points (B, P, 3)``, ``points2d (B, P, 2)``, ``joints
+    (B, 24, 3)``, ``joints2d (B, 24, 2)``). Returns what the pipeline would have emitted as ``heatmaps``:
+    (B, h, h, D, C) or (B, h, h, C) (limb maps computed densely: equal to the pipeline's to 4e-6).
+    """
+    if depth_bins > 0:
+        shape = (heatmap_size, heatmap_size, depth_bins)
+        hm = targets.volumetric_heatmaps(targets_batch["points"], shape, dtype=dtype)
+        if limbs:
+            hm = tf.concat([hm, targets.limb_heatmaps(targets_batch["joints"], shape, dtype=dtype)], axis=-1)
+        return hm
+    size = (heatmap_size, heatmap_size)
+    hm = targets.heatmaps_2d(targets_batch["points2d"], input_size, size, dtype=dtype)
+    if limbs:
+        hm = tf.concat([hm, targets.limb_heatmaps_2d(targets_batch["joints2d"], input_size, size, dtype=dtype)], -1)
+    return hm
+
+
 def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_size=64, depth_bins=16,
                       num_points=41, limbs=False, augment=False, shuffle=False, repeat=False, seed=None,
                       background_dir=None, occluder_dir=None, augment_config: aug.AugmentConfig | None = None,
@@ -380,5 +401,5 @@ def dataset_size(data_dir, split) -> int:
     return int(schema.read_manifest(data_dir)["splits"][split]["num_examples"])
 
 
-__all__ = ["hourglass_dataset", "points_dataset", "read_records", "check_record", "iter_file", "RecordError",
+__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "check_record", "iter_file", "RecordError",
            "jpeg_size", "png_size", "dataset_size"]
