@@ -142,12 +142,8 @@ def test_find_model_files_official_names(tmp_path):
 
 
 def test_find_model_files_default_is_the_free_model():
-    if not all(model_io.FREE_MODEL_FILES[g].is_file() for g in ("female", "male")):
-        with pytest.raises(ModelFileNotFoundError, match="free"):
-            find_model_files()
-        pytest.skip("free model not committed yet (helper B); remove this branch once it lands")
     found = find_model_files()
-    for g in ("female", "male"):
+    for g in ("female", "male", "neutral"):
         assert found[g] == str(model_io.FREE_MODEL_FILES[g])
         d = load_model_file(found[g])
         assert d.gender == g and d.landmark_ids.shape == (18,)

@@ -28,11 +28,11 @@ def layer2(random_files):
 
 
 def _free_files():
+    """The shipped free model; its absence is a packaging error, never a skip."""
     files = model_io.FREE_MODEL_FILES
+    missing = [str(files[g]) for g in ("female", "male") if not files[g].is_file()]
+    assert not missing, f"free body model missing from the package: {missing}"
     return {g: str(files[g]) for g in ("female", "male")}
-
-
-FREE_MISSING = not all(model_io.FREE_MODEL_FILES[g].is_file() for g in ("female", "male"))
 
 
 def _random_params(batch, seed, scale=0.6):
@@ -72,8 +72,6 @@ def test_matches_body_models_on_random_smpl_sized_models(random_files):
     _check_against_body_models(random_files, seed=3)
 
 
-@pytest.mark.skipif(FREE_MISSING, reason="free model smplr_tf/body/assets/free_{female,male}.npz not committed yet "
-                                         "(helper B builds it); remove this skip once it lands")
 def test_matches_body_models_on_free_model():
     _check_against_body_models(_free_files(), seed=4)
 
@@ -92,7 +90,6 @@ def test_zero_pose_reproduces_template_random(random_files):
     _check_zero_pose_is_template(random_files)
 
 
-@pytest.mark.skipif(FREE_MISSING, reason="free model not committed yet (helper B); remove this skip once it lands")
 def test_zero_pose_reproduces_template_free_model():
     _check_zero_pose_is_template(_free_files())
 
