@@ -14,7 +14,7 @@ from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
 from smplr_tf.models.inference import (fold_batch_norm, hourglass_inference_model, inference_model,
                                        randomize_batch_norms)
 from smplr_tf.models.smplr import SMPLR, bone_features, build_omega, build_psi, build_smplr
-from smplr_tf.models.softargmax import soft_argmax_2d, soft_argmax_3d
+from smplr_tf.models.softargmax import peak_2d, soft_argmax_2d, soft_argmax_3d
 
 RNG = np.random.default_rng(0)
 TINY = dict(trunk=(32, 16), head_a=(8, 8), head_b=(8,))
@@ -68,7 +68,7 @@ def test_tiny_hourglass_forward(depth_bins, num_limbs):
     assert tuple(out["points"].shape) == (2, 5, 3 if depth_bins else 2)
     # points are the soft-argmax of the last stack's point channels
     last = out["heatmaps"][-1][..., :5]
-    ref = soft_argmax_3d(last) if depth_bins else soft_argmax_2d(last)
+    ref = soft_argmax_3d(last) if depth_bins else peak_2d(last)
     np.testing.assert_allclose(out["points"].numpy(), ref.numpy(), atol=1e-6)
 
 
@@ -130,6 +130,24 @@ def test_soft_argmax_2d_matches_numpy():
     p = e / e.sum(axis=(1, 2), keepdims=True)
     ref = np.stack([np.einsum("bhwp,w->bp", p, xs), np.einsum("bhwp,h->bp", p, ys)], -1)
     np.testing.assert_allclose(soft_argmax_2d(x).numpy(), ref, atol=1e-6)
+
+
+def test_peak_2d_reads_regressed_gaussians_where_softmax_cannot():
+    h, w = 64, 64
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    true = [(20.3, 11.6), (50.0, 40.0)]  # (x, y) in pixels
+    hm = np.stack([np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 2.0) for x, y in true], -1)[None]
+    hm = hm + RNG.normal(scale=0.01, size=hm.shape)  # regression noise over the whole map
+    got = peak_2d(hm.astype(np.float32)).numpy()[0]
+    # independent reference: window of radius 2 around the argmax, weights max(h, 0)
+    for k, (x, y) in enumerate(true):
+        iy, ix = np.unravel_index(np.argmax(hm[0, ..., k]), (h, w))
+        win = np.maximum(hm[0, iy - 2:iy + 3, ix - 2:ix + 3, k], 0)
+        ref_px = np.array([(win * xx[iy - 2:iy + 3, ix - 2:ix + 3]).sum(), (win * yy[iy - 2:iy + 3, ix - 2:ix + 3]).sum()]) / win.sum()
+        np.testing.assert_allclose(got[k], volume.voxels_to_metres(np.r_[ref_px, 0.0], (w, h, 1))[:2], atol=1e-5)
+        assert np.abs(got[k] - volume.voxels_to_metres(np.array([x, y, 0.0]), (w, h, 1))[:2]).max() < 0.1 * 2.5 / 64
+    soft = soft_argmax_2d(hm.astype(np.float32)).numpy()[0]
+    assert np.abs(soft).max() < 0.05  # the softmax of a [0, 1] map is ~uniform: stuck near the centre
 
 
 # --------------------------------------------------------------------------------------------- DAE

@@ -16,9 +16,10 @@ Architecture (Newell's Torch model, sizes as constructor arguments; Glorot-unifo
   num_points + num_limbs, channel index = depth * C + c. 2D (``depth_bins=0``): 1x1 conv to C channels.
 
 Output dict: ``heatmaps``: list (one per stack) of logits (B, S, S, D, C) or (B, S, S, C);
-``points``: soft-argmax of the last stack over the first ``num_points`` channels: (B, P, 3) root-relative
-metres (x, y, z) for the volumetric model, (B, P, 2) metres (x, y) of the cube plane for the 2D model (see
-:func:`smplr_tf.models.softargmax.soft_argmax_2d`).
+``points``: read from the last stack's first ``num_points`` channels: soft-argmax, (B, P, 3) root-relative
+metres (x, y, z), for the volumetric model; for the 2D model (B, P, 2) metres (x, y) of the cube plane, by
+default from the heatmap peak (:func:`smplr_tf.models.softargmax.peak_2d`, as the 2D model is trained with
+MSE) or by soft-argmax (``readout_2d="softmax"``).
 
 Layer names are systematic (``s{stack}_...``) so that :mod:`smplr_tf.models.inference` can build the
 folded inference graph (``inference=True``) and move the weights across by name.
@@ -98,13 +99,16 @@ def _check_sizes(input_size, downsamplings):
 
 def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 256, num_points: int = 41,
                     depth_bins: int = 16, num_limbs: int = 0, downsamplings: int = 3, dropout: float = 0.1,
-                    name: str = "hourglass", inference: bool = False) -> keras.Model:
+                    name: str = "hourglass", inference: bool = False, readout_2d: str = "peak") -> keras.Model:
     """Build the stacked hourglass.
 
     Input: image (B, input_size, input_size, 3) float32 (standardised). Output dict, see module docstring.
     ``depth_bins=0`` builds the 2D model. ``inference=True`` builds the batch-norm-free inference graph with
     only the last stack's head (see :func:`smplr_tf.models.inference.hourglass_inference_model`, which fills
-    its weights from a trained model); call it only through that function.
+    its weights from a trained model); call it only through that function. ``readout_2d``: how the 2D
+    model's ``points`` are read from its heatmaps: "peak" (default; argmax refined in a 5x5 window, right
+    for heatmaps regressed with MSE, where a softmax is nearly uniform) or "softmax" (soft-argmax, for 2D
+    heatmaps trained with softmax cross-entropy).
     """
     s = _check_sizes(input_size, downsamplings)
     b = _Builder(inference)
@@ -142,11 +146,13 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
             remap = b.conv(head, features, 1, f"{p}_remap")
             x = layers.Add(name=f"{p}_next")([x, ll2, remap])
 
-    points = SoftArgmax(num_points=num_points, name="points")(heatmaps[-1])
+    mode = "softmax" if depth_bins else readout_2d
+    points = SoftArgmax(num_points=num_points, mode=mode, name="points")(heatmaps[-1])
     model = keras.Model(image, {"heatmaps": heatmaps, "points": points}, name=name)
     model.smplr_config = dict(kind="hourglass", num_stacks=num_stacks, features=features,
                               input_size=input_size, num_points=num_points, depth_bins=depth_bins,
-                              num_limbs=num_limbs, downsamplings=downsamplings, dropout=dropout, name=name)
+                              num_limbs=num_limbs, downsamplings=downsamplings, dropout=dropout, name=name,
+                              readout_2d=readout_2d)
     return model
 
 
