@@ -11,8 +11,8 @@ Every random draw of example ``i`` comes from generators seeded by ``(seed, crc3
 (stream 0: body and camera, 1: appearance), so the bytes written do not depend on the number of workers or on
 the batch an example falls in.
 
-Camera and frame (SURREAL's): 320x240 pixels, f = 600 px, principal point (160, 120); the pelvis 3-7 m away,
-projected within +-30 px (x) / +-20 px (y) of the image centre.
+Camera and frame (SURREAL's): 320x240 pixels, f = 600 px, principal point (160, 120); the pelvis 3-7 m away;
+the centre of the body's 3D bounding box projected within +-30 px (x) / +-20 px (y) of the image centre.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def sample_body_params(seed: int, split: str, index: int, num_genders: int = 2) 
     """Body and camera of example ``index`` (NumPy only).
 
     Returns dict: family (str), pose (72,) axis-angle with the camera-frame global rotation, betas (10,)
-    ~ N(0, 1), gender_index (int, position in the SMPL layer's genders), root_cam (3,) metres (pelvis).
+    ~ N(0, 1), gender_index (int, position in the SMPL layer's genders), root_cam (3,) metres (pelvis;
+    :meth:`BodySource.jobs` then moves the body sideways so that its box centre projects there instead).
     """
     rng = example_rng(seed, split, index, 0)
     family, _, body_pose, pelvis = pose_lib.sample_body(rng)
@@ -191,14 +192,23 @@ class BodySource:
         jobs = []
         for k, (i, p) in enumerate(zip(indices, params)):
             t = p["root_cam"] - out["joints"][k, 0].astype(np.float64)  # pose is about the pelvis: translate only
+            verts = out["vertices"][k].astype(np.float64) + t
+            # Aim the camera at the body, as SURREAL does: move the body sideways (same depth) so that the centre
+            # of its 3D box, not the pelvis, projects at the sampled point. Fewer bent / arms-up bodies leave
+            # the frame.
+            centre = (verts.min(axis=0) + verts.max(axis=0)) / 2
+            target = crop_lib.project(p["root_cam"], K_SOURCE).astype(np.float64)
+            shift = np.zeros(3)
+            shift[:2] = (target - crop_lib.project(centre, K_SOURCE)) * centre[2] / FOCAL
+            t += shift
             jobs.append({
                 "index": int(i), "seed": int(seed), "split": split,
-                "verts": (out["vertices"][k] + t).astype(np.float32),
+                "verts": (verts + shift).astype(np.float32),
                 "joints3d": (out["joints"][k] + t).astype(np.float32),
                 "landmarks3d": (out["landmarks"][k] + t).astype(np.float32),
                 "pose": p["pose"], "betas": p["betas"],
                 "gender": GENDER_IDS[self.genders[p["gender_index"]]],
-                "root_cam": p["root_cam"], "family": p["family"],
+                "root_cam": p["root_cam"] + shift, "family": p["family"],
             })
         return jobs
 
