@@ -263,8 +263,10 @@ def _close(a, b, tol=1e-4):
     np.testing.assert_allclose(a, b, atol=tol * max(1.0, np.abs(b).max()), rtol=0)
 
 
-def test_fold_batch_norm_hourglass_equivalent():
-    m = build_hourglass(num_stacks=2, features=16, input_size=64, num_points=5, depth_bins=4, num_limbs=2)
+@pytest.mark.parametrize("depth_bins", [4, 0])
+def test_fold_batch_norm_hourglass_equivalent(depth_bins):
+    m = build_hourglass(num_stacks=2, features=16, input_size=64, num_points=5, depth_bins=depth_bins,
+                        num_limbs=2)
     randomize_batch_norms(m, seed=1)
     x = RNG.normal(size=(2, 64, 64, 3)).astype(np.float32)
     ref = m(x, training=False)
