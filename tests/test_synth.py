@@ -212,3 +212,26 @@ def test_free_model_skeleton_sits_on_the_body(tmp_path):
         # The body is lit and coloured: its pixels are not the pad / background colour everywhere.
         assert (r["mask"] > 0).sum() > 1500
     assert len(hits) > 100 and np.mean(hits) > 0.9
+
+
+def test_background_dir(model_dir, tmp_path):
+    import cv2
+
+    bg = tmp_path / "bg"
+    (bg / "sub").mkdir(parents=True)
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0)]
+    for k, c in enumerate(colours):
+        cv2.imwrite(str(bg / ("sub" if k else "") / f"img{k}.jpg"), np.full((180 + 40 * k, 300, 3), c, np.uint8))
+    (bg / "notes.txt").write_text("not an image")
+    assert len(appearance.list_images(str(bg))) == 3
+    d = str(tmp_path / "out")
+    generate.generate_split(d, "train", 3, seed=2, num_workers=0, smpl_dir=model_dir, background_dir=str(bg),
+                            batch_size=4, progress=False)
+    assert schema.read_manifest(d)["sources"]["train"]["background_dir"] == str(bg)
+    for r in _records(d):
+        corner = r["image"][:6, :6].reshape(-1, 3).mean(0)  # background or pad: one of the pure colours (RGB)
+        assert max(corner) > 200 and sorted(corner)[1] < 60
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        appearance.list_images(str(empty))
