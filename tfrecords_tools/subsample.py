@@ -13,9 +13,10 @@ visited in order; the cost is finding, for each frame, whether any kept frame is
 Near frames have every coordinate within r, so on any D chosen coordinates they lie within an axis-aligned
 box of half-side r. We hash cells of side 2r on D coordinates (the D of largest variance): a kept frame is
 inserted into each cell its (x - r, x + r) box touches (at most 2 per coordinate, <= 2^D cells), so a query
-needs ONE dict lookup of its own cell, and only the frames in that bucket get the exact test (vectorised,
-most recent first, since near frames are mostly recent frames of the same clip). Hash collisions only add
-candidates; a near frame is never missed, so the result equals the brute-force rule exactly (tested).
+needs ONE dict lookup of its own cell, and only the frames in that bucket get the exact test. Before that,
+each block of frames is tested against the most recently kept frames (near frames are mostly recent frames
+of the same clip), all vectorised. Hash collisions only add candidates; a near frame is never missed, so the
+result equals the brute-force rule exactly (tested).
 
 Which joints: root-relative by default (``--relative``): the paper subsamples to spread *poses* uniformly;
 camera-frame positions would let a mere translation count as a new sample. ``--norelative`` uses joints3d as
@@ -24,6 +25,7 @@ stored.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -61,15 +63,18 @@ def brute_force_subsample(joints, threshold: float = 0.15) -> np.ndarray:
     return np.asarray(kept, np.int64)
 
 
-def subsample(joints, threshold: float = 0.15, hash_dims: int = 6, block: int = 32) -> np.ndarray:
+def subsample(joints, threshold: float = 0.15, hash_dims: int = 6, block: int = 16,
+              recent: int = 32) -> np.ndarray:
     """Fast exact version of :func:`brute_force_subsample` (see the module docstring).
 
     joints: (N, J, 3) metres (float32 is fine). threshold: metres (paper: 0.15). hash_dims: D coordinates
     hashed (<= 12). block: frames handled per vectorised step. Returns the kept indices, increasing (int64).
 
-    Per block of frames: (1) one dict lookup per frame gives the kept frames sharing its cell; all (frame,
-    candidate) pairs are tested in one vectorised step; (2) the frames that survive are tested against each
-    other (a survivors x survivors matrix) and kept greedily in order; (3) the kept ones enter the hash.
+    Per block of frames: (0) all frames against the ``recent`` most recently kept frames, vectorised (in video
+    most frames are rejected here); (1) for the rest, one dict lookup per frame gives the kept frames sharing
+    its cell; all (frame, candidate) pairs get a cheap 16-coordinate test then the exact one, vectorised;
+    (2) the frames that survive are tested against each other (a small matrix) and kept greedily in order;
+    (3) the kept ones enter the hash.
     """
     x = np.ascontiguousarray(np.asarray(joints, np.float32).reshape(len(joints), -1, 3))
     n = x.shape[0]
@@ -94,18 +99,28 @@ def subsample(joints, threshold: float = 0.15, hash_dims: int = 6, block: int = 
     empty: list[int] = []
     for b0 in range(0, n, block):
         b1 = min(n, b0 + block)
-        # (1) against the frames kept before this block
-        cands = [buckets.get(own[i], empty) for i in range(b0, b1)]
-        lens = np.fromiter((len(c) for c in cands), np.int64, b1 - b0)
+        # (0) against the most recently kept frames (in video most frames are near one of them): no hashing
         near = np.zeros(b1 - b0, bool)
+        if kept:
+            rec = np.asarray(kept[-recent:], np.int64)
+            xb = x[b0:b1]
+            ok = (np.abs(pre[b0:b1, None] - pre[None, rec]) < r).all(-1)  # (B, R) cheap necessary test
+            bi, ri = np.nonzero(ok)
+            if len(bi):
+                hit = ((xb[bi] - x[rec[ri]]) ** 2).sum(-1).max(-1) < r2
+                near[bi[hit]] = True
+        # (1) the others against every frame kept before this block, through the hash
+        todo = np.flatnonzero(~near)
+        cands = [buckets.get(own[b0 + i], empty) for i in todo.tolist()]
+        lens = np.fromiter((len(c) for c in cands), np.int64, len(todo))
         if lens.sum():
-            rows = np.repeat(np.arange(b0, b1), lens)
-            cols = np.fromiter((j for c in cands for j in c), np.int64, int(lens.sum()))
+            rows = np.repeat(todo + b0, lens)
+            cols = np.fromiter(itertools.chain.from_iterable(cands), np.int64, int(lens.sum()))
             # cheap necessary test on a few coordinates first (near => every coordinate within r)
             ok = (np.abs(pre[rows] - pre[cols]) < r).all(-1)
             rows, cols = rows[ok], cols[ok]
             hit = ((x[rows] - x[cols]) ** 2).sum(-1).max(-1) < r2
-            near = np.bincount(rows[hit] - b0, minlength=b1 - b0) > 0
+            near |= np.bincount(rows[hit] - b0, minlength=b1 - b0) > 0
         surv = np.flatnonzero(~near) + b0
         if len(surv) == 0:
             continue
