@@ -354,3 +354,17 @@ def test_fold_batch_norm_nested_lambda_and_custom_layers():
     assert not any(type(l).__name__ == "BatchNormalization" for l in f.layers + nested[0].layers)
     data = RNG.normal(size=(3, 4, 3)).astype(np.float32)
     _close(f(data, training=False), outer(data, training=False))
+
+
+def test_hourglass_inference_model_bfloat16_option_close_on_tiny_model():
+    m = build_hourglass(num_stacks=1, features=8, input_size=32, num_points=3, depth_bins=2, downsamplings=2)
+    x = RNG.normal(size=(1, 32, 32, 3)).astype(np.float32)
+    fast = hourglass_inference_model(m, dtype_policy="mixed_bfloat16")
+    import keras
+
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # global policy restored
+    out = fast(x, training=False)
+    assert out["heatmaps"][0].dtype == tf.bfloat16 and out["points"].dtype == tf.float32
+    ref = m(x, training=False)["heatmaps"][-1].numpy()
+    err = np.abs(out["heatmaps"][0].numpy().astype(np.float32) - ref).max()
+    assert err < 0.05 * np.abs(ref).max()  # bf16: close, not exact
