@@ -162,3 +162,21 @@ def test_image_banks(tmp_path):
     # procedural occluder: a shape of at least occluder_min of the crop (may be cut by the border)
     _, a2 = augment.random_occluder(tf.constant([3, 3], tf.int64), S, cfg, None)
     assert a2.numpy().sum() > 0
+
+
+def test_flipped_targets_are_mirrored_and_swapped():
+    # targets of the flipped labels = the original targets mirrored in x with channels permuted by the flip
+    # permutations (skeleton.POINT_FLIP_PERM for points, LIMB_FLIP_PERM for the limb maps)
+    from smplr_tf.data import targets
+
+    p3, p2, _, _ = _scene(7)
+    p3 = p3 * 0.8
+    _, _, f3, _ = augment.flip(np.zeros((S, S, 3), np.float32), np.zeros((S, S), np.float32), p3, p2)
+    f3 = f3.numpy()
+    shape = (16, 16, 4)
+    pts = skeleton.points_from_smpl(p3[:24], p3[24:])
+    fpts = skeleton.points_from_smpl(f3[:24], f3[24:])
+    vol, fvol = targets.volumetric_heatmaps(pts, shape).numpy(), targets.volumetric_heatmaps(fpts, shape).numpy()
+    np.testing.assert_allclose(fvol, vol[:, ::-1][..., skeleton.POINT_FLIP_PERM], atol=1e-6)
+    lim, flim = targets.limb_heatmaps(p3[:24], shape).numpy(), targets.limb_heatmaps(f3[:24], shape).numpy()
+    np.testing.assert_allclose(flim, lim[:, ::-1][..., skeleton.LIMB_FLIP_PERM], atol=1e-5)
