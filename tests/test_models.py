@@ -368,3 +368,19 @@ def test_hourglass_inference_model_bfloat16_option_close_on_tiny_model():
     ref = m(x, training=False)["heatmaps"][-1].numpy()
     err = np.abs(out["heatmaps"][0].numpy().astype(np.float32) - ref).max()
     assert err < 0.05 * np.abs(ref).max()  # bf16: close, not exact
+
+
+def test_readouts_invert_the_pipelines_targets():
+    """Axis conventions end to end: targets.py's Gaussians -> our readouts give the labelled points back."""
+    from smplr_tf.data import targets
+
+    pts = np.stack([RNG.uniform(-1.0, 1.0, 6), RNG.uniform(-1.0, 1.0, 6), RNG.uniform(-0.7, 0.7, 6)], -1)
+    hm = targets.volumetric_heatmaps(tf.constant(pts[None], tf.float32), shape=(64, 64, 16), sigma=1.0)
+    got = soft_argmax_3d(tf.math.log(hm + 1e-30)).numpy()[0]  # softmax(log t) = t / sum t
+    np.testing.assert_allclose(got, pts, atol=2e-3)
+    px = RNG.uniform(20, 236, size=(5, 2))  # crop pixels (x, y)
+    hm2 = targets.heatmaps_2d(tf.constant(px[None], tf.float32), input_size=256, shape=(64, 64))
+    got2 = peak_2d(hm2).numpy()[0]  # metres of the cube plane
+    want = targets.pixels_to_heatmap(px, 256, 64).numpy()  # heatmap pixels (x, y)
+    back = volume.metres_to_voxels(np.c_[got2, np.zeros(5)], (64, 64, 16))[:, :2]
+    np.testing.assert_allclose(back, want, atol=0.05)
