@@ -235,3 +235,17 @@ def test_background_dir(model_dir, tmp_path):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no images"):
         appearance.list_images(str(empty))
+
+
+def test_random_families_and_mixing():
+    names = [pose.sample_body(np.random.default_rng([9, i]))[0] for i in range(300)]
+    mixed = [n for n in names if "+" in n]
+    assert 0.15 < len(mixed) / len(names) < 0.35
+    assert all(p in pose.FAMILIES for n in names for p in n.split("+"))
+    assert {n.split("+")[0] for n in names} == set(pose.FAMILIES)
+    # A mixed pose keeps the legs of its first family: sitting legs under any upper body.
+    for i in range(300):
+        name, euler, body_pose, pelvis = pose.sample_body(np.random.default_rng([9, i]))
+        if name.startswith("sitting+"):
+            J = fk(pelvis, body_pose)
+            assert min(J[4, 2] - J[1, 2], J[5, 2] - J[2, 2]) > 0.2

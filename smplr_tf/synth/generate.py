@@ -18,6 +18,7 @@ the centre of the body's 3D bounding box projected within +-30 px (x) / +-20 px 
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from collections import deque
 
@@ -286,6 +287,13 @@ def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, n
             pool.terminate()
             pool.join()
     _record(out_dir, split, shards, source, seed, background_dir, smpl_dir)
+    import glob
+
+    stale = sorted(set(glob.glob(os.path.join(glob.escape(out_dir), f"{split}-*-of-*.tfrecord")))
+                   - {os.path.join(out_dir, s["file"]) for s in shards})
+    if stale:
+        print(f"note: {len(stale)} older '{split}' shard(s) in {out_dir} are not in the manifest and are ignored "
+              f"(e.g. {os.path.basename(stale[0])}); delete them to save space", file=sys.stderr)
     return shards
 
 

@@ -10,8 +10,9 @@ With that convention (derived from the T-pose rest geometry):
   forward ``-y``; left elbow flexion is ``-y``;
 * the right side mirrors the left (``y`` and ``z`` change sign).
 
-A family gives mean angles with random parameters (e.g. the walking phase), Gaussian noise is added to every
-joint, and the result is clipped to :data:`JOINT_LIMITS`. The pelvis (root) gets a family rotation too (e.g.
+A family gives mean angles with random parameters (e.g. the walking phase); 30 % of the random poses take their
+upper body from a second family; Gaussian noise is added to every joint, and the result is clipped to
+:data:`JOINT_LIMITS`. The pelvis (root) gets a family rotation too (e.g.
 bending tilts the pelvis forward while the hips flex to keep the legs down); :func:`camera_rotation` then
 applies yaw over the full circle, moderate pitch/roll, and the flip from SMPL's y-up to the camera's y-down.
 Only NumPy / SciPy: it runs in the main process or in workers.
@@ -172,15 +173,28 @@ def euler_to_rotvec(euler: np.ndarray) -> np.ndarray:
     return Rotation.from_euler("XYZ", e.reshape(-1, 3)).as_rotvec().reshape(e.shape)
 
 
-def sample_body(rng: np.random.Generator, family: str | None = None, noise: float = 0.08):
-    """One random pose of ``family`` (None = uniform over :data:`FAMILIES`).
+UPPER_BODY = (SPINE1, SPINE2, SPINE3, NECK, HEAD, L_COLLAR, R_COLLAR, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW,
+              L_WRIST, R_WRIST, L_HAND, R_HAND)
 
+
+def sample_body(rng: np.random.Generator, family: str | None = None, noise: float = 0.08, mix_prob: float = 0.3):
+    """One random pose of ``family``.
+
+    family None: uniform over :data:`FAMILIES`, and with probability ``mix_prob`` the upper body (spine, neck,
+    head, arms) comes from a second family (e.g. walking legs with raised arms; name "walking+arms_raised").
     Returns (family name, euler (24, 3) radians within the joint limits (row 0 = pelvis tilt),
     body_pose (69,) axis-angle of joints 1..23, pelvis rotation (3, 3) in SMPL's model frame).
     """
+    mixed = None
     if family is None:
         family = FAMILIES[int(rng.integers(len(FAMILIES)))]
+        if rng.uniform() < mix_prob:
+            mixed = FAMILIES[int(rng.integers(len(FAMILIES)))]
     mean, tilt = _family_angles(family, rng)
+    if mixed is not None and mixed != family:
+        upper, _ = _family_angles(mixed, rng)
+        mean[list(UPPER_BODY)] = upper[list(UPPER_BODY)]
+        family = f"{family}+{mixed}"
     euler = mean + rng.normal(0.0, noise, size=mean.shape)
     euler[PELVIS] = (tilt, 0.0, 0.0)
     euler = clip_to_limits(euler)
