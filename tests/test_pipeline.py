@@ -191,11 +191,18 @@ def _bad_dir(tmp_path, case):
             off += 16 + n
         data[offsets[3] + 12 + 100] ^= 0xFF
         open(path, "wb").write(bytes(data))
+    if case == "truncated":  # a half-written file: cut inside the 4th record
+        data = open(path, "rb").read()
+        off = 0
+        for _ in range(3):
+            off += 16 + int.from_bytes(data[off:off + 8], "little")
+        open(path, "wb").write(data[:off + 500])
     schema.update_manifest(d, "train", [{"file": name, "count": 5}])
     return d, path
 
 
-@pytest.mark.parametrize("case,what", [("corrupt", "corrupt"), ("garbage", "corrupt"), ("missing", "betas"),
+@pytest.mark.parametrize("case,what", [("corrupt", "corrupt"), ("truncated", "corrupt"), ("garbage", "corrupt"),
+                                       ("missing", "betas"),
                                        ("size", "128x128"), ("nan", "NaN")])
 def test_bad_record_names_file_and_index(tmp_path, case, what):
     d, path = _bad_dir(tmp_path, case)
