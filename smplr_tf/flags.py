@@ -83,6 +83,8 @@ def define_data_flags(fv):
     flags.DEFINE_boolean("augment", False, "Hourglass data augmentation (SHN^final).", **d)
     flags.DEFINE_integer("num_train_samples", 100000, "Point stages without data_dir: sampled examples per "
                          "training epoch pass.", **d)
+    flags.DEFINE_boolean("cache_points", True, "Point stages: compute the clean points once and keep them in memory "
+                         "(noise is still drawn per batch). Off for data sets larger than memory.", **d)
     flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)
 
 
@@ -103,6 +105,9 @@ def define_optim_flags(fv):
     flags.DEFINE_float("lr_epochs", 12.5, "Time constant (epochs) of the sigmoid schedule.", **d)
     flags.DEFINE_float("lr_offset", 4.0, "Offset of the sigmoid schedule.", **d)
     flags.DEFINE_float("clipnorm", 0.0, "Gradient norm clipping (0: none).", **d)
+    flags.DEFINE_float("bn_momentum", 0.0, "If > 0: momentum of every BatchNormalization moving average (Keras "
+                       "default 0.99 needs many hundred steps before validation is meaningful; short runs use 0.9).",
+                       **d)
     flags.DEFINE_string("init_from", "", "Initialise the stage's network from this run's final (or latest) "
                         "weights before training.", **d)
 
@@ -129,6 +134,7 @@ def define_input_flags(fv):
     flags.DEFINE_enum("dae_input", "noise", ["noise", "gt", "depth0", "run"],
                       "Input of dae / smplr stages: ground truth + uniform noise, ground truth, ground truth with "
                       "depth 0 (2D lifting), or the predictions of --input_run.", **d)
+    flags.DEFINE_float("noise_scale", 1.0, "Multiplier of the per-point noise bounds sigma_i (5-91 mm).", **d)
     flags.DEFINE_string("input_run", "", "Run (shn or alexnet) whose predictions feed dae / smplr stages.", **d)
     flags.DEFINE_boolean("input_depth0", False, "With --input_run: set the predictions' depth to 0 (DAE^2d).", **d)
     flags.DEFINE_string("shn_run", "", "e2e: the trained hourglass run.", **d)
@@ -156,6 +162,8 @@ def define_model_flags(fv):
     flags.DEFINE_integer("dae_hidden", 1024, "DAE hidden width.", **d)
     flags.DEFINE_integer("dae_bottleneck", 512, "DAE bottleneck width.", **d)
     flags.DEFINE_float("dae_keep_prob", 0.8, "DAE dropout keep probability.", **d)
+    flags.DEFINE_boolean("dae_zero_init", True, "Initialise the DAE's last (correction) layer to zero: the "
+                         "untrained DAE is the identity (the paper: Xavier everywhere).", **d)
     flags.DEFINE_list("smplr_trunk", ["1024", "1024", "512", "512", "512"], "Psi / Omega trunk widths.", **d)
     flags.DEFINE_integer("smplr_head", 256, "Psi / Omega head width.", **d)
 

@@ -84,6 +84,19 @@ def parse_flags_text(text: str, where: str = "flags.txt"):
     return fv
 
 
+def flag_values(**overrides):
+    """A fresh, parsed FlagValues with the defaults of every section and ``overrides`` (name=value) applied;
+    what tests and scripts pass to smplr_tf.train.train()."""
+    fv = sflags.new_flag_values()
+    fv.mark_as_parsed()
+    for name, value in overrides.items():
+        if name not in fv:
+            raise KeyError(f"unknown flag {name!r}")
+        fv[name].value = value
+        fv[name].present = 1
+    return fv
+
+
 def read_flags(run_dir: str):
     """The FlagValues a run was trained with (from its flags.txt)."""
     path = os.path.join(run_dir, FLAGS_FILE)

@@ -63,12 +63,34 @@ def seed_everything(cfg) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _shard_by_file(ds):
+def distributed_dataset(strategy, stage, split: str, train: bool, global_batch: int):
+    """The stage's dataset for ``split`` split over the workers: each input pipeline (one per worker) reads
+    its own files of the records (``shard_index::num_shards``, i.e. sharding by file as
+    AutoShardPolicy.FILE would do; the pipeline's reader is a generator, which auto-sharding cannot rewrite)
+    with the per-replica batch size."""
     import tensorflow as tf
 
-    opt = tf.data.Options()
-    opt.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
-    return ds.with_options(opt)
+    def fn(ctx: tf.distribute.InputContext):
+        ds, _ = stage.make_dataset(split, train, num_shards=ctx.num_input_pipelines,
+                                   shard_index=ctx.input_pipeline_id,
+                                   batch_size=ctx.get_per_replica_batch_size(global_batch))
+        opt = tf.data.Options()
+        opt.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(opt)
+
+    return strategy.distribute_datasets_from_function(fn)
+
+
+def set_bn_momentum(model, momentum: float) -> int:
+    """Set the moving-average momentum of every BatchNormalization layer inside ``model``; returns how many."""
+    import keras
+
+    n = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            n += 1
+    return n
 
 
 def _dummy_input(ds):
@@ -123,15 +145,21 @@ def train(cfg) -> dict:
     if steps <= 0:
         raise ValueError(f"--steps_per_epoch is 0 and the training split has {stage.num_train} examples < "
                          f"--batch_size {cfg.batch_size}")
+    fit_train, fit_val = train_ds, val_ds
     if cfg.distribution == "multi_worker":
-        train_ds = _shard_by_file(train_ds)
-        val_ds = _shard_by_file(val_ds)
+        if int(cfg.batch_size) % strategy.num_replicas_in_sync or val_bs % strategy.num_replicas_in_sync:
+            raise ValueError(f"--batch_size {cfg.batch_size} / val batch {val_bs} must divide by the "
+                             f"{strategy.num_replicas_in_sync} replicas")
+        fit_train = distributed_dataset(strategy, stage, cfg.train_split, True, int(cfg.batch_size))
+        fit_val = distributed_dataset(strategy, stage, cfg.val_split, False, val_bs)
     example_log = cfg.log_example_ids
     if example_log and cfg.distribution == "multi_worker":
         example_log = f"{example_log}.worker{worker_index}"
 
     with strategy.scope():
         net = stage.build_network()
+        if cfg.bn_momentum > 0:
+            set_bn_momentum(net, float(cfg.bn_momentum))
         if cfg.init_from:
             path = runs.load_weights_into(net, cfg.init_from)
             logging.info("initialised from %s", path)
@@ -160,11 +188,12 @@ def train(cfg) -> dict:
                               runs.flags_dict(cfg))
 
     t0 = time.time()
-    trainer.fit(train_ds, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=val_ds,
+    trainer.fit(fit_train, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=fit_val,
                 validation_steps=val_steps, callbacks=callbacks, verbose=int(cfg.verbose), shuffle=False)
     train_time = time.time() - t0
 
     if not is_chief:
+        net.save_weights(os.path.join(work_dir, runs.FINAL_WEIGHTS))  # for checking that workers agree
         return {}
     net.save_weights(os.path.join(run_dir, runs.FINAL_WEIGHTS))
     report = stage.final_report(net, val_steps)

@@ -129,9 +129,18 @@ class Stage:
     def build_network(self) -> keras.Model:
         raise NotImplementedError
 
-    def datasets(self, input_context=None):
-        """-> (train_ds, val_ds) of (x, y dict), batched with the *global* batch size, train repeated."""
+    def make_dataset(self, split: str, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
+        """-> (dataset of (x, y dict) batches, repeated, full batches only; number of examples in the split).
+
+        ``num_shards`` / ``shard_index``: this input pipeline's part of the records (by file);
+        ``batch_size``: None = the flags' (global) batch size for the split."""
         raise NotImplementedError
+
+    def datasets(self):
+        """-> (train_ds, val_ds), undistributed, global batch size; also sets num_train / num_val."""
+        self.train_ds, self.num_train = self.make_dataset(self.cfg.train_split, True)
+        self.val_ds, self.num_val = self.make_dataset(self.cfg.val_split, False)
+        return self.train_ds, self.val_ds
 
     def loss_names(self):
         return ("loss",)

@@ -50,20 +50,21 @@ class ImageStage(Stage):
     def depth_bins(self) -> int:
         return int(self.cfg.depth_bins if self.depth_bins_override is None else self.depth_bins_override)
 
-    def _dataset(self, split, train: bool):
+    def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
         from smplr_tf.data.pipeline import hourglass_dataset
 
         cfg = self.cfg
         if not cfg.data_dir:
             raise ValueError(f"--stage={cfg.stage} needs --data_dir (records from tfrecords_tools/make_synthetic.py "
                              "or a convert_* tool)")
-        bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
+        bs = int(batch_size or (cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size)))
         seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
         ds = hourglass_dataset(
             cfg.data_dir, split, bs, input_size=int(cfg.input_size), heatmap_size=int(cfg.heatmap_size),
             depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(cfg.limbs),
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
-            background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None)
+            background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
+            drop_remainder=True, num_shards=num_shards, shard_index=shard_index)
         return ds.map(self._add_point_mask), _manifest_count(cfg.data_dir, split)
 
     def _add_point_mask(self, image, targets):
@@ -72,11 +73,6 @@ class ImageStage(Stage):
         if m is not None:
             targets["mask_valid_points"] = m
         return image, targets
-
-    def datasets(self):
-        self.train_ds, self.num_train = self._dataset(self.cfg.train_split, True)
-        self.val_ds, self.num_val = self._dataset(self.cfg.val_split, False)
-        return self.train_ds, self.val_ds
 
 
 class ShnStage(ImageStage):
@@ -97,13 +93,13 @@ class ShnStage(ImageStage):
         return "mse" if self.depth_bins == 0 else self.cfg.heatmap_loss
 
     def _channel_weights(self, y):
-        m = y.get("mask_valid_points")
+        """(B, C) validity of each heatmap channel (points, then limbs), from the pipeline's mask_valid."""
+        m = y.get("mask_valid")
         if m is None:
             return None
-        extra = int(y["heatmaps"].shape[-1]) - self.num_points
-        if extra > 0:  # limb channels: valid when the sample is
-            m = tf.concat([m, tf.tile(tf.reduce_min(m, axis=1, keepdims=True), [1, extra])], axis=1)
-        return m
+        m = tf.cast(m, tf.float32)
+        return m if len(m.shape) == 2 else m[:, None] * tf.ones_like(y["heatmaps"][:, 0, 0, 0] if len(
+            y["heatmaps"].shape) == 5 else y["heatmaps"][:, 0, 0])
 
     def loss_names(self):
         return ("loss", "heatmap_loss")

@@ -121,30 +121,48 @@ class PointStage(Stage):
     def _noise_mode(self):
         return {"noise": "uniform", "gt": "none", "depth0": "depth0"}[self.cfg.dae_input]
 
-    def _split_ds(self, split, train: bool):
-        from smplr_tf.data.pipeline import points_dataset
-
+    def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
         cfg = self.cfg
-        bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
+        bs = int(batch_size or (cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size)))
         seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
-        n = int(cfg.num_train_samples if train else cfg.num_val_samples)
-        ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
-                            seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
-                            num_samples=None if cfg.data_dir else n)
-        if cfg.data_dir:
-            from smplr_tf.data import schema
+        if cfg.dae_input == "run":
+            return self._dataset_from_run(split, train, bs, seed, num_shards, shard_index)
+        from smplr_tf.data.pipeline import dataset_size, points_dataset
 
-            man = schema.read_manifest(cfg.data_dir)
-            n = int(man["splits"][split]["num_examples"])
-        return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE), n
+        n = int(cfg.num_train_samples if train else cfg.num_val_samples)
+        if cfg.cache_points:
+            # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch;
+            # the noise is drawn afresh for every batch.
+            ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise="none", seed=seed,
+                                num_points=self.num_points, shuffle=False, repeat=False,
+                                num_samples=None if cfg.data_dir else n, drop_remainder=True,
+                                num_shards=num_shards, shard_index=shard_index)
+            ds = ds.map(lambda b: {k: b[k] for k in ("points", "rotmats", "betas", "gender")}).cache()
+            if train:
+                ds = ds.unbatch().shuffle(min(n, 200000), seed=seed, reshuffle_each_iteration=True).batch(
+                    bs, drop_remainder=True)
+            ds = ds.repeat().map(self._add_noise, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
+                                seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
+                                num_samples=None if cfg.data_dir else n, drop_remainder=True,
+                                noise_scale=float(cfg.noise_scale),
+                                num_shards=num_shards, shard_index=shard_index)
+        if cfg.data_dir:
+            n = dataset_size(cfg.data_dir, split)
+        return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n
+
+    def _add_noise(self, batch):
+        from smplr_tf.data.noise import apply_noise
+
+        return dict(batch, noisy=apply_noise(batch["points"], self._noise_mode(), scale=float(self.cfg.noise_scale)))
 
     def _to_xy(self, batch):
         y = {k: batch[k] for k in ("points", "rotmats", "betas", "gender") if k in batch}
         return batch["noisy"], y
 
-    def _run_inputs(self, split, train: bool):
+    def _run_inputs(self, split):
         """(pred, gt) arrays of the --input_run predictions on ``split`` (cached in the run directory)."""
-        from smplr_tf import runs
         from smplr_tf.runs import resolve_run_dir
 
         cfg = self.cfg
@@ -163,30 +181,20 @@ class PointStage(Stage):
         if cfg.input_depth0:
             pred = pred.copy()
             pred[..., 2] = 0.0
-        del runs
         return pred, gt
 
-    def _datasets_from_run(self):
-        cfg = self.cfg
-        out = []
-        for split, train in ((cfg.train_split, True), (cfg.val_split, False)):
-            pred, gt = self._run_inputs(split, train)
-            bs = int(cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size))
-            ds = tf.data.Dataset.from_tensor_slices((pred, {"points": gt}))
-            if train:
-                ds = ds.shuffle(len(pred), seed=None if cfg.seed < 0 else int(cfg.seed))
-            ds = ds.repeat().batch(bs, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-            out.append((ds, len(pred)))
-        return out
-
-    def datasets(self):
-        cfg = self.cfg
-        if cfg.dae_input == "run":
-            (self.train_ds, self.num_train), (self.val_ds, self.num_val) = self._datasets_from_run()
-        else:
-            self.train_ds, self.num_train = self._split_ds(cfg.train_split, True)
-            self.val_ds, self.num_val = self._split_ds(cfg.val_split, False)
-        return self.train_ds, self.val_ds
+    def _dataset_from_run(self, split, train, bs, seed, num_shards, shard_index):
+        if self.name != "dae":
+            raise ValueError(f"--dae_input=run is supported for the dae stage only (the {self.name} targets need "
+                             "SMPL parameters aligned with the predictions)")
+        pred, gt = self._run_inputs(split)
+        n = len(pred)
+        if num_shards > 1:
+            pred, gt = pred[shard_index::num_shards], gt[shard_index::num_shards]
+        ds = tf.data.Dataset.from_tensor_slices((pred, {"points": gt}))
+        if train:
+            ds = ds.shuffle(len(pred), seed=seed)
+        return ds.repeat().batch(bs, drop_remainder=True).prefetch(tf.data.AUTOTUNE), n
 
     def smpl_points(self, betas, rotmats, gender_index):
         """(B,41,3) root-relative points of SMPL(betas, rotmats, gender)."""
@@ -232,8 +240,13 @@ class DaeStage(PointStage):
         from smplr_tf.models.dae import build_dae
 
         c = self.cfg
-        return build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
-                         keep_prob=float(c.dae_keep_prob))
+        net = build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
+                        keep_prob=float(c.dae_keep_prob))
+        if c.dae_zero_init:
+            # Start as the identity (zero correction), so that training only ever improves on the input.
+            layer = net.get_layer("correction")
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+        return net
 
     def loss_names(self):
         return ("loss", "l1_points") + (("l1_bones",) if self.cfg.dae_bone_loss > 0 else ())

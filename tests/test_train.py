@@ -1,0 +1,266 @@
+"""Training: every stage learns on tiny configurations, runs resume after kill -9 and refuse to overwrite,
+two workers train one model over sharded records, the learning-rate schedule, flags round trip, TensorBoard.
+
+Everything here is tiny (few hundred steps of small networks) so the file stays fast on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def _cfg(**kw):
+    from smplr_tf import runs
+
+    base = dict(verbose=0, tb_images=0, baseline_batches=4, seed=0, bn_momentum=0.9)
+    base.update(kw)
+    return runs.flag_values(**base)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """A tiny synthetic records set: train 32 examples in 4 shards, val 8 (rendered by our generator)."""
+    from smplr_tf.synth.generate import generate_split
+
+    d = str(tmp_path_factory.mktemp("records"))
+    generate_split(d, "train", 32, seed=0, examples_per_shard=8, progress=False)
+    generate_split(d, "val", 8, seed=1, examples_per_shard=8, progress=False)
+    return d
+
+
+# --------------------------------------------------------------------------------------------- units
+def test_sigmoid_schedule_matches_formula():
+    from smplr_tf.stages.schedule import SigmoidRamp
+
+    sched = SigmoidRamp(0.01, 1e-4, 4.0, 12.5, steps_per_epoch=10)
+    for epoch in (0, 12.5, 50, 100):
+        want = 0.01 * (1 - 1 / (1 + math.exp(-(4 - epoch / 12.5)))) + 1e-4
+        assert float(sched(int(epoch * 10))) == pytest.approx(want, rel=1e-5)
+    # the authors' curve rises from ~2.8e-4 to ~1e-2 (a slow warm-up)
+    assert float(sched(0)) == pytest.approx(2.7986e-4, rel=1e-3)
+
+
+def test_flags_text_round_trip():
+    from smplr_tf import runs
+
+    cfg = _cfg(stage="dae", batch_size=7, smplr_trunk=["8", "4"], limbs=True, lr=3e-4, run_name="t/x")
+    back = runs.parse_flags_text(runs.flags_text(cfg))
+    assert runs.flags_dict(back) == runs.flags_dict(cfg)
+    assert back.limbs is True and back.smplr_trunk == ["8", "4"] and back.stage == "dae"
+
+
+# --------------------------------------------------------------------------------------------- learning
+def test_dae_lowers_noisy_input_error(tmp_path):
+    from smplr_tf import train
+
+    cfg = _cfg(stage="dae", run_dir=str(tmp_path / "dae"), epochs=12, steps_per_epoch=25, batch_size=128,
+               num_train_samples=4096, num_val_samples=512, dae_hidden=512, dae_bottleneck=256,
+               dae_keep_prob=1.0, noise_scale=3.0, lr=2e-3)
+    state = train.train(cfg)
+    f = state["final"]
+    print(f"DAE: noisy input {f['val_input_mpjpe_mm']:.1f} mm -> denoised {f['val_mpjpe_mm']:.1f} mm "
+          f"(mean pose {f['val_mean_pose_mpjpe_mm']:.1f} mm)")
+    assert f["val_mpjpe_mm"] <= 0.7 * f["val_input_mpjpe_mm"]
+
+
+def test_psi_recovers_shape_from_gt_points(tmp_path):
+    from smplr_tf import train
+
+    cfg = _cfg(stage="smplr_shape", run_dir=str(tmp_path / "psi"), dae_input="gt", epochs=10, steps_per_epoch=25,
+               batch_size=128, num_train_samples=4096, num_val_samples=512, smplr_trunk=["256", "256", "128"],
+               smplr_head=64, lr=2e-3)
+    f = train.train(cfg)["final"]
+    print(f"Psi on GT points: joints+landmarks {f['val_mpjpe_mm']:.1f} mm with predicted betas vs "
+          f"{f['val_zero_betas_mpjpe_mm']:.1f} mm with zero betas; gender {f['val_gender_accuracy_pct']:.0f} %")
+    assert f["val_mpjpe_mm"] < 0.5 * f["val_zero_betas_mpjpe_mm"]
+    assert f["val_gender_accuracy_pct"] > 80
+
+
+def test_omega_recovers_pose_from_gt_points(tmp_path):
+    from smplr_tf import train
+
+    cfg = _cfg(stage="smplr_pose", run_dir=str(tmp_path / "omega"), dae_input="gt", epochs=10,
+               steps_per_epoch=25, batch_size=128, num_train_samples=4096, num_val_samples=512,
+               smplr_trunk=["256", "256", "128"], smplr_head=64, lr=2e-3)
+    f = train.train(cfg)["final"]
+    print(f"Omega on GT points: {f['val_mpjpe_mm']:.1f} mm vs rest pose {f['val_rest_pose_mpjpe_mm']:.1f} mm, "
+          f"mean pose {f['val_mean_pose_mpjpe_mm']:.1f} mm")
+    assert f["val_mpjpe_mm"] < 0.5 * f["val_mean_pose_mpjpe_mm"]
+
+
+def test_hourglass_overfits_a_handful_of_crops(tmp_path, records):
+    from smplr_tf import train
+
+    run_dir = str(tmp_path / "shn")
+    cfg = _cfg(stage="shn", run_dir=run_dir, data_dir=records, val_split="train", epochs=8, steps_per_epoch=15,
+               validation_steps=4, batch_size=8, input_size=64, heatmap_size=16, depth_bins=16, hg_stacks=1,
+               hg_features=32, hg_downsamplings=2, hg_dropout=0.0, lr=2e-3, tb_images=2)
+    f = train.train(cfg)["final"]
+    print(f"hourglass on its 32 training crops: {f['val_mpjpe_mm']:.1f} mm vs mean pose "
+          f"{f['val_mean_pose_mpjpe_mm']:.1f} mm")
+    assert f["val_mpjpe_mm"] < 0.6 * f["val_mean_pose_mpjpe_mm"]
+    # TensorBoard got the scalars (loss, learning rate, validation MPJPE), the images and the hparams row
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(os.path.join(run_dir, "tb"))
+    mux.Reload()
+    tags = {run: set(t["tensors"]) | set(t.get("images", [])) for run, t in mux.Runs().items()}
+    assert "epoch_mpjpe_mm" in tags["validation"] and "epoch_learning_rate" in tags["train"]
+    assert any(t.startswith("val_crops") for t in tags["images"])
+    assert any("_hparams_" in t for t in tags["."])
+
+
+# --------------------------------------------------------------------------------------------- fault tolerance
+def _train_cmd(run_dir, extra=()):
+    return [sys.executable, "-m", "smplr_tf.train", "--stage=dae", f"--run_dir={run_dir}", "--epochs=8",
+            "--steps_per_epoch=40", "--batch_size=64", "--num_train_samples=1024", "--num_val_samples=128",
+            "--dae_hidden=64", "--dae_bottleneck=32", "--verbose=0", "--tb_hparams=false", *extra]
+
+
+def _epochs_logged(run_dir):
+    path = os.path.join(run_dir, "log.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line)["epoch"] for line in f if line.strip()]
+
+
+def test_kill_minus_9_resumes_losing_at_most_one_epoch(tmp_path):
+    run_dir = str(tmp_path / "run")
+    cmd = _train_cmd(run_dir)
+    p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(_epochs_logged(run_dir)) < 3 and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    done_at_kill = _epochs_logged(run_dir)[-1]
+    state = json.load(open(os.path.join(run_dir, "run.json")))
+    assert state["finished"] is False
+
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    epochs = _epochs_logged(run_dir)
+    resumed_from = epochs[len([e for e in epochs if e <= done_at_kill]):][0]  # first epoch of the 2nd session
+    print(f"killed after epoch {done_at_kill}; the same command resumed at epoch {resumed_from}")
+    assert done_at_kill <= resumed_from <= done_at_kill + 1  # at most the epoch in flight is redone
+    assert epochs[-1] == 8
+    state = json.load(open(os.path.join(run_dir, "run.json")))
+    assert state["finished"] is True and os.path.exists(os.path.join(run_dir, "final.weights.h5"))
+
+    # a finished run is not trained again by the same command
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Refusing to overwrite" in r.stderr
+    assert _epochs_logged(run_dir) == epochs
+
+
+# --------------------------------------------------------------------------------------------- scale-out
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _record_fingerprints(data_dir):
+    """{fingerprint (mm of the first point) -> shard file} of every training record."""
+    import tensorflow as tf
+
+    from smplr_tf.body.smpl import SMPL
+    from smplr_tf.data import points as points_lib
+    from smplr_tf.data import schema
+
+    smpl = SMPL()
+    out = {}
+    for path in schema.split_files(data_dir, "train"):
+        exs = [schema.parse_example(r, decode_images=False) for r in tf.data.TFRecordDataset(path)]
+        pose = tf.stack([e["pose"] for e in exs])
+        betas = tf.stack([e["betas"] for e in exs])
+        gender = tf.stack([e["gender"] for e in exs])
+        pts = points_lib.smpl_points(smpl, pose, betas, gender)["points"].numpy()
+        for p in pts:
+            out[tuple(np.round(p[0] * 1000).astype(int))] = os.path.basename(path)
+    return out
+
+
+def _read_fingerprints(path):
+    """Lines 'worker [[x y z] [x y z] ...]' written by tf.print -> list of (x, y, z) int tuples."""
+    fps = []
+    with open(path) as f:
+        for line in f:
+            nums = [int(t) for t in line.replace("[", " ").replace("]", " ").split()[1:]]
+            fps += [tuple(nums[i:i + 3]) for i in range(0, len(nums), 3)]
+    return fps
+
+
+def test_two_workers_train_one_model_on_their_own_shards(tmp_path, records):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    run_dir = str(tmp_path / "mw")
+    log = str(tmp_path / "ids.log")
+    procs = []
+    for i in range(2):
+        env = _env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        cmd = [sys.executable, "-m", "smplr_tf.train", "--stage=dae", f"--run_dir={run_dir}", f"--data_dir={records}",
+               "--val_split=val", "--distribution=multi_worker", "--epochs=2", "--steps_per_epoch=3",
+               "--validation_steps=1", "--batch_size=8", "--val_batch_size=4", "--dae_hidden=32",
+               "--dae_bottleneck=16", "--verbose=0", f"--log_example_ids={log}", "--tb_hparams=false"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+
+    import h5py
+
+    def weights(path):
+        with h5py.File(path, "r") as f:
+            arrays = []
+            f.visititems(lambda n, o: arrays.append((n, o[()])) if isinstance(o, h5py.Dataset) else None)
+            return dict(arrays)
+
+    w0 = weights(os.path.join(run_dir, "final.weights.h5"))
+    w1 = weights(os.path.join(run_dir, ".workers", "worker1", "final.weights.h5"))
+    assert w0.keys() == w1.keys() and len(w0) > 4
+    for k in w0:
+        np.testing.assert_array_equal(w0[k], w1[k], err_msg=k)
+
+    shard_of = _record_fingerprints(records)
+    seen = {i: _read_fingerprints(f"{log}.worker{i}") for i in range(2)}
+    shards = {i: {shard_of[fp] for fp in seen[i]} for i in range(2)}
+    print(f"worker 0 read {sorted(shards[0])}, worker 1 read {sorted(shards[1])}; "
+          f"{len(seen[0])} + {len(seen[1])} examples")
+    assert len(seen[0]) == len(seen[1]) == 2 * 3 * 4  # epochs x steps x per-replica batch
+    assert shards[0] and shards[1] and not shards[0] & shards[1]
+    assert state_finished(run_dir)
+
+
+def state_finished(run_dir):
+    with open(os.path.join(run_dir, "run.json")) as f:
+        return json.load(f)["finished"] is True
