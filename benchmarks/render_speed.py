@@ -7,8 +7,9 @@ Measures, on posed bodies of the body model (the free model by default):
 * ``painter``: a reference painter's algorithm (one ``cv2.fillPoly`` per depth-sorted front face), for comparison;
 * ``worker``: the whole per-example work of a rendering worker (scene, render, occluder, crop, JPEG/PNG);
 * ``generator``: ``generate_split`` end to end in one process (sampling, SMPL on TF, rendering, writing).
-Every figure is single-process (one core), so it is "per core". The machine's other load shows in the numbers:
-run it on an idle machine for reporting.
+Every figure is single-process. Each is given per second of wall time and per CPU-second of this process (all its
+threads): the second is the per-core rate and holds even when other jobs share the machine (``smpl_bodies``:
+the main process's sampling + SMPL alone, whose TF ops may use several threads).
 """
 
 import json
@@ -50,11 +51,29 @@ def painter(verts, faces, K, size, colors):
     return img
 
 
-def _rate(fn, items):
-    t = time.perf_counter()
-    for it in items:
-        fn(it)
-    return len(items) / (time.perf_counter() - t)
+class _Clock:
+    """Wall and CPU (all threads of this process) time of a block: images per CPU-second is the per-core rate
+    even when other jobs share the machine."""
+
+    def __enter__(self):
+        self.w, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
+        return False
+
+
+def _record(res, key, n, clock):
+    res[f"{key}_img_per_s"] = n / clock.wall
+    res[f"{key}_img_per_cpu_s"] = n / clock.cpu
+
+
+def _rate(res, key, fn, items):
+    with _Clock() as c:
+        for it in items:
+            fn(it)
+    _record(res, key, len(items), c)
 
 
 def main(argv):
@@ -77,32 +96,32 @@ def main(argv):
     K, size = generate.K_SOURCE, generate.SOURCE_SIZE
     res = {"num_vertices": int(source.num_vertices), "num_faces": int(len(faces)), "frame_hw": list(size),
            "num_images": n}
-    res["rasterize_img_per_s"] = _rate(
-        lambda j: render.rasterize(j["verts"], faces, K, size, face_colors=colors[j["index"] % 4]), jobs)
+    _rate(res, "rasterize", lambda j: render.rasterize(j["verts"], faces, K, size, face_colors=colors[j["index"] % 4]),
+          jobs)
     if FLAGS.painter:
-        res["painter_img_per_s"] = _rate(lambda j: painter(j["verts"].astype(np.float64), faces, K, size,
-                                                           colors[j["index"] % 4]), jobs[: max(4, n // 4)])
-    res["worker_img_per_s"] = _rate(generate.render_example, jobs)
+        _rate(res, "painter", lambda j: painter(j["verts"].astype(np.float64), faces, K, size, colors[j["index"] % 4]),
+              jobs[: max(4, n // 4)])
+    _rate(res, "worker", generate.render_example, jobs)
     with tempfile.TemporaryDirectory() as d:
         # Steady state: the SMPL layer is built and traced once (as in a long run).
         generate.generate_split(d, "warmup", 4, seed=0, num_workers=0, progress=False, source=source)
-        t = time.perf_counter()
-        generate.generate_split(d, "bench", n, seed=0, num_workers=0, progress=False, source=source)
-        res["generator_img_per_s"] = n / (time.perf_counter() - t)
-        t = time.perf_counter()
-        for s in range(0, n, 32):
-            source.jobs(1, "bench", range(s, min(s + 32, n)))
-        res["smpl_bodies_per_s"] = n / (time.perf_counter() - t)
+        with _Clock() as c:
+            generate.generate_split(d, "bench", n, seed=0, num_workers=0, progress=False, source=source)
+        _record(res, "generator", n, c)
+        with _Clock() as c:
+            for s in range(0, n, 32):
+                source.jobs(1, "bench", range(s, min(s + 32, n)))
+        _record(res, "smpl_bodies", n, c)
     res["load_average_1min"] = os.getloadavg()[0]
     if FLAGS.json:
         print(json.dumps(res))
     else:
         print(f"mesh: {res['num_vertices']} vertices, {res['num_faces']} faces; frame {size[1]}x{size[0]}; "
               f"{n} images; load average {res['load_average_1min']:.1f}")
-        for k in ("rasterize", "painter", "worker", "generator"):
+        print("  (images/s of wall time in one process; images per CPU-second, i.e. per core without other load)")
+        for k in ("rasterize", "painter", "worker", "generator", "smpl_bodies"):
             if f"{k}_img_per_s" in res:
-                print(f"  {k:10s} {res[f'{k}_img_per_s']:7.1f} images/s per core")
-        print(f"  (main process: sampling + SMPL {res['smpl_bodies_per_s']:.1f} bodies/s)")
+                print(f"  {k:11s} {res[f'{k}_img_per_s']:7.1f} /s wall   {res[f'{k}_img_per_cpu_s']:7.1f} /CPU-s")
 
 
 if __name__ == "__main__":
