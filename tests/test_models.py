@@ -346,12 +346,15 @@ def test_fold_batch_norm_nested_lambda_and_custom_layers():
     y = keras.layers.Lambda(lambda t: t * 2.0)(y)
     y = keras.layers.Dense(5, use_bias=False)(keras.layers.Flatten()(y))
     y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.Dense(4, activation="relu")(y)  # an activation in between: must not be folded
+    y = keras.layers.BatchNormalization()(y)
     outer = keras.Model(x, y)
     randomize_batch_norms(outer, seed=4)
     f = fold_batch_norm(outer)
     nested = [l for l in f.layers if isinstance(l, keras.Model)]
     assert len(nested) == 1
     assert not any(type(l).__name__ == "BatchNormalization" for l in f.layers + nested[0].layers)
+    assert sum(type(l).__name__ == "ChannelAffine" for l in f.layers) == 1
     data = RNG.normal(size=(3, 4, 3)).astype(np.float32)
     _close(f(data, training=False), outer(data, training=False))
 

@@ -1,10 +1,11 @@
 """Inference-time graph rewrites: fold batch norms, merge the hourglass's intermediate heads.
 
 * :func:`fold_batch_norm` (any functional model, the SMPLR model, nested functional models): every
-  ``BatchNormalization`` that directly follows a ``Conv2D`` / ``Dense`` whose output nothing else reads is
-  folded into that layer (``W' = W * s``, ``b' = (b - mean) * s + beta``, ``s = gamma / sqrt(var + eps)``)
-  and replaced by an identity (:class:`Folded`); every other batch norm (e.g. the pre-activation norms of the hourglass's
-  residual modules, which follow an addition) becomes a two-op :class:`ChannelAffine`. Outputs are the
+  ``BatchNormalization`` that directly follows a ``Conv2D`` / ``Dense`` without activation whose output
+  nothing else reads is folded into that layer (``W' = W * s``, ``b' = (b - mean) * s + beta``,
+  ``s = gamma / sqrt(var + eps)``) and replaced by an identity (:class:`Folded`); every other batch norm
+  (e.g. the pre-activation norms of the hourglass's residual modules, which follow an addition) becomes a
+  two-op :class:`ChannelAffine`. Outputs are the
   same as the original model's in inference mode (up to float rounding).
 * :func:`hourglass_inference_model`: the folded hourglass plus one more exact rewrite: at inference the
   intermediate heads are not needed, and ``lin2(ll) + remap(head(ll))`` is linear in ``ll``, so each
@@ -52,8 +53,9 @@ def find_foldable(model) -> dict:
         if len(bn_nodes) != 1 or layer.axis not in (-1, len(bn_nodes[0].input_tensors[0].shape) - 1):
             continue
         prod = _producer(bn_nodes[0])
-        if not isinstance(prod, _FOLDABLE):
-            continue
+        if not isinstance(prod, _FOLDABLE) or getattr(prod, "activation", None) not in (
+                None, keras.activations.linear):
+            continue  # only a purely linear layer can absorb the norm
         prod_nodes = [n for n in prod._inbound_nodes if id(n) in nodes]
         consumers = [n for n in prod._outbound_nodes if id(n) in nodes]
         if len(prod_nodes) == 1 and len(consumers) == 1:
