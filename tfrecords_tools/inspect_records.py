@@ -108,17 +108,19 @@ def iter_records(files):
             i += 1
 
 
-def validate_files(files, keep: int = 0, parser=None):
+def validate_files(files, keep: int = 0, parser=None, bar=None):
     """Validate every record of ``files``.
 
     Returns (num_read, errors: list of "<file> record <i>: <what>", examples: the first ``keep`` good
-    examples as numpy dicts).
+    examples as numpy dicts). bar: optional tqdm bar updated per record.
     """
     from smplr_tf.data import schema
 
     parser = parser or _Parser()
     errors, examples, n = [], [], 0
     for f, i, rec in iter_records(files):
+        if bar is not None:
+            bar.update(1)
         where = f"{f} record {i}"
         if isinstance(rec, Exception):
             msg = str(getattr(rec, "message", rec)).strip().splitlines()[0]
@@ -135,7 +137,7 @@ def validate_files(files, keep: int = 0, parser=None):
     return n, errors, examples
 
 
-def validate_split(data_dir: str, split: str, keep: int = 0):
+def validate_split(data_dir: str, split: str, keep: int = 0, progress: bool = False):
     """Counts and validation of one split: (report dict, errors, examples).
 
     report: manifest count, count read, number of errors, ``warnings`` (list of messages: 2D points more than
@@ -146,15 +148,19 @@ def validate_split(data_dir: str, split: str, keep: int = 0):
     man = schema.read_manifest(data_dir)
     files = schema.split_files(data_dir, split)
     entry = man["splits"][split]
+    from tqdm import tqdm
+
     parser = _Parser()
     errors, examples, total = [], [], 0
+    bar = tqdm(total=int(entry["num_examples"]), desc=f"validating {split}", unit="rec", disable=not progress)
     for shard, path in zip(sorted(entry["shards"], key=lambda s: s["file"]), files):
-        n, errs, exs = validate_files([path], keep - len(examples), parser)
+        n, errs, exs = validate_files([path], keep - len(examples), parser, bar)
         errors += errs
         examples += exs
         total += n
         if n != shard["count"] and not errs:
             errors.append(f"{path}: manifest lists {shard['count']} records, the file holds {n}")
+    bar.close()
     if total != entry["num_examples"] and not errors:
         errors.append(f"{data_dir}: manifest says {entry['num_examples']} '{split}' examples, read {total}")
     report = {"split": split, "manifest_count": int(entry["num_examples"]), "read_count": total,
@@ -221,7 +227,8 @@ def main(argv):
         print(f"  body model: {man['body_model']}")
     bad, drawn = 0, []
     for split in splits:
-        report, errors, examples = validate_split(FLAGS.data_dir, split, keep=max(0, FLAGS.num - len(drawn)))
+        report, errors, examples = validate_split(FLAGS.data_dir, split, keep=max(0, FLAGS.num - len(drawn)),
+                                                  progress=sys.stderr.isatty())
         drawn += examples
         warnings = report["warnings"]
         if FLAGS.strict:
