@@ -249,3 +249,14 @@ def test_random_families_and_mixing():
         if name.startswith("sitting+"):
             J = fk(pelvis, body_pose)
             assert min(J[4, 2] - J[1, 2], J[5, 2] - J[2, 2]) > 0.2
+
+
+def test_failure_leaves_no_shard_and_no_manifest(model_dir, tmp_path):
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    (bg / "broken.jpg").write_bytes(b"not a jpeg")
+    d = tmp_path / "out"
+    with pytest.raises(OSError, match="broken.jpg"):
+        generate.generate_split(str(d), "train", 3, seed=0, num_workers=0, smpl_dir=model_dir,
+                                background_dir=str(bg), batch_size=4, progress=False)
+    assert sorted(os.listdir(d)) == []
