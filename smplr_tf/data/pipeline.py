@@ -277,7 +277,9 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
       for the limb maps.
 
     Training (shuffle) batches drop the remainder unless ``drop_remainder`` says otherwise. ``seed`` makes
-    the order and the augmentation repeatable.
+    the order and the augmentation repeatable. ``num_shards`` / ``shard_index``: this worker's part (see
+    :func:`read_records`). ``check_records=False`` skips the image-header size check (the field / NaN checks
+    always run). ``augment_config``: probabilities and ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
     """
     if num_points not in (skeleton.NUM_JOINTS - 1, skeleton.NUM_POINTS):
         raise ValueError(f"num_points must be 23 (joints only) or 41, got {num_points}")
