@@ -6,7 +6,6 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 
 from smplr_tf.data import crop, schema
 from tfrecords_tools import inspect_records as ir

@@ -199,7 +199,8 @@ def write_grid(examples, path: str) -> None:
         raise ValueError("no valid example to draw")
     tiles = []
     for ex in examples:
-        label = f"{ex['dataset'].decode()} g{int(ex['gender'])} {ex['sequence'].decode()[:14]} z{float(ex['root_depth']):.1f}"
+        label = (f"{ex['dataset'].decode()} g{int(ex['gender'])} {ex['sequence'].decode()[:14]} "
+                 f"z{float(ex['root_depth']):.1f}")
         tiles.append(draw_example(ex, label))
     cols = int(np.ceil(np.sqrt(len(tiles))))
     rows = -(-len(tiles) // cols)

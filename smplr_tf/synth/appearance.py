@@ -79,7 +79,8 @@ def sample_face_colors(rng: np.random.Generator, regions: np.ndarray, template_y
     cols = table[regions]
     if rng.uniform() < 0.3:  # stripes on the top
         period = rng.uniform(0.04, 0.15)
-        stripe = (np.sin(template_y * 2 * np.pi / period) > 0) & ((regions == TOP) | (long_sleeves & (regions == SLEEVE)))
+        on_top = (regions == TOP) | (long_sleeves & (regions == SLEEVE))
+        stripe = (np.sin(template_y * 2 * np.pi / period) > 0) & on_top
         cols[stripe] = _random_cloth(rng)
     cols *= rng.normal(1.0, 0.04, size=(len(cols), 1)).astype(np.float32)  # fabric / skin texture
     return np.clip(cols, 0.0, 1.0)
@@ -185,7 +186,8 @@ def draw_occluder(rng: np.random.Generator, img: np.ndarray, body_box) -> np.nda
     m = np.zeros((H, W), np.uint8)
     kind = rng.integers(3)
     if kind == 0:
-        cv2.ellipse(m, (int(cx), int(cy)), (int(rw / 2) + 1, int(rh / 2) + 1), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        cv2.ellipse(m, (int(cx), int(cy)), (int(rw / 2) + 1, int(rh / 2) + 1), float(rng.uniform(0, 180)),
+                    0, 360, 1, -1)
     elif kind == 1:
         pts = np.stack([cx + rng.uniform(-rw, rw, 6), cy + rng.uniform(-rh, rh, 6)], 1)
         cv2.fillPoly(m, [cv2.convexHull(pts.astype(np.int32))], 1)
