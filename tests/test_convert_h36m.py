@@ -18,7 +18,7 @@ os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
 
 
 def cam_a(X):
-    """S1 camera 0 of the fixture: angles (-pi/2, 0, 0), centre (0, -4.5, 1.0) m: looks along world +y."""
+    """S1 camera 0 of the fixture: angles (pi/2, 0, 0), centre (0, -4.5, 1.0) m: looks along world +y."""
     return np.stack([X[..., 0], -(X[..., 2] - 1.0), X[..., 1] + 4.5], -1)
 
 
@@ -43,7 +43,7 @@ def data(tmp_path_factory):
     fx.write_video(root, "S1", "Directions 1", 0, cam_a(b1["mocap"]))
     fx.write_video(root, "S9", "Walking", 1, cam_b(b9["mocap"]))
     ext = {(s, c): (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for s in (1, 9) for c in range(4)}
-    ext[(1, 0)] = (-np.pi / 2, 0.0, 0.0, 0.0, -4500.0, 1000.0)
+    ext[(1, 0)] = (np.pi / 2, 0.0, 0.0, 0.0, -4500.0, 1000.0)
     fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext)
     fx.write_cameras_h5(str(base / "cameras.h5"), {(9, 1): (R_B, (4500.0, 0.0, 1000.0))})
     fits = str(base / "fits")
@@ -117,8 +117,8 @@ def test_fits_without_smpl_dir(data, tmp_path):
 
 
 def test_camera_angles_decoding():
-    """metadata.xml angles: (-pi/2, 0, 0) is the camera of cam_a (hand-derived); any angles give a rotation."""
-    R = convert_h36m.rotation_from_angles(-np.pi / 2, 0.0, 0.0)
+    """metadata.xml angles: (pi/2, 0, 0) is the camera of cam_a (hand-derived); any angles give a rotation."""
+    R = convert_h36m.rotation_from_angles(np.pi / 2, 0.0, 0.0)
     X = np.array([[0.3, 1.2, 0.4]])
     np.testing.assert_allclose((X - np.array([0.0, -4.5, 1.0])) @ R.T, cam_a(X), atol=1e-12)
     R = convert_h36m.rotation_from_angles(-1.7, 0.3, 2.5)

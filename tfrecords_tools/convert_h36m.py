@@ -20,9 +20,10 @@ Conventions (BUILD_NOTES "Human3.6M"):
 * Camera: ``x_cam = R (X - T)`` with X, T in the world frame (T = camera centre, mm -> m); K from f, c.
   metadata.xml: parameter vector ``w0``; camera c (0..3) of subject s (1..11) has its 6 extrinsic numbers
   (a0, a1, a2, Tx, Ty, Tz) at ``6 * (11 c + s - 1)`` and its 9 intrinsic numbers (fx, fy, cx, cy, k1, k2, k3,
-  p1, p2) at ``264 + 9 c``; R = (Rx(-a0) Ry(a1) Rz(-a2))^T with the passive rotations
-  Rx(t) = [[1,0,0],[0,cos t,sin t],[0,-sin t,cos t]], Ry(t) = [[cos t,0,sin t],[0,1,0],[-sin t,0,cos t]],
-  Rz(t) = [[cos t,sin t,0],[-sin t,cos t,0],[0,0,1]]. Lens distortion (k, p) is ignored: joints2d are
+  p1, p2) at ``264 + 9 c``; the world -> camera rotation is R = Rx(-a0) Ry(a1) Rz(-a2) with the passive
+  rotations Rx(t) = [[1,0,0],[0,cos t,sin t],[0,-sin t,cos t]], Ry(t) = [[cos t,0,sin t],[0,1,0],
+  [-sin t,0,cos t]], Rz(t) = [[cos t,sin t,0],[-sin t,cos t,0],[0,0,1]] (the layout and formula used by the
+  public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose). Lens distortion (k, p) is ignored: joints2d are
   pinhole projections (when a ``D2_Positions`` file is present, the mean distance between it and our
   projection is reported as ``stats_<split>.joints2d_vs_d2_positions_px_median``).
 * Frames: every 5th (``--every``, paper), from frame 0; splits train = S1 S5 S6 S7 S8, test = S9 S11.
@@ -107,7 +108,7 @@ def _rz(t):
 
 def rotation_from_angles(a0, a1, a2) -> np.ndarray:
     """metadata.xml's three extrinsic angles -> world -> camera rotation R (x_cam = R (X - T))."""
-    return (_rx(-a0) @ _ry(a1) @ _rz(-a2)).T
+    return _rx(-a0) @ _ry(a1) @ _rz(-a2)
 
 
 def _camera(R, T_mm, f, c, cam_id, k=None, p=None) -> dict:
