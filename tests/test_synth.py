@@ -100,6 +100,8 @@ def test_body_params_camera():
     zs, uv = np.array(zs), np.array(uv)
     assert zs.min() >= 3.0 and zs.max() <= 7.0 and zs.max() - zs.min() > 3
     assert np.all(np.abs(uv - [160, 120]) <= [30.01, 20.01])
+    far = [generate.sample_body_params(3, "train", i, depth_range=(6.0, 10.0))["root_cam"][2] for i in range(50)]
+    assert min(far) >= 6.0 and max(far) <= 10.0
     a = generate.sample_body_params(3, "train", 5)
     assert np.array_equal(a["pose"], generate.sample_body_params(3, "train", 5)["pose"])
     assert not np.array_equal(a["pose"], generate.sample_body_params(3, "val", 5)["pose"])

@@ -32,7 +32,9 @@ from smplr_tf.synth import appearance, pose as pose_lib
 SOURCE_SIZE = (240, 320)  # (H, W) of the source frame
 FOCAL = 600.0
 K_SOURCE = np.array([[FOCAL, 0.0, 160.0], [0.0, FOCAL, 120.0], [0.0, 0.0, 1.0]], np.float64)
-DEPTH_RANGE = (3.0, 7.0)  # metres, pelvis depth
+# Pelvis depth, metres (the issue's 3-7 m). SURREAL's own renderer draws the camera distance from N(8, 1) m:
+# pass depth_range=(6, 10) / --depth_range=6,10 for data closer to SURREAL (fewer bodies leave the frame).
+DEPTH_RANGE = (3.0, 7.0)
 OFFSET_PX = (30.0, 20.0)  # max offset of the projected pelvis from the image centre
 CROP_SIZE = 256
 PAD_SIZE = (128, 128)  # padding image, drawn small (it is only seen around the frame, resized to 256)
@@ -45,7 +47,7 @@ def example_rng(seed: int, split: str, index: int, stream: int) -> np.random.Gen
     return np.random.default_rng([int(seed), zlib.crc32(split.encode()), int(index), int(stream)])
 
 
-def sample_body_params(seed: int, split: str, index: int, num_genders: int = 2) -> dict:
+def sample_body_params(seed: int, split: str, index: int, num_genders: int = 2, depth_range=DEPTH_RANGE) -> dict:
     """Body and camera of example ``index`` (NumPy only).
 
     Returns dict: family (str), pose (72,) axis-angle with the camera-frame global rotation, betas (10,)
@@ -55,7 +57,7 @@ def sample_body_params(seed: int, split: str, index: int, num_genders: int = 2) 
     rng = example_rng(seed, split, index, 0)
     family, _, body_pose, pelvis = pose_lib.sample_body(rng)
     R = pose_lib.camera_rotation(rng, pelvis)
-    z = rng.uniform(*DEPTH_RANGE)
+    z = rng.uniform(*depth_range)
     u = K_SOURCE[0, 2] + rng.uniform(-OFFSET_PX[0], OFFSET_PX[0])
     v = K_SOURCE[1, 2] + rng.uniform(-OFFSET_PX[1], OFFSET_PX[1])
     root = np.array([(u - K_SOURCE[0, 2]) * z / FOCAL, (v - K_SOURCE[1, 2]) * z / FOCAL, z])
@@ -150,10 +152,14 @@ class BodySource:
     smpl_dir: None = the free body model; genders: names in the order of the layer's gender index.
     """
 
-    def __init__(self, smpl_dir=None, genders=("female", "male"), background_dir=None, batch_size: int = 32):
+    def __init__(self, smpl_dir=None, genders=("female", "male"), background_dir=None, batch_size: int = 32,
+                 depth_range=DEPTH_RANGE):
         from smplr_tf.body import model_io
         from smplr_tf.body.smpl import SMPL
 
+        self.depth_range = tuple(float(z) for z in depth_range)
+        if len(self.depth_range) != 2 or not 0.5 <= self.depth_range[0] <= self.depth_range[1]:
+            raise ValueError(f"depth_range must be (min, max) metres with 0.5 <= min <= max, got {depth_range}")
         self.genders = tuple(genders)
         unknown = [g for g in self.genders if g not in GENDER_IDS]
         if unknown:
@@ -183,7 +189,7 @@ class BodySource:
 
     def jobs(self, seed: int, split: str, indices) -> list[dict]:
         """Render jobs of ``indices``: sample, run SMPL in one batch (padded to batch_size), place in the camera."""
-        params = [sample_body_params(seed, split, i, len(self.genders)) for i in indices]
+        params = [sample_body_params(seed, split, i, len(self.genders), self.depth_range) for i in indices]
         n = len(params)
         pad = self.batch_size - n if n < self.batch_size else 0
         betas = np.stack([p["betas"] for p in params] + [params[0]["betas"]] * pad)
@@ -215,15 +221,16 @@ class BodySource:
 
 
 def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, num_workers: int = 0,
-                   examples_per_shard: int = 1000, background_dir=None, smpl_dir=None,
+                   examples_per_shard: int = 1000, background_dir=None, smpl_dir=None, depth_range=DEPTH_RANGE,
                    genders=("female", "male"), batch_size: int = 32, progress: bool = True,
                    source: "BodySource | None" = None) -> list[dict]:
     """Write ``num_examples`` synthetic examples of ``split`` to ``out_dir`` and record them in the manifest.
 
     Shards are written atomically (:class:`~smplr_tf.data.schema.ShardWriter`) and listed in the manifest only
     once all are complete. num_workers: rendering processes (0 = render in this process).
-    source: a ready :class:`BodySource` to reuse (then smpl_dir / genders / background_dir / batch_size are
-    taken from it). Returns the shard list [{"file", "count"}].
+    depth_range: (min, max) pelvis depth in metres, uniform. source: a ready :class:`BodySource` to reuse (then
+    smpl_dir / genders / background_dir / batch_size / depth_range are taken from it).
+    Returns the shard list [{"file", "count"}].
     """
     from tqdm import tqdm
 
@@ -232,7 +239,7 @@ def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, n
     if num_examples <= 0:
         raise ValueError("num_examples must be > 0")
     if source is None:
-        source = BodySource(smpl_dir, genders, background_dir, batch_size)
+        source = BodySource(smpl_dir, genders, background_dir, batch_size, depth_range)
     batch_size, smpl_dir, background_dir = source.batch_size, source.smpl_dir, source.background_dir
     num_shards = max(1, -(-num_examples // examples_per_shard))
     os.makedirs(out_dir, exist_ok=True)
@@ -311,7 +318,7 @@ def _record(out_dir, split, shards, source, seed, background_dir, smpl_dir):
         "generator": "smplr_tf.synth (tfrecords_tools/make_synthetic.py)",
         "seed": int(seed),
         "background_dir": os.path.abspath(background_dir) if background_dir else None,
-        "camera": {"size_hw": list(SOURCE_SIZE), "K": K_SOURCE.tolist(), "depth_range_m": list(DEPTH_RANGE)},
+        "camera": {"size_hw": list(SOURCE_SIZE), "K": K_SOURCE.tolist(), "depth_range_m": list(source.depth_range)},
     }
     body_model = {
         "smpl_dir": os.path.abspath(smpl_dir) if smpl_dir else None,
