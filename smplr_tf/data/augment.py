@@ -169,9 +169,8 @@ def random_occluder(seed, size: int, cfg: AugmentConfig, bank: ImageBank | None 
         alpha = tf.where(geo[4] < 0.5, ellipse, rect)
         rgb = smooth_colour_field(s[1], size)
         return rgb, alpha[..., None]
-    img = bank.sample(s[2], 4)
-    rgb_src, a_src = img[..., :3], img[..., 3:]
-    has_alpha = tf.reduce_min(a_src) < 1.0
+    img = bank.sample(s[2], 4)  # decode_image gives RGB files an opaque alpha channel
+    has_alpha = tf.reduce_min(img[..., 3]) < 1.0
     # sample the object image over its box (bilinear via a projective transform: output -> source pixels)
     h, w = tf.cast(tf.shape(img)[0], tf.float32), tf.cast(tf.shape(img)[1], tf.float32)
     sx, sy = w / side_w, h / side_h
@@ -182,7 +181,6 @@ def random_occluder(seed, size: int, cfg: AugmentConfig, bank: ImageBank | None 
         interpolation="BILINEAR", fill_mode="CONSTANT")[0]
     rect_alpha = tf.cast((tf.abs(u) <= 1.0) & (tf.abs(v) <= 1.0), tf.float32)
     alpha = tf.where(has_alpha, warped[..., 3] * rect_alpha, ellipse)
-    del rgb_src, a_src
     return warped[..., :3], alpha[..., None]
 
 
