@@ -403,5 +403,5 @@ def dataset_size(data_dir, split) -> int:
     return int(schema.read_manifest(data_dir)["splits"][split]["num_examples"])
 
 
-__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "check_record", "iter_file", "RecordError",
-           "jpeg_size", "png_size", "dataset_size"]
+__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "check_record", "iter_file",
+           "RecordError", "jpeg_size", "png_size", "dataset_size"]
