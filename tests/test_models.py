@@ -72,6 +72,12 @@ def test_tiny_hourglass_forward(depth_bins, num_limbs):
     np.testing.assert_allclose(out["points"].numpy(), ref.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [64, 96, 128])
+def test_tiny_alexnet_any_input_size(size):
+    m = build_alexnet(input_size=size, num_points=23, width=0.05, fc_units=16)
+    assert tuple(m(np.zeros((2, size, size, 3), np.float32), training=False).shape) == (2, 23, 3)
+
+
 def test_hourglass_rejects_bad_sizes():
     with pytest.raises(ValueError, match="divisible"):
         build_hourglass(num_stacks=1, features=8, input_size=48, downsamplings=3)

@@ -23,6 +23,7 @@ def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.
     """image (B, input_size, input_size, 3) -> root-relative joints (B, num_points, 3) metres.
 
     ``width`` scales every conv's channel count (tests use tiny widths); ``fc_units`` the two FC layers.
+    Any input_size >= 11 works (e.g. 64 for quick runs; the last pools then pad).
     """
     def ch(c):
         return max(int(round(c * width)), 1)
@@ -37,8 +38,9 @@ def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.
         if batch_norm:
             x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
         x = layers.ReLU(name=f"conv{i}_relu")(x)
-        if pool:
-            x = layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
+        if pool:  # 'same' only where a small test input leaves fewer than 3 pixels (full size: all 'valid')
+            pad = "valid" if x.shape[1] >= 3 else "same"
+            x = layers.MaxPooling2D(3, strides=2, padding=pad, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     for i in (6, 7):
         x = layers.Dense(fc_units, activation="relu", kernel_initializer=INIT, name=f"fc{i}")(x)
