@@ -254,9 +254,10 @@ def _sync(out):
     return out
 
 
-def _bf16_inference_model(model):
-    """The inference form of ``model`` built under the mixed_bfloat16 policy (bf16 compute, float32 weights);
-    oneDNN runs its convolutions with AVX512-BF16 where the CPU has it. Approximate: see the row's deviation."""
+def _bf16_inference_model(name, mod):
+    """The inference form of the module's model built under the mixed_bfloat16 policy (bf16 compute, float32
+    weights); oneDNN runs convolutions / matmuls with AVX512-BF16 where the CPU has it. Approximate: the row
+    reports its deviation from float32."""
     import keras
 
     from smplr_tf.models.inference import inference_model
@@ -264,6 +265,13 @@ def _bf16_inference_model(model):
     old = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
+        model = mod["model"]
+        if name == "dae":  # fold_batch_norm clones layer configs (their float32 policy): rebuild first
+            from smplr_tf.models.dae import build_dae
+
+            copy = build_dae(**mod["config"])
+            copy.set_weights(model.get_weights())
+            model = copy
         return inference_model(model)
     finally:
         keras.mixed_precision.set_global_policy(old)
@@ -274,7 +282,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     """Time one module in this process. Returns {"module", "rows": [...], "mem_...", "config"}.
 
     Test rows: the inference form timed as a plain tf.function ("graph") and with XLA ("xla"); the row reports
-    the faster (both exact, float32) and lists both under ``tried``. Hourglass modules get an extra "bf16" row
+    the faster (both exact, float32) and lists both under ``tried``. Hourglasses and the DAE get an extra "bf16" row
     (approximate: its largest point deviation from float32, mm, is reported).
     """
     import keras
@@ -286,8 +294,8 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     rows = []
     # Inference forms are made before the training steps change the weights, so that all variants agree.
     bf16 = None
-    if "test" in phases and name in ("shn", "shn2d") and not no_bf16:
-        bf16 = _bf16_inference_model(mod["model"])
+    if "test" in phases and name in ("shn", "shn2d", "dae") and not no_bf16:
+        bf16 = _bf16_inference_model(name, mod)
     if "train" in phases:
         model = mod["model"]
         opt = keras.optimizers.Adam(1e-4)
@@ -324,7 +332,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
             tried = {k: (v.get("median_s") if "median_s" in v else v["error"]) for k, v in timed.items()}
             rows.append(dict(phase="test", batch=b, variant=best, flops=flops, tried=tried, **timed[best]))
             if "bf16" in timed and "median_s" in timed["bf16"]:
-                dev = float(np.abs(outs["bf16"] - outs[best]).max()) * 1000.0
+                dev = float(np.abs(outs["bf16"].astype(np.float32) - outs[best]).max()) * 1000.0
                 rows.append(dict(phase="test", batch=b, variant="bf16", flops=flops, tried=tried,
                                  bf16_max_point_dev_mm=dev, **timed["bf16"]))
     peak = _peak_rss_mb()
@@ -406,7 +414,7 @@ def main(argv=None):
     ap.add_argument("--phases", default="train,test")
     ap.add_argument("--xla", action="store_true", help="jit_compile the training steps too (test steps are "
                     "always timed with and without XLA)")
-    ap.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 hourglass test rows")
+    ap.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 test rows (hourglasses, DAE)")
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per row (default 20, small 5)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--budget_s", type=float, default=30.0, help="stop repeating a row after this many seconds")

@@ -348,8 +348,9 @@ def _run(cmd, desc: str, log_path: str) -> None:
 
 def _interesting(line: str) -> bool:
     """Progress lines worth echoing from a child (epoch summaries, evaluate results), not TF's chatter."""
-    keys = ("epoch", "Epoch", "val_", "wrote", "P1 Jt", "final ", "examples in", "error", "Error")
-    return any(k in line for k in keys) and "WARNING" not in line and "cuInit" not in line
+    keys = ("epoch", "Epoch", "val_", "wrote", "P1 Jt", "final ", "examples in", "Error:", "error:")
+    noise = ("WARNING", "cuInit", "oneDNN", "TF_ENABLE", "I0000", "W0000", "E0000")
+    return any(k in line for k in keys) and not any(n in line for n in noise)
 
 
 def _finished(run_dir: str) -> bool:
