@@ -393,3 +393,15 @@ def test_readouts_invert_the_pipelines_targets():
     want = targets.pixels_to_heatmap(px, 256, 64).numpy()  # heatmap pixels (x, y)
     back = volume.metres_to_voxels(np.c_[got2, np.zeros(5)], (64, 64, 16))[:, :2]
     np.testing.assert_allclose(back, want, atol=0.05)
+
+
+def test_gender_index_for_layer_orders_and_neutral_only():
+    from smplr_tf.body.smpl import gender_index_from_sign
+    from smplr_tf.models.smplr import gender_index_for_layer
+
+    code = np.array([-0.7, 0.0, 0.4, -0.01], np.float32)
+    np.testing.assert_array_equal(gender_index_for_layer(code, ("female", "male")).numpy(),
+                                  gender_index_from_sign(code))
+    np.testing.assert_array_equal(gender_index_for_layer(code, ("male", "neutral", "female")).numpy(),
+                                  [2, 0, 0, 2])
+    np.testing.assert_array_equal(gender_index_for_layer(code, ("neutral",)).numpy(), [0, 0, 0, 0])

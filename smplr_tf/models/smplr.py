@@ -95,11 +95,15 @@ def build_omega(num_bones: int = skeleton.NUM_BONES, num_joints: int = skeleton.
     return model
 
 
-def _gender_index(sign):
-    """Psi's gender code -> SMPL layer gender index (contract: male (1) where code >= 0)."""
-    from smplr_tf.body.smpl import gender_index_from_sign
-
-    return gender_index_from_sign(sign)
+def gender_index_for_layer(sign, genders) -> tf.Tensor:
+    """Psi's gender code (B,) -> (B,) int32 index into an SMPL layer's ``genders``: its "male" model where
+    code >= 0, its "female" model elsewhere. For the default layer ("female", "male") this is
+    ``smplr_tf.body.smpl.gender_index_from_sign``. A layer without both (e.g. neutral only) gets index 0."""
+    genders = [str(g) for g in genders]
+    sign = tf.convert_to_tensor(sign)
+    if "female" in genders and "male" in genders:
+        return tf.where(sign >= 0, genders.index("male"), genders.index("female"))
+    return tf.zeros(tf.shape(sign), tf.int32)
 
 
 class SMPLR(keras.Model):
@@ -107,7 +111,8 @@ class SMPLR(keras.Model):
 
     inputs: (B, 41, 3) root-relative points, or a dict with ``points`` and optional ground-truth overrides
     fed to SMPL instead of the predictions (Table 1 rows Psi / Omega): ``rotmats`` (B, 24, 3, 3),
-    ``betas`` (B, 10), ``gender_index`` (B,) int (SMPL layer index; default: from Psi's gender code).
+    ``betas`` (B, 10), ``gender_index`` (B,) int (SMPL layer index; default: from Psi's gender code with
+    :func:`gender_index_for_layer`: the layer's male model where the code >= 0, else its female model).
     Returns dict: ``rotmats`` (B,24,3,3) and ``betas`` (B,10) and ``gender`` (B,) float code as PREDICTED
     (never the overrides), and from SMPL (with the overrides applied): ``vertices`` (B,V,3), ``joints``
     (B,24,3), ``landmarks`` (B,18,3) metres in the SMPL frame, ``points`` (B,41,3) root-relative, and
@@ -160,7 +165,9 @@ class SMPLR(keras.Model):
         if self.smpl is None:
             return out
         gidx = overrides.get("gender_index")
-        gidx = _gender_index(gender) if gidx is None else tf.cast(gidx, tf.int32)
+        if gidx is None:
+            gidx = gender_index_for_layer(gender, getattr(self.smpl, "genders", ("female", "male")))
+        gidx = tf.cast(gidx, tf.int32)
         body = self.smpl(tf.cast(overrides.get("betas", betas), tf.float32),
                          tf.cast(overrides.get("rotmats", rotmats), tf.float32), gender=gidx)
         out.update(vertices=body["vertices"], joints=body["joints"], landmarks=body["landmarks"],
