@@ -201,7 +201,7 @@ def build_module(name: str, small: bool):
                     + tf.reduce_mean(tf.abs(out["points"] - pts)))
 
         return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
-                    loss=loss, config=cfg)
+                    loss=loss, config=cfg, sizes=sizes)
     raise ValueError(f"unknown module {name!r}; choose from {MODULES}")
 
 
@@ -272,6 +272,14 @@ def _bf16_inference_model(name, mod):
             copy = build_dae(**mod["config"])
             copy.set_weights(model.get_weights())
             model = copy
+        if name == "smplr":  # bf16 Psi and Omega; the SMPL layer always computes in float32
+            from smplr_tf.models.inference import fold_batch_norm
+            from smplr_tf.models.smplr import build_psi, build_omega
+
+            psi, omega = build_psi(**mod["sizes"]), build_omega(**mod["sizes"])
+            psi.set_weights(model.psi.get_weights())
+            omega.set_weights(model.omega.get_weights())
+            return model.with_encoders(fold_batch_norm(psi), fold_batch_norm(omega))
         return inference_model(model)
     finally:
         keras.mixed_precision.set_global_policy(old)
@@ -282,7 +290,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     """Time one module in this process. Returns {"module", "rows": [...], "mem_...", "config"}.
 
     Test rows: the inference form timed as a plain tf.function ("graph") and with XLA ("xla"); the row reports
-    the faster (both exact, float32) and lists both under ``tried``. Hourglasses and the DAE get an extra "bf16" row
+    the faster (both exact, float32) and lists both under ``tried``. Every module also gets a "bf16" row
     (approximate: its largest point deviation from float32, mm, is reported).
     """
     import keras
@@ -294,7 +302,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     rows = []
     # Inference forms are made before the training steps change the weights, so that all variants agree.
     bf16 = None
-    if "test" in phases and name in ("shn", "shn2d", "dae") and not no_bf16:
+    if "test" in phases and not no_bf16:
         bf16 = _bf16_inference_model(name, mod)
     if "train" in phases:
         model = mod["model"]
@@ -414,7 +422,7 @@ def main(argv=None):
     ap.add_argument("--phases", default="train,test")
     ap.add_argument("--xla", action="store_true", help="jit_compile the training steps too (test steps are "
                     "always timed with and without XLA)")
-    ap.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 test rows (hourglasses, DAE)")
+    ap.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 test rows")
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per row (default 20, small 5)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--budget_s", type=float, default=30.0, help="stop repeating a row after this many seconds")
