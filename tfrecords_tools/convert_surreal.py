@@ -174,7 +174,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     "bodies are official SMPL, whose surface the free body model does not reproduce")
     stats = {"clips": 0, "frames_total": 0, "frames_sampled": 0, "written": 0, "missing_video_frames": 0,
              "joints2d_reprojection_px": [], "smpl_vs_surreal_joints_mm": []}
-    info = {"dataset": "surreal", "source": os.path.abspath(root),
+    info = {"dataset": "surreal", "source": os.path.abspath(root), "source_frame_size": [WIDTH, HEIGHT],
             "body_model": "official SMPL (--smpl_dir)" if body else "none (landmarks absent)",
             "conventions": "frames mirrored back (SURREAL renders through a mirrored camera); pose/joints in the "
                            "proper camera frame; see convert_surreal.py"}
