@@ -81,15 +81,6 @@ LANDMARK_PARENT_DISTANCES = skeleton.LANDMARK_PARENT_DISTANCES.astype(np.float64
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
-def _sided(mapping_for_side):
-    """Expand a {bone_label_with_{s}: joint_name_with_{side}} template to both sides."""
-    out = {}
-    for s, side in (("L", "left"), ("R", "right")):
-        for bone, joint in mapping_for_side.items():
-            out[bone.format(s=s)] = joint.format(side=side)
-    return out
-
-
 # ---------------------------------------------------------------------------- anny bone -> SMPL joint
 # Every one of anny's 104 bones (default "anny" rig on anny-noeyes-notongue) goes to exactly one SMPL
 # joint; the bone weights of a joint's bones are summed. Spine: anny's spine05 (head at the root) and
@@ -99,47 +90,54 @@ def _sided(mapping_for_side):
 # the sternum) moves with spine3 and shoulder01 (head 10 cm lateral, where SMPL's collar joint is) is the
 # collar. Thumb metacarpal (finger1-1) and the palm (metacarpals) are the wrist; the finger phalanges
 # are SMPL's "hand" joint. Toe phalanges are SMPL's "foot" joint, the foot bone is the ankle.
-BONE_TO_JOINT = {
+_CENTRAL_BONES = {
     "root": "pelvis", "pelvis.L": "pelvis", "pelvis.R": "pelvis", "spine05": "pelvis", "spine04": "pelvis",
-    "spine03": "spine1", "spine02": "spine2", "spine01": "spine3",
-    "clavicle.L": "spine3", "clavicle.R": "spine3",
+    "spine03": "spine1",
+    "spine02": "spine2",
+    "spine01": "spine3", "clavicle.L": "spine3", "clavicle.R": "spine3",
     "neck01": "neck", "neck02": "neck", "neck03": "neck",
     "head": "head", "eye.L": "head", "eye.R": "head",
-    **_sided({
-        "upperleg01.{s}": "{side}_hip", "upperleg02.{s}": "{side}_hip",
-        "lowerleg01.{s}": "{side}_knee", "lowerleg02.{s}": "{side}_knee",
-        "foot.{s}": "{side}_ankle",
-        **{f"toe{t}-{k}.{{s}}": "{side}_foot" for t in range(1, 6) for k in range(1, 4)},
-        "shoulder01.{s}": "{side}_collar",
-        "upperarm01.{s}": "{side}_shoulder", "upperarm02.{s}": "{side}_shoulder",
-        "lowerarm01.{s}": "{side}_elbow", "lowerarm02.{s}": "{side}_elbow",
-        "wrist.{s}": "{side}_wrist", "finger1-1.{s}": "{side}_wrist",
-        **{f"metacarpal{k}.{{s}}": "{side}_wrist" for k in range(1, 5)},
-        "finger1-2.{s}": "{side}_hand", "finger1-3.{s}": "{side}_hand",
-        **{f"finger{t}-{k}.{{s}}": "{side}_hand" for t in range(2, 6) for k in range(1, 4)},
-    }),
 }
-# toe1 has two phalanges in anny (toe1-1, toe1-2): drop the non-existent toe1-3 entries lazily (see
-# bone_joint_index, which only looks up the bones the rig has).
+_LEFT_BONES = {  # ".L" bones -> "left_*" joints; the ".R" / "right_*" half is the mirror
+    "upperleg01.L": "left_hip", "upperleg02.L": "left_hip",
+    "lowerleg01.L": "left_knee", "lowerleg02.L": "left_knee",
+    "foot.L": "left_ankle",
+    "toe1-1.L": "left_foot", "toe1-2.L": "left_foot",
+    "toe2-1.L": "left_foot", "toe2-2.L": "left_foot", "toe2-3.L": "left_foot",
+    "toe3-1.L": "left_foot", "toe3-2.L": "left_foot", "toe3-3.L": "left_foot",
+    "toe4-1.L": "left_foot", "toe4-2.L": "left_foot", "toe4-3.L": "left_foot",
+    "toe5-1.L": "left_foot", "toe5-2.L": "left_foot", "toe5-3.L": "left_foot",
+    "shoulder01.L": "left_collar",
+    "upperarm01.L": "left_shoulder", "upperarm02.L": "left_shoulder",
+    "lowerarm01.L": "left_elbow", "lowerarm02.L": "left_elbow",
+    "wrist.L": "left_wrist", "finger1-1.L": "left_wrist",
+    "metacarpal1.L": "left_wrist", "metacarpal2.L": "left_wrist",
+    "metacarpal3.L": "left_wrist", "metacarpal4.L": "left_wrist",
+    "finger1-2.L": "left_hand", "finger1-3.L": "left_hand",
+    "finger2-1.L": "left_hand", "finger2-2.L": "left_hand", "finger2-3.L": "left_hand",
+    "finger3-1.L": "left_hand", "finger3-2.L": "left_hand", "finger3-3.L": "left_hand",
+    "finger4-1.L": "left_hand", "finger4-2.L": "left_hand", "finger4-3.L": "left_hand",
+    "finger5-1.L": "left_hand", "finger5-2.L": "left_hand", "finger5-3.L": "left_hand",
+}
+BONE_TO_JOINT = {
+    **_CENTRAL_BONES, **_LEFT_BONES,
+    **{b[:-2] + ".R": "right_" + j[5:] for b, j in _LEFT_BONES.items()},
+}
 
-# Bones whose (posed) heads define each SMPL joint position (mean where several).
+# Bones whose (posed) heads define each SMPL joint position (mean of the heads where several):
+# SMPL's foot joint is at the base of the toes, its hand joint at the knuckles.
+_LEFT_ANCHORS = {
+    "left_hip": ["upperleg01.L"], "left_knee": ["lowerleg01.L"], "left_ankle": ["foot.L"],
+    "left_foot": ["toe1-1.L", "toe2-1.L", "toe3-1.L", "toe4-1.L", "toe5-1.L"],
+    "left_collar": ["shoulder01.L"], "left_shoulder": ["upperarm01.L"], "left_elbow": ["lowerarm01.L"],
+    "left_wrist": ["wrist.L"], "left_hand": ["finger2-1.L", "finger3-1.L", "finger4-1.L", "finger5-1.L"],
+}
 JOINT_ANCHOR_BONES = {
     "pelvis": ["root"], "spine1": ["spine03"], "spine2": ["spine02"], "spine3": ["spine01"],
     "neck": ["neck01"], "head": ["head"],
-    **_sided({
-        "upperleg01.{s}": "{side}_hip", "lowerleg01.{s}": "{side}_knee", "foot.{s}": "{side}_ankle",
-        "shoulder01.{s}": "{side}_collar", "upperarm01.{s}": "{side}_shoulder",
-        "lowerarm01.{s}": "{side}_elbow", "wrist.{s}": "{side}_wrist",
-    }),
+    **_LEFT_ANCHORS,
+    **{"right_" + j[5:]: [b[:-2] + ".R" for b in bs] for j, bs in _LEFT_ANCHORS.items()},
 }
-JOINT_ANCHOR_BONES = {  # invert the sided part: joint -> [bones]
-    **{k: v for k, v in JOINT_ANCHOR_BONES.items() if isinstance(v, list)},
-    **{v: [k] for k, v in JOINT_ANCHOR_BONES.items() if not isinstance(v, list)},
-}
-for _s, _side in (("L", "left"), ("R", "right")):
-    # SMPL's foot joint is at the base of the toes, its hand joint at the knuckles.
-    JOINT_ANCHOR_BONES[f"{_side}_foot"] = [f"toe{t}-1.{_s}" for t in range(1, 6)]
-    JOINT_ANCHOR_BONES[f"{_side}_hand"] = [f"finger{t}-1.{_s}" for t in range(2, 6)]
 
 # SMPL axes from anny axes: (x, y, z)_smpl = (x, z, -y)_anny.
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -222,10 +220,11 @@ def build_anny(topology: str):
 
 
 def bone_joint_index(bone_labels) -> np.ndarray:
-    """(K,) SMPL joint index of each anny bone, from BONE_TO_JOINT (every bone must be mapped)."""
+    """(K,) SMPL joint index of each anny bone, from BONE_TO_JOINT (which must cover exactly the rig)."""
     missing = [b for b in bone_labels if b not in BONE_TO_JOINT]
-    if missing:
-        raise KeyError(f"anny bones with no SMPL joint in BONE_TO_JOINT: {missing}")
+    extra = sorted(set(BONE_TO_JOINT) - set(bone_labels))
+    if missing or extra:
+        raise KeyError(f"BONE_TO_JOINT does not match anny's rig: unmapped bones {missing}, unknown {extra}")
     return np.array([J[BONE_TO_JOINT[b]] for b in bone_labels], dtype=np.int64)
 
 
