@@ -42,6 +42,11 @@ def data(tmp_path_factory):
     fx.write_mocap(root, "S9", "Walking", b9["mocap"], "h5")
     fx.write_video(root, "S1", "Directions 1", 0, cam_a(b1["mocap"]))
     fx.write_video(root, "S9", "Walking", 1, cam_b(b9["mocap"]))
+    # background-subtraction masks for the S9 video: a box around the projected pelvis
+    masks = np.zeros((12, fx.H, fx.W), bool)
+    for f, (x, y) in enumerate(fx.project(cam_b(b9["mocap"][:, 0]))):
+        masks[f, int(y) - 20:int(y) + 20, int(x) - 8:int(x) + 8] = True
+    fx.write_masks(root, "S9", "Walking", 1, masks)
     ext = {(s, c): (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for s in (1, 9) for c in range(4)}
     ext[(1, 0)] = (np.pi / 2, 0.0, 0.0, 0.0, -4500.0, 1000.0)
     fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext)
@@ -90,8 +95,11 @@ def test_test_split_with_fits_and_smpl(data, tmp_path):
     b = data["b9"]
     for r in recs:
         f = r["frame"]
-        assert (r["has_3d"], r["has_smpl"], r["has_landmarks"]) == (1, 1, 1)
+        assert (r["has_3d"], r["has_smpl"], r["has_landmarks"], r["has_mask"]) == (1, 1, 1, 1)
         assert r["gender"] == 1 and r["subject"] == b"S9" and r["camera"] == 1
+        m = r["mask"] > 0  # the mask box sits on the mocap pelvis, which is not the crop centre here
+        px, py = crop_pixels(fx.project(cam_b(b["mocap"][f, 0])), r["crop_box"])
+        assert m[int(py), int(px)] and not m[:10, :10].any()
         J, _, L = data["model"].forward(b["pose"][f], b["betas"])
         np.testing.assert_allclose(r["joints3d"], cam_b(J + b["trans"][f]), atol=2e-4)
         np.testing.assert_allclose(r["landmarks3d"], cam_b(L + b["trans"][f]), atol=2e-4)

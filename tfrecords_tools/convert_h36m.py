@@ -26,6 +26,9 @@ Conventions (BUILD_NOTES "Human3.6M"):
   public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose). Lens distortion (k, p) is ignored: joints2d are
   pinhole projections (when a ``D2_Positions`` file is present, the mean distance between it and our
   projection is reported as ``stats_<split>.joints2d_vs_d2_positions_px_median``).
+* Masks: the release's background-subtraction masks ``S*/MySegmentsMat/ground_truth_bs/<Action>.<camera id>.mat``
+  (MATLAB v7.3 = HDF5: ``Masks`` holds one reference per frame to a (W, H) array, transposed on reading) when
+  present (has_mask = 1), else has_mask = 0.
 * Frames: every 5th (``--every``, paper), from frame 0; splits train = S1 S5 S6 S7 S8, test = S9 S11.
 * Human3.6M has no SMPL parameters. With ``--fits_dir`` the file ``<fits_dir>/<subject>/<action>.npz``
   (``<action>`` = the mocap file's name, e.g. ``Directions 1``) gives them, in the mocap world frame:
@@ -231,6 +234,25 @@ def load_fits(fits_dir: str | None, subject: str, action: str) -> dict | None:
     return {"pose": pose, "trans": trans, "betas": betas, "gender": _common.GENDER_NAMES.index(g), "path": path}
 
 
+def load_masks(path: str, frames, shape) -> dict:
+    """{frame: (H, W) bool} from a ground_truth_bs .mat (v7.3 / HDF5, dataset ``Masks`` of references)."""
+    import h5py
+
+    out = {}
+    try:
+        with h5py.File(path, "r") as h:
+            refs = np.asarray(h["Masks"]).reshape(-1)
+            for f in frames:
+                if f < len(refs):
+                    m = np.asarray(h[refs[f]]).T
+                    if m.shape != tuple(shape[:2]):
+                        raise ValueError(f"mask of frame {f} has shape {m.shape}, the video {tuple(shape[:2])}")
+                    out[int(f)] = m > 0
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"{path}: bad ground_truth_bs mask file ({e})") from e
+    return out
+
+
 def _d2_check(root, subject, action, cam, frames, j2d, stats):
     path = os.path.join(root, subject, "MyPoseFeatures", "D2_Positions", f"{action}.{cam['id']}.cdf")
     if not os.path.exists(path):
@@ -346,12 +368,16 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
     proj = mocap_cam @ cam["K"].T
     _d2_check(root, s, action, cam, frames, _smpl_order_2d(proj), stats)
     imgs = _common.read_video_frames(video, frames)
+    masks = {}
+    mask_path = os.path.join(root, s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
+    if imgs and os.path.exists(mask_path):
+        masks = load_masks(mask_path, sorted(imgs), next(iter(imgs.values())).shape)
     for n_, f in enumerate(frames.tolist()):
         if f not in imgs:
             continue
         ex = _common.crop_example(
             imgs[f], cam["K"], root_cam[n_], joints[n_], landmarks_cam=None if landmarks is None else landmarks[n_],
-            mask=None, pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
+            mask=masks.get(f), pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
             gender=gender, has_3d=has_3d, has_smpl=has_smpl, dataset="h36m", subject=s,
             sequence=f"{action}.{cam['id']}", frame=f, camera=c, joint_valid=None if has_3d else JOINTS3D_VALID)
         out.write(ex)
