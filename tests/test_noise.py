@@ -17,7 +17,10 @@ def test_sigma_table_bounds_and_extremities():
     for a, b in [("left_hand", "left_elbow"), ("left_wrist", "left_shoulder"), ("right_foot", "right_knee"),
                  ("head_top", "neck"), ("left_ankle", "left_hip")]:
         assert name[a] > name[b], (a, b)
-    assert name["left_hand"] == name["right_hand"] == s.max()
+    # the deepest nodes of the 42-node tree get the maximum
+    depth = noise.tree_depths()[1:]
+    np.testing.assert_array_equal(np.flatnonzero(s == s.max()), np.flatnonzero(depth == depth.max()))
+    assert name["left_hand"] == name["right_hand"] >= s[depth == depth.max() - 1].max()
     # left / right symmetric
     np.testing.assert_array_equal(s, s[skeleton.POINT_FLIP_PERM])
 

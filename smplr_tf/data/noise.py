@@ -2,13 +2,12 @@
 
 The authors bound the noise of each point between 5 and 91 mm, larger at the extremities; their per-point
 table is not published. Ours grows linearly with the point's depth in the 42-node tree
-(``skeleton.TREE_PARENTS``): depth 1 (hips, spine1, the hip-side landmarks) -> 5 mm, depth 8 (the hands)
--> 91 mm::
+(``skeleton.TREE_PARENTS``, so it follows ``skeleton.LANDMARK_PARENTS``): depth 1 (e.g. the hips) -> 5 mm, the
+deepest nodes (the hands, or the hand-surface landmarks when their parents are the hands) -> 91 mm::
 
     sigma_i = 5 mm + (depth_i - 1) / (max_depth - 1) * 86 mm
 
-so knees get 17 mm, ankles 30 mm, feet and neck 42 mm, head and shoulders 54 mm, elbows 66 mm,
-wrists 79 mm, hands 91 mm; each landmark gets one step more than its parent joint.
+The resulting table is printed by ``python -m smplr_tf.data.noise``.
 """
 
 from __future__ import annotations
@@ -75,3 +74,9 @@ def apply_noise(points, mode: str = "uniform", seed=None, sigma=None, scale: flo
     if mode == "depth0":
         noisy = tf.concat([noisy[..., :2], tf.zeros_like(noisy[..., 2:])], axis=-1)
     return noisy
+
+
+if __name__ == "__main__":
+    depths = tree_depths()[1:]
+    for n, dd, sg in zip(skeleton.POINT_NAMES, depths, POINT_NOISE_SIGMA):
+        print(f"{n:24s} depth {dd}  sigma {1000 * sg:5.1f} mm")
