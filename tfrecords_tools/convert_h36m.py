@@ -23,9 +23,10 @@ Conventions (BUILD_NOTES "Human3.6M"):
   p1, p2) at ``264 + 9 c``; the world -> camera rotation is R = Rx(-a0) Ry(a1) Rz(-a2) with the passive
   rotations Rx(t) = [[1,0,0],[0,cos t,sin t],[0,-sin t,cos t]], Ry(t) = [[cos t,0,sin t],[0,1,0],
   [-sin t,0,cos t]], Rz(t) = [[cos t,sin t,0],[-sin t,cos t,0],[0,0,1]] (the layout and formula used by the
-  public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose). Lens distortion (k, p) is ignored: joints2d are
-  pinhole projections (when a ``D2_Positions`` file is present, the mean distance between it and our
-  projection is reported as ``stats_<split>.joints2d_vs_d2_positions_px_median``).
+  public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose).
+  Lens distortion (k, p) is ignored: joints2d are pinhole projections (when a ``D2_Positions`` file is
+  present, the mean distance between it and our projection is reported as
+  ``stats_<split>.joints2d_vs_d2_positions_px_median``).
 * Masks: the release's background-subtraction masks ``S*/MySegmentsMat/ground_truth_bs/<Action>.<camera id>.mat``
   (MATLAB v7.3 = HDF5: ``Masks`` holds one reference per frame to a (W, H) array, transposed on reading) when
   present (has_mask = 1), else has_mask = 0.

@@ -114,7 +114,8 @@ def silhouette(render: np.ndarray, image_shape, crop_info) -> np.ndarray:
         return m > 0
     H, W, y0, y1, x0, x1 = crop_info
     if m.shape != (H, W):
-        raise ValueError(f"render of shape {m.shape} matches neither the image {image_shape[:2]} nor the fit ({H}, {W})")
+        raise ValueError(f"render of shape {m.shape} matches neither the image {image_shape[:2]} "
+                         f"nor the fit ({H}, {W})")
     full = np.zeros(image_shape[:2], np.uint8)
     small = cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
     ys, xs = slice(max(0, y0), min(full.shape[0], y1)), slice(max(0, x0), min(full.shape[1], x1))

@@ -45,7 +45,7 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD
 
 def _keys(cells: np.ndarray) -> np.ndarray:
     """(..., D) int64 cell indices -> (...) uint64 hash keys (collisions are harmless: extra candidates)."""
-    c = cells.astype(np.int64).view(np.uint64) if cells.dtype == np.int64 else cells.astype(np.int64).view(np.uint64)
+    c = np.ascontiguousarray(cells, dtype=np.int64).view(np.uint64)
     with np.errstate(over="ignore"):
         return np.bitwise_xor.reduce(c * _MIX[: c.shape[-1]], axis=-1)
 
