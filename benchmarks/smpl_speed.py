@@ -2,8 +2,9 @@
 
 All three run the same model arrays (one gender of the model in --smpl_dir, or of the free model; the references
 get them as a temporary ``.npz``), batch 1, 64 and 256, random betas ~ N(0, 1) and axis-angle pose ~ N(0, 0.3).
-Each figure is the median wall time of ``--repeats`` calls (10x at batch <= 8, a quarter at 256) after 3 warm-up calls (tracing / XLA compilation
-excluded), outputs fetched to NumPy. Ratios are reference time / our time (> 1: ours is faster).
+Each figure is the median wall time of ``--repeats`` calls (10x at batch <= 8, a quarter at 256) after 3 warm-up
+calls (tracing / XLA compilation excluded), outputs fetched to NumPy. Ratios are reference time / our time
+(> 1: ours is faster).
 
     python benchmarks/smpl_speed.py [--json] [--smpl_dir DIR] [--gender female]
         [--smplx_python /path/to/venv/bin/python]   # an interpreter with torch + smplx (never the main venv)

@@ -1,5 +1,6 @@
 """The TF SMPL layer against an independent implementation (body-models, NumPy) and against SMPL's algebra."""
 
+import body_models.smpl.numpy as body_models_smpl  # the independent reference (test extra): never skipped
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,8 +8,6 @@ from scipy.spatial.transform import Rotation
 
 from smplr_tf.body import model_io, skeleton, testing
 from smplr_tf.body.smpl import SMPL, gender_index_from_sign, rodrigues, template_bone_lengths
-
-body_models_smpl = pytest.importorskip("body_models.smpl.numpy", reason="body-models is in the test extra")
 
 TOL = 1e-5  # metres
 
@@ -207,7 +206,8 @@ def test_mixed_gender_batch_equals_single_gender_layers(random_files, layer2):
 def test_different_skinning_and_landmarks_per_gender(tmp_path):
     """Genders whose weights / landmark ids differ take the stacked-weights path; still per-sample exact."""
     fa = testing.write_random_model(tmp_path / "f.npz", num_vertices=300, seed=10, gender="female")
-    ma = testing.write_random_model(tmp_path / "m.npz", num_vertices=300, seed=11, gender="male", num_faces=fa.f.shape[0])
+    ma = testing.write_random_model(tmp_path / "m.npz", num_vertices=300, seed=11, gender="male",
+                                    num_faces=fa.f.shape[0])
     ma.f = fa.f  # one mesh topology
     np.savez(tmp_path / "m.npz", **ma.to_npz_dict())
     files = {"female": str(tmp_path / "f.npz"), "male": str(tmp_path / "m.npz")}

@@ -196,7 +196,8 @@ def _load_pickle(path: Path) -> dict:
         with open(path, "rb") as fh:
             raw = _ModelUnpickler(fh, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise ModelFileError(path, f"not a readable SMPL pickle (truncated or corrupt?): {type(e).__name__}: {e}") from e
+        raise ModelFileError(path, f"not a readable SMPL pickle (truncated or corrupt?): "
+                                   f"{type(e).__name__}: {e}") from e
     if not isinstance(raw, dict):
         raise ModelFileError(path, f"expected a pickled dict, got {type(raw).__name__}")
     return {str(k): _materialise(v, path, str(k)) for k, v in raw.items()}
@@ -206,7 +207,8 @@ def _load_npz(path: Path) -> dict:
     try:
         archive = np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise ModelFileError(path, f"not a readable .npz archive (truncated or corrupt?): {type(e).__name__}: {e}") from e
+        raise ModelFileError(path, f"not a readable .npz archive (truncated or corrupt?): "
+                                   f"{type(e).__name__}: {e}") from e
     out = {}
     with archive:
         for key in archive.files:

@@ -241,7 +241,10 @@ class SMPL(keras.layers.Layer):
         return {"vertices": vertices, "joints": joints, "landmarks": landmarks}
 
     def _blend(self, coeffs, onehot, gidx):
-        """(B, 218) (or (B, 11) without pose correctives) coefficients -> (B, V * 3) shaped and pose-corrected vertices (see the module docstring)."""
+        """(B, 218) coefficients ((B, 11) without pose correctives) -> (B, V * 3) shaped, pose-corrected vertices.
+
+        See the module docstring: one gender's product for a single-gender batch, else the masked sum.
+        """
         if gidx is None:
             return tf.matmul(coeffs, self._bases[0])
 
