@@ -61,6 +61,8 @@ def define_run_flags(fv):
     flags.DEFINE_boolean("deterministic", True, "With a seed: enable TF op determinism (repeatable CPU runs).", **d)
     flags.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"],
                       "tf.distribute strategy. multi_worker reads the cluster from TF_CONFIG.", **d)
+    flags.DEFINE_boolean("sync_batch_norm", True, "With a distribution strategy: batch-norm statistics over the global "
+                         "batch (all replicas and workers), so every worker holds the same moving averages.", **d)
     flags.DEFINE_boolean("mixed_precision", False, "Keras mixed_float16 policy (GPU).", **d)
     flags.DEFINE_boolean("xla", False, "jit_compile the train/test steps with XLA.", **d)
     flags.DEFINE_integer("verbose", 2, "model.fit verbosity (0 silent, 1 progress bar, 2 one line per epoch).", **d)

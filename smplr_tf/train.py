@@ -81,14 +81,17 @@ def distributed_dataset(strategy, stage, split: str, train: bool, global_batch: 
     return strategy.distribute_datasets_from_function(fn)
 
 
-def set_bn_momentum(model, momentum: float) -> int:
-    """Set the moving-average momentum of every BatchNormalization layer inside ``model``; returns how many."""
+def configure_batch_norm(model, momentum: float = 0.0, synchronized: bool = False) -> int:
+    """Every BatchNormalization layer inside ``model``: set the moving-average ``momentum`` (if > 0) and the
+    cross-replica ``synchronized`` statistics. Returns how many layers."""
     import keras
 
     n = 0
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = momentum
+            if momentum > 0:
+                layer.momentum = momentum
+            layer.synchronized = bool(synchronized)
             n += 1
     return n
 
@@ -158,8 +161,8 @@ def train(cfg) -> dict:
 
     with strategy.scope():
         net = stage.build_network()
-        if cfg.bn_momentum > 0:
-            set_bn_momentum(net, float(cfg.bn_momentum))
+        configure_batch_norm(net, float(cfg.bn_momentum),
+                             synchronized=cfg.sync_batch_norm and cfg.distribution != "none")
         if cfg.init_from:
             path = runs.load_weights_into(net, cfg.init_from)
             logging.info("initialised from %s", path)

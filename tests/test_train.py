@@ -112,13 +112,14 @@ def test_hourglass_overfits_a_handful_of_crops(tmp_path, records):
     from smplr_tf import train
 
     run_dir = str(tmp_path / "shn")
-    cfg = _cfg(stage="shn", run_dir=run_dir, data_dir=records, val_split="train", epochs=8, steps_per_epoch=15,
-               validation_steps=4, batch_size=8, input_size=64, heatmap_size=16, depth_bins=16, hg_stacks=1,
-               hg_features=32, hg_downsamplings=2, hg_dropout=0.0, lr=2e-3, tb_images=2)
+    # 8 crops (the val split) trained and validated on: overfitting them is the point
+    cfg = _cfg(stage="shn", run_dir=run_dir, data_dir=records, train_split="val", val_split="val", epochs=8,
+               steps_per_epoch=20, validation_steps=1, batch_size=8, input_size=64, heatmap_size=16, depth_bins=16,
+               hg_stacks=1, hg_features=32, hg_downsamplings=2, hg_dropout=0.0, lr=5e-3, tb_images=2)
     f = train.train(cfg)["final"]
-    print(f"hourglass on its 32 training crops: {f['val_mpjpe_mm']:.1f} mm vs mean pose "
+    print(f"hourglass on its 8 training crops: {f['val_mpjpe_mm']:.1f} mm vs mean pose "
           f"{f['val_mean_pose_mpjpe_mm']:.1f} mm")
-    assert f["val_mpjpe_mm"] < 0.6 * f["val_mean_pose_mpjpe_mm"]
+    assert f["val_mpjpe_mm"] < 0.25 * f["val_mean_pose_mpjpe_mm"]
     # TensorBoard got the scalars (loss, learning rate, validation MPJPE), the images and the hparams row
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
@@ -209,7 +210,7 @@ def _record_fingerprints(data_dir):
 
 
 def _read_fingerprints(path):
-    """Lines 'worker [[x y z] [x y z] ...]' written by tf.print -> list of (x, y, z) int tuples."""
+    """Lines 'worker [x y z x y z ...]' written by tf.print -> list of (x, y, z) int tuples."""
     fps = []
     with open(path) as f:
         for line in f:

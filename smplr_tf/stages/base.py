@@ -84,7 +84,8 @@ class StageTrainer(keras.Model):
             return
         pts = y["points"] if isinstance(y, dict) else y
         fp = tf.cast(tf.round(tf.cast(pts[:, 0, :], tf.float32) * 1000.0), tf.int32)  # (B, 3) mm
-        tf.print(self._worker_index, fp, summarize=-1, output_stream="file://" + self._example_log)
+        # one line per step: "<worker> [x0 y0 z0 x1 y1 z1 ...]"
+        tf.print(self._worker_index, tf.reshape(fp, [-1]), summarize=-1, output_stream="file://" + self._example_log)
 
     def train_step(self, data):
         x, y = data
