@@ -41,6 +41,7 @@ def data(tmp_path_factory):
     fx.write_mocap(root, "S1", "Directions 1", b1["mocap"], "cdf")
     fx.write_mocap(root, "S9", "Walking", b9["mocap"], "h5")
     fx.write_video(root, "S1", "Directions 1", 0, cam_a(b1["mocap"]))
+    fx.write_d2(root, "S1", "Directions 1", 0, fx.project(cam_a(b1["mocap"])))  # the release's 2D joints
     fx.write_video(root, "S9", "Walking", 1, cam_b(b9["mocap"]))
     # background-subtraction masks for the S9 video: a box around the projected pelvis
     masks = np.zeros((12, fx.H, fx.W), bool)
@@ -63,6 +64,7 @@ def test_train_without_fits(data, tmp_path):
     recs = read_split(out, "train")
     assert [int(r["frame"]) for r in recs] == [0, 5, 10]  # every 5th frame; S9 is not in train
     assert stats["missing_videos"] == 3  # cameras 1-3 of S1 have no video in the fixture
+    assert stats["joints2d_vs_d2_positions_px_median"] < 1e-3  # the camera self-check against D2_Positions
     man = json.load(open(os.path.join(out, "manifest.json")))
     valid = np.array(man["joints3d_valid"], bool)
     assert valid.sum() == 17 and not valid[[3, 6, 9, 13, 14, 22, 23]].any()
