@@ -273,3 +273,18 @@ def test_model_without_pose_correctives_matches_body_models(tmp_path):
     verts, joints, _ = _body_models_outputs(str(path), betas, pose, data.landmark_ids)
     np.testing.assert_allclose(out["vertices"].numpy(), verts, atol=TOL)
     np.testing.assert_allclose(out["joints"].numpy(), joints, atol=TOL)
+
+
+def test_official_style_pickles_through_smpl_dir_match_body_models(tmp_path):
+    """End to end on the on-disk structure of official files: our chumpy-free loader + layer vs body-models'."""
+    testing.write_official_style_pkl(tmp_path / "basicModel_f_lbs_10_207_0_v1.0.0.pkl", seed=20, gender="female")
+    testing.write_official_style_pkl(tmp_path / "basicModel_m_lbs_10_207_0_v1.0.0.pkl", seed=21, gender="male")
+    layer = SMPL(smpl_dir=tmp_path)
+    betas, pose = _random_params(2, seed=22)
+    for g, name in enumerate(("f", "m")):
+        out = layer(betas, pose, np.array([g, g]))
+        path = str(tmp_path / f"basicModel_{name}_lbs_10_207_0_v1.0.0.pkl")
+        verts, joints, lms = _body_models_outputs(path, betas, pose, skeleton.SMPL_LANDMARK_VERTEX_IDS)
+        np.testing.assert_allclose(out["vertices"].numpy(), verts, atol=TOL)
+        np.testing.assert_allclose(out["joints"].numpy(), joints, atol=TOL)
+        np.testing.assert_allclose(out["landmarks"].numpy(), lms, atol=TOL)
