@@ -331,3 +331,14 @@ def test_on_generated_records_root_at_crop_centre_and_flip_term(tmp_path):
         term = 2 * K[0, 0] * j3[0, 0] * (1 / j3[0, 2] - 1 / z)
         np.testing.assert_allclose(mirrored2[:, 0] - proj[:, 0], term, atol=0.05)
         np.testing.assert_allclose(mirrored2[:, 1], proj[:, 1], atol=0.05)
+
+
+def test_points_gender_the_layer_lacks_names_the_record(tmp_path, smpl_layer):
+    rng = np.random.default_rng(11)
+    exs = [make_example(rng, i) for i in range(3)]
+    exs[2]["gender"] = schema.GENDER_NEUTRAL
+    d = tmp_path / "neutral"
+    write_split(d, "train", shards=1, examples=exs)
+    with pytest.raises(Exception, match=r"record\]? \[?2.*gender index"):
+        for _ in pipeline.points_dataset(str(d), "train", 1, smpl_layer=smpl_layer):
+            pass
