@@ -42,6 +42,28 @@ class EvalError(ValueError):
     """An evaluation that cannot run as asked; the message says what is missing."""
 
 
+# ------------------------------------------------------------------------------------------------ runs
+
+def load_run(run_dir: str):
+    """``runs.load_model_from_run`` that also loads an e2e (subclassed) network: that one must be called once
+    before its weights can be loaded. Returns (stage, model, flags dict)."""
+    from smplr_tf import runs
+
+    try:
+        return runs.load_model_from_run(run_dir)
+    except ValueError as e:
+        if "not yet been built" not in str(e):
+            raise
+    import tensorflow as tf
+
+    fv = runs.read_flags(run_dir)
+    model = runs.build_network(fv)
+    s = int(fv.input_size)
+    model(tf.zeros([1, s, s, 3]), training=False)
+    model.load_weights(runs.weights_path(run_dir, "auto"))
+    return fv.stage, model, runs.flags_dict(fv)
+
+
 # ------------------------------------------------------------------------------------------------ data
 
 def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 256, with_images: bool = True,
@@ -178,7 +200,7 @@ class _Inputs:
 
             if not input_run:
                 raise EvalError("--eval_input=run needs --eval_input_run (or the run's --input_run)")
-            self.stage, self.model, fl = runs.load_model_from_run(input_run)
+            self.stage, self.model, fl = load_run(input_run)
             if self.stage == "dae":
                 # A DAE run fed by its own input: chain (its input run -> DAE).
                 inner = fl.get("input_run") or ""
@@ -233,7 +255,7 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
     """Evaluate one run directory. Returns the metrics dict (also what evaluate writes)."""
     from smplr_tf import runs
 
-    stage, model, fl = runs.load_model_from_run(run_dir)
+    stage, model, fl = load_run(run_dir)
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError(f"{run_dir}: no --data given and the run has no --data_dir")

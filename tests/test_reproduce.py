@@ -107,11 +107,11 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     assert calls == []  # everything finished and evaluated: nothing is run again
 
     # A retrained run is evaluated again (metrics older than the weights), the rest is not.
-    w = quick / "table1" / "dae" / "final.weights.h5"
-    m = os.path.getmtime(quick / "table1" / "dae" / "metrics.json")
+    w = quick / "table1" / "dae_shn" / "final.weights.h5"
+    m = os.path.getmtime(quick / "table1" / "dae_shn" / "metrics.json")
     os.utime(w, (m + 10, m + 10))
     reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
-    assert any("--run_dir=" + str(quick / "table1" / "dae") in " ".join(c) for c in calls)
+    assert any("--run_dir=" + str(quick / "table1" / "dae_shn") in " ".join(c) for c in calls)
     assert any("--output_dir=" in " ".join(c) for c in calls)  # ALL depends on the DAE
     assert not any("smplr_tf.train" in " ".join(c) for c in calls)
 
