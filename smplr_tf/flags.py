@@ -85,6 +85,9 @@ def define_data_flags(fv):
     flags.DEFINE_boolean("augment", False, "Hourglass data augmentation (SHN^final).", **d)
     flags.DEFINE_integer("num_train_samples", 100000, "Point stages without data_dir: sampled examples per "
                          "training epoch pass.", **d)
+    flags.DEFINE_enum("point_data", "records", ["records", "sampled"], "Point stages (dae, smplr_*): SMPL parameters "
+                      "from the records of --data_dir, or sampled by the synthetic generator's pose sampler "
+                      "(--num_train_samples / --num_val_samples; also what an empty --data_dir means).", **d)
     flags.DEFINE_boolean("cache_points", True, "Point stages: compute the clean points once and keep them in memory "
                          "(noise is still drawn per batch). Off for data sets larger than memory.", **d)
     flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)

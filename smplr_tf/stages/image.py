@@ -65,7 +65,10 @@ class ImageStage(Stage):
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
             drop_remainder=True, num_shards=num_shards, shard_index=shard_index)
-        return ds.map(self._add_point_mask), _manifest_count(cfg.data_dir, split)
+        n = _manifest_count(cfg.data_dir, split)
+        if n < bs:
+            raise ValueError(f"{cfg.data_dir}: split '{split}' has {n} examples, fewer than one batch of {bs}")
+        return ds.map(self._add_point_mask), n
 
     def _add_point_mask(self, image, targets):
         targets = dict(targets)

@@ -130,12 +130,17 @@ class PointStage(Stage):
         from smplr_tf.data.pipeline import dataset_size, points_dataset
 
         n = int(cfg.num_train_samples if train else cfg.num_val_samples)
+        data_dir = cfg.data_dir if cfg.point_data == "records" else ""
+        if data_dir:
+            n = dataset_size(data_dir, split)
+        if n < bs:
+            raise ValueError(f"split '{split}' has {n} examples, fewer than one batch of {bs}")
         if cfg.cache_points:
             # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch;
             # the noise is drawn afresh for every batch.
-            ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise="none", seed=seed,
+            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise="none", seed=seed,
                                 num_points=self.num_points, shuffle=False, repeat=False,
-                                num_samples=None if cfg.data_dir else n, drop_remainder=True,
+                                num_samples=None if data_dir else n, drop_remainder=True,
                                 num_shards=num_shards, shard_index=shard_index)
             ds = ds.map(lambda b: {k: b[k] for k in ("points", "rotmats", "betas", "gender")}).cache()
             if train:
@@ -143,13 +148,11 @@ class PointStage(Stage):
                     bs, drop_remainder=True)
             ds = ds.repeat().map(self._add_noise, num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = points_dataset(cfg.data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
+            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
                                 seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
-                                num_samples=None if cfg.data_dir else n, drop_remainder=True,
+                                num_samples=None if data_dir else n, drop_remainder=True,
                                 noise_scale=float(cfg.noise_scale),
                                 num_shards=num_shards, shard_index=shard_index)
-        if cfg.data_dir:
-            n = dataset_size(cfg.data_dir, split)
         return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n
 
     def _add_noise(self, batch):
