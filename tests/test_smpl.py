@@ -253,6 +253,9 @@ def test_keras_model_and_constants_kept_out_of_weights(layer2):
     np.testing.assert_allclose(got, layer2(betas, pose, np.array([0, 1]))["joints"].numpy(), atol=1e-6)
     assert layer2.weights == [] and model.weights == []
     assert layer2.faces.dtype == np.int32 and layer2.num_vertices == 6890 and layer2.genders == ("female", "male")
+    clone = SMPL.from_config(layer2.get_config())  # the config names the files, not the arrays
+    np.testing.assert_allclose(clone(betas, pose, np.array([1, 0]))["vertices"].numpy(),
+                               layer2(betas, pose, np.array([1, 0]))["vertices"].numpy(), atol=0)
 
 
 def test_missing_gender_is_a_clear_error(random_files):
