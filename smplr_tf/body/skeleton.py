@@ -52,10 +52,16 @@ LANDMARK_PARENT_DISTANCES = np.array(
     [.1461, .1390, .1461, .1800, .1817, .1639, .1663, .1886, .1877, .0672, .0666, .0772, .1203,
      .0927, .1423, .0912, .0814, .1187], dtype=np.float32)
 
-# Parent SMPL joint of each landmark. The authors did not publish these; how they were derived from the
-# distances above is recorded in BUILD_NOTES.md ("Landmark parents").
+# Parent SMPL joint of each landmark. The authors did not publish these; derived with
+# derive_landmark_parents on the free neutral template (tools/build_free_model.py; table, residuals and
+# runner-ups in BUILD_NOTES.md, "Landmark parents"). The earlier anatomical guess was changed only where
+# the derivation is decisive (derived residual < 2 cm, the guess worse by > 3 cm, same answer on the female
+# and male templates): feet -> SMPL foot joints 10/11 (toe tip 7 cm from the foot joint, 21 cm from the
+# ankle; published .067), hands -> SMPL hand joints 22/23 (fingertip 9 cm from the hand joint, 19 cm from
+# the wrist; published .077/.081), upper-leg backs and belly -> pelvis (pelvis within 1.3 / 0.4 cm of the
+# published .1886 / .1461, hip 4.5 cm and spine1 4.3 cm off).
 LANDMARK_PARENTS = np.array(
-    [9, 9, 3, 0, 0, 2, 1, 2, 1, 7, 8, 20, 16, 16, 17, 17, 21, 15], dtype=np.int32)
+    [9, 9, 0, 0, 0, 2, 1, 0, 0, 10, 11, 22, 16, 16, 17, 17, 23, 15], dtype=np.int32)
 
 POINT_NAMES = JOINT_NAMES[1:] + LANDMARK_NAMES
 
