@@ -58,10 +58,24 @@ def load_run(run_dir: str):
 
     fv = runs.read_flags(run_dir)
     model = runs.build_network(fv)
-    s = int(fv.input_size)
+    s = image_input_size(model, runs.flags_dict(fv))
     model(tf.zeros([1, s, s, 3]), training=False)
     model.load_weights(runs.weights_path(run_dir, "auto"))
     return fv.stage, model, runs.flags_dict(fv)
+
+
+def image_input_size(model, fl: dict) -> int:
+    """Image side a network takes: from its hourglass (e2e / pipeline models take it from their component
+    runs, not from their own flags) or its input layer, else the run's --input_size."""
+    hg = getattr(model, "hourglass", None)
+    for m in (hg, model):
+        try:
+            shape = m.input_shape
+            if isinstance(shape, (list, tuple)) and len(shape) == 4 and shape[1]:
+                return int(shape[1])
+        except (AttributeError, ValueError, TypeError):
+            continue
+    return int(fl.get("input_size", 256))
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -209,7 +223,7 @@ class _Inputs:
             elif self.stage not in ("shn", "alexnet", "e2e"):
                 raise EvalError(f"input run {input_run} is a '{self.stage}' run; expected shn, alexnet, e2e or dae")
             else:
-                self.input_size = int(fl.get("input_size", 256))
+                self.input_size = image_input_size(self.model, fl)
             p = int(fl.get("num_points", 41))
             if p != num_points:
                 raise EvalError(f"input run {input_run} gives {p} points; the evaluated run takes {num_points}")
@@ -263,7 +277,8 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
               "weights": runs.weights_path(run_dir, "auto")}
     num_points = int(fl.get("num_points", 41))
     if stage in ("shn", "shn2d", "alexnet"):
-        evals = _eval_image_model(model, stage, fl, data_dir, split, batch_size, max_examples, progress)
+        evals = _eval_image_model(model, stage, dict(fl, input_size=image_input_size(model, fl)), data_dir, split,
+                                  batch_size, max_examples, progress)
     elif stage in POINT_STAGES:
         mode, in_run = _auto_input(fl, eval_input, eval_input_run)
         inputs = _Inputs(mode, in_run, num_points if stage == "dae" else skeleton.NUM_POINTS)
@@ -272,9 +287,7 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
         evals = _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou,
                                   progress)
     elif stage == "e2e":
-        from smplr_tf.stages.points import smpl_layer_from
-
-        evals = _eval_pipeline(model, smpl_layer_from(runs.read_flags(run_dir)), int(fl.get("input_size", 256)),
+        evals = _eval_pipeline(model, model.smpl, image_input_size(model, fl),
                                data_dir, split, batch_size, max_examples, iou, progress)
     else:
         raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
@@ -287,14 +300,13 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
     """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL)."""
     from smplr_tf import runs
     from smplr_tf.stages.e2e import assemble_pipeline
-    from smplr_tf.stages.points import smpl_layer_from
 
     pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
     fl = runs.flags_dict(runs.read_flags(shn_run))
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError("no --data given and the hourglass run has no --data_dir")
-    evals = _eval_pipeline(pipe, smpl_layer_from(runs.read_flags(psi_run)), int(fl.get("input_size", 256)),
+    evals = _eval_pipeline(pipe, pipe.smpl, image_input_size(pipe, fl),
                            data_dir, split, batch_size, max_examples, iou, progress)
     return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
             "data": data_dir, "split": split, "evaluations": evals}
@@ -336,8 +348,6 @@ def _gt_body(smpl, batch):
 
 def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou, progress):
     from smplr_tf.stages.points import smpl_layer_from
-
-    from smplr_tf import runs  # noqa: F401
 
     need_smpl = stage != "dae"
     ds = eval_dataset(data_dir, split, batch_size, inputs.input_size, inputs.needs_images, max_examples,

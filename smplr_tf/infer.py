@@ -115,14 +115,18 @@ def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_r
         if stage != "e2e":
             raise InferError(f"--run_dir={run_dir} is a '{stage}' run; infer needs the whole pipeline: an e2e run, "
                              f"or --shn_run --dae_run --psi_run --omega_run")
-        return model, int(fl.get("input_size", 256)), np.asarray(model.smpl.faces)
+        from smplr_tf.evaluate import image_input_size
+
+        return model, image_input_size(model, fl), np.asarray(model.smpl.faces)
     if not all([shn_run, dae_run, psi_run, omega_run]):
         raise InferError("give --run_dir=<an e2e run>, or all four of --shn_run --dae_run --psi_run --omega_run")
     from smplr_tf.stages.e2e import assemble_pipeline
 
     pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
+    from smplr_tf.evaluate import image_input_size
+
     fl = runs.flags_dict(runs.read_flags(shn_run))
-    return pipe, int(fl.get("input_size", 256)), np.asarray(pipe.smpl.faces)
+    return pipe, image_input_size(pipe, fl), np.asarray(pipe.smpl.faces)
 
 
 def nearest_rotations(m: np.ndarray) -> np.ndarray:
