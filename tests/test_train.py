@@ -32,7 +32,8 @@ def _env():
 def _cfg(**kw):
     from smplr_tf import runs
 
-    base = dict(verbose=0, tb_images=0, baseline_batches=4, seed=0, bn_momentum=0.9)
+    # deterministic=False: op determinism is process-wide and would leak into other tests of the session
+    base = dict(verbose=0, tb_images=0, baseline_batches=4, seed=0, bn_momentum=0.9, deterministic=False)
     base.update(kw)
     return runs.flag_values(**base)
 
