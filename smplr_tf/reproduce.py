@@ -302,6 +302,8 @@ class QuickStep:
 QUICK_STEPS = (
     QuickStep("SHN (volumetric hourglass)", "shn", "shn"),
     QuickStep("AlexNet baseline", "alexnet", "alexnet"),
+    QuickStep("SHN_nL (joints only)", "shn_nl", "shn_nl"),
+    QuickStep("SHN^final (limb heatmaps + augmentation)", "shn_final", "shn_final"),
     # The paper's DAE_noise (trained on ground truth + noise), tested on SHN estimations: its DAE_SHN row
     # (Sec. 4.4.2: 61.7 vs 61.9 mm, the same).
     QuickStep("DAE (ground truth + noise)", "dae", "dae_shn"),
@@ -316,6 +318,8 @@ QUICK_STEPS = (
 QUICK_EVALS = (
     ("alexnet", "alexnet", ()),
     ("shn", "shn", ()),
+    ("shn_nl", "shn_nl", ()),
+    ("shn_final", "shn_final", ()),
     ("dae_shn (DAE trained on noise, fed SHN)", "dae_shn", ("--eval_input=run", "--eval_input_run={shn}")),
     ("psi (fed SHN)", "psi", ("--eval_input=run", "--eval_input_run={shn}")),
     ("omega (fed SHN)", "omega", ("--eval_input=run", "--eval_input_run={shn}")),

@@ -97,7 +97,8 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     # Later steps get the earlier runs.
     e2e = " ".join(trains[-1])
     assert f"--omega_run={quick}/table1/omega_smpl" in e2e and f"--shn_run={quick}/table1/shn" in e2e
-    assert f"--init_from={quick}/table1/omega" in " ".join(trains[5])
+    smpl_step = [i for i, st in enumerate(reproduce.QUICK_STEPS) if st.run == "omega_smpl"][0]
+    assert f"--init_from={quick}/table1/omega" in " ".join(trains[smpl_step])
     n_first = len(calls)
     assert n_first == 2 + len(reproduce.QUICK_STEPS) + len(reproduce.QUICK_EVALS) + 1
 
