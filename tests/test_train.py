@@ -266,3 +266,41 @@ def test_two_workers_train_one_model_on_their_own_shards(tmp_path, records):
 def state_finished(run_dir):
     with open(os.path.join(run_dir, "run.json")) as f:
         return json.load(f)["finished"] is True
+
+
+def test_run_dir_round_trip_and_resume_guard(tmp_path):
+    """load_model_from_run rebuilds the trained network; --init_from starts from it; an unfinished run refuses
+    other flags; --overwrite starts again."""
+    import tensorflow as tf
+
+    from smplr_tf import runs, train
+
+    kw = dict(stage="dae", epochs=1, steps_per_epoch=3, batch_size=32, num_train_samples=256, num_val_samples=64,
+              dae_hidden=32, dae_bottleneck=16, tb_hparams=False)
+    a = str(tmp_path / "a")
+    train.train(_cfg(run_dir=a, **kw))
+    stage, net, fl = runs.load_model_from_run(a)
+    assert stage == "dae" and fl["dae_hidden"] == 32
+    x = tf.random.stateless_uniform([4, 41, 3], seed=[1, 2])
+    trained = runs.build_network(runs.read_flags(a))
+    trained.load_weights(os.path.join(a, "final.weights.h5"))
+    np.testing.assert_allclose(net(x, training=False), trained(x, training=False), atol=1e-6)
+    assert json.load(open(os.path.join(a, "run.json")))["final"]["val_mpjpe_mm"] > 0
+
+    # --init_from: the new run starts from a's weights (lr 0: nothing moves, the BN statistics aside)
+    b = str(tmp_path / "b")
+    train.train(_cfg(run_dir=b, init_from=a, lr=0.0, **kw))
+    _, net_b, _ = runs.load_model_from_run(b)
+    for wa, wb in zip(net.trainable_weights, net_b.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
+
+    # an unfinished run refuses other flags, and --overwrite starts again
+    c = str(tmp_path / "c")
+    runs.prepare_run_dir(c, _cfg(run_dir=c, **kw))
+    with pytest.raises(runs.RunError, match="dae_hidden"):
+        runs.prepare_run_dir(c, _cfg(run_dir=c, **dict(kw, dae_hidden=64)))
+    assert runs.prepare_run_dir(c, _cfg(run_dir=c, **kw)) == "resume"
+    with pytest.raises(runs.RunError, match="Refusing to overwrite"):
+        train.train(_cfg(run_dir=a, **kw))
+    assert runs.prepare_run_dir(a, _cfg(run_dir=a, overwrite=True, **kw)) == "new"
+    assert not os.path.exists(os.path.join(a, "final.weights.h5"))
