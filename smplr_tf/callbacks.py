@@ -123,6 +123,8 @@ def skeleton_panel(image, pred_points, true_points, pred_heatmap=None, true_heat
     from smplr_tf.render import draw_skeleton
 
     img = display_image(image)
+    if img.shape[0] < 256:  # draw small crops (quick runs: 64 px) at 256 px so that skeletons are readable
+        img = cv2.resize(img, (256, 256), interpolation=cv2.INTER_LINEAR)
     s = img.shape[0]
     parents = skeleton_parents(np.asarray(true_points).shape[0])
     for pts, color in ((true_points, (0, 255, 0)), (pred_points, (255, 0, 0))):
