@@ -1,6 +1,7 @@
 """Rebuild the paper's Tables 1-4 from evaluated runs, our numbers beside the published ones.
 
     python -m smplr_tf.reproduce --tables=1,2,3,4 --runs_dir=runs/ [--format=markdown|json] [--output=FILE]
+    python -m smplr_tf.reproduce --evaluate --tables=1,2,3,4 --runs_dir=runs/   # evaluate what is trained, then print
     python -m smplr_tf.reproduce --quick [--runs_dir=runs/quick]
 
 Each table row reads the ``metrics.json`` (written by :mod:`smplr_tf.evaluate`) of one run directory,
@@ -63,20 +64,20 @@ TABLE2_SPECS = {
         "all": RowSpec("table2/all", "all"),
         "all_proc": RowSpec("table2/all", "all_proc"),
         "shn_final": RowSpec("table2/shn_final", "points"),
-        "shn_final_e2e": RowSpec("table2/shn_final_e2e", "points"),
+        "shn_final_e2e": RowSpec("table2/shn_e2e_final", "points"),
     },
     "estimated_crop": {
         "all": RowSpec("table2/all_estcrop", "all"),
         "all_proc": RowSpec("table2/all_estcrop", "all_proc"),
         "shn_final": RowSpec("table2/shn_final_estcrop", "points"),
-        "shn_final_e2e": RowSpec("table2/shn_final_e2e_estcrop", "points"),
+        "shn_final_e2e": RowSpec("table2/shn_e2e_final_estcrop", "points"),
     },
 }
 
 # Table 3 (SURREAL test, protocol 1): surface and joints.
 TABLE3_SPECS = {
     "shn_final": RowSpec("table3/shn_final", "points"),
-    "shn_final_e2e": RowSpec("table3/shn_final_e2e", "points"),
+    "shn_final_e2e": RowSpec("table3/shn_e2e_final", "points"),
     "all": RowSpec("table3/all", "all"),
     "all_proc": RowSpec("table3/all", "all_proc"),
 }
@@ -462,6 +463,79 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
     return text
 
 
+# ----------------------------------------------------------------------------------------------- --evaluate
+
+# What `reproduce --evaluate` runs for each table: (metrics dir, "run" | "pipeline", runs, split, extra args).
+# Run names follow flags/table*/ (E's flagfiles). Psi / Omega are tested on SHN estimations (Table 1, Sec.
+# 4.4.3); DAE rows use what they were trained on (their --input_run). ALL uses DAE_SHN (else DAE_noise).
+def evaluation_plan(runs_dir: str, tables=(1, 2, 3, 4)):
+    j = lambda *p: os.path.join(runs_dir, *p)  # noqa: E731
+    plan = []
+    if 1 in tables:
+        for row in ("alexnet", "shn_nl", "shn", "shn_final", "shn_e2e", "dae_alexnet", "dae_shn", "dae_shn_2d"):
+            plan.append((j("table1", row), "run", (j("table1", row),), "val", ()))
+        for row in ("psi", "omega", "omega_smpl"):
+            plan.append((j("table1", row), "run", (j("table1", row),), "val",
+                         ("--eval_input=run", f"--eval_input_run={j('table1', 'shn')}")))
+        dae = j("table1", "dae_shn") if os.path.isdir(j("table1", "dae_shn")) else j("table1", "dae_noise")
+        plan.append((j("table1", "all"), "pipeline",
+                     (j("table1", "shn"), dae, j("table1", "psi"), j("table1", "omega_smpl")), "val", ()))
+    for t, name in ((2, "table2"), (3, "table3")):
+        if t in tables or 4 in tables:
+            if t in tables:
+                for row in ("shn_final", "shn_e2e_final"):
+                    plan.append((j(name, row), "run", (j(name, row),), "test", ()))
+            comps = (j(name, "shn_final"), j(name, "dae"), j(name, "psi"), j(name, "omega_smpl"))
+            plan.append((j(name, "all"), "pipeline", comps, "test", ()))
+    return plan
+
+
+def _up_to_date(out_dir: str, inputs) -> bool:
+    m = os.path.join(out_dir, METRICS_NAME)
+    if not os.path.exists(m):
+        return False
+    newest = 0.0
+    for r in inputs:
+        for f in ("final.weights.h5",):
+            p = os.path.join(r, f)
+            if os.path.exists(p):
+                newest = max(newest, os.path.getmtime(p))
+    return os.path.getmtime(m) >= newest
+
+
+def evaluate_all(runs_dir: str, tables=(1, 2, 3, 4), log_path: str | None = None) -> list:
+    """Evaluate every trained run of the tables that has no up-to-date metrics.json (see evaluation_plan);
+    runs that do not exist are skipped. Table 4 reads the ALL pipelines of Tables 3 (SURREAL) and 2
+    (Human3.6M): their metrics are copied to table4/surreal and table4/h36m. Returns the commands run."""
+    py = sys.executable
+    log_path = log_path or os.path.join(runs_dir, "evaluate.log")
+    os.makedirs(runs_dir, exist_ok=True)
+    done = []
+    plan = evaluation_plan(runs_dir, tables)
+    for k, (out_dir, kind, inputs, split, extra) in enumerate(plan, 1):
+        missing = [r for r in inputs if not os.path.isdir(r)]
+        if missing:
+            _log(f"[{k}/{len(plan)}] {out_dir}: not run ({', '.join(missing)} missing)")
+            continue
+        if _up_to_date(out_dir, inputs):
+            _log(f"[{k}/{len(plan)}] {out_dir}: evaluated already")
+            continue
+        if kind == "run":
+            cmd = [py, "-m", "smplr_tf.evaluate", f"--run_dir={inputs[0]}", f"--eval_split={split}", *extra]
+        else:
+            cmd = [py, "-m", "smplr_tf.evaluate", *(f"--{n}_run={r}" for n, r in zip(("shn", "dae", "psi", "omega"),
+                                                                                   inputs)),
+                   f"--eval_split={split}", f"--output_dir={out_dir}", *extra]
+        _run(cmd, f"[{k}/{len(plan)}] evaluate {os.path.relpath(out_dir, runs_dir)}", log_path)
+        done.append(cmd)
+    for src, dst in (("table3", "surreal"), ("table2", "h36m")):
+        m = os.path.join(runs_dir, src, "all", METRICS_NAME)
+        if 4 in tables and os.path.exists(m):
+            os.makedirs(os.path.join(runs_dir, "table4", dst), exist_ok=True)
+            shutil.copyfile(m, os.path.join(runs_dir, "table4", dst, METRICS_NAME))
+    return done
+
+
 def main(argv):
     del argv
     from smplr_tf.flags import FLAGS
@@ -471,6 +545,8 @@ def main(argv):
                   fmt=FLAGS.format, output=FLAGS.output or None,
                   train_examples=FLAGS.quick_examples or QUICK_TRAIN_EXAMPLES, smpl_dir=FLAGS.smpl_dir)
         return
+    if FLAGS.evaluate:
+        evaluate_all(FLAGS.runs_dir, parse_tables(FLAGS.tables))
     print_tables(FLAGS.runs_dir, parse_tables(FLAGS.tables), FLAGS.format, FLAGS.output or None)
 
 

@@ -120,3 +120,34 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
 def test_quick_names_missing_flagfiles(tmp_path):
     with pytest.raises(FileNotFoundError, match="shn.cfg"):
         reproduce.run_quick(str(tmp_path / "q"), flags_dir=str(tmp_path))
+
+
+def test_evaluate_all_runs_what_exists_once(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for rel in ("table1/shn", "table1/psi", "table1/dae_noise", "table1/omega_smpl", "table3/shn_final"):
+        (runs / rel).mkdir(parents=True)
+        (runs / rel / "final.weights.h5").write_text("w")
+    calls = []
+
+    def fake_run(cmd, desc, log_path):
+        calls.append(" ".join(cmd))
+        out = next(c.split("=", 1)[1] for c in cmd if c.startswith(("--output_dir=", "--run_dir=")))
+        if any(c.startswith("--output_dir=") for c in cmd):
+            out = next(c.split("=", 1)[1] for c in cmd if c.startswith("--output_dir="))
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump({"evaluations": {}}, f)
+
+    monkeypatch.setattr(reproduce, "_run", fake_run)
+    reproduce.evaluate_all(str(runs), (1, 2, 3, 4))
+    joined = "\n".join(calls)
+    assert f"--run_dir={runs}/table1/shn --eval_split=val" in joined
+    assert f"--run_dir={runs}/table1/psi --eval_split=val --eval_input=run --eval_input_run={runs}/table1/shn" in joined
+    # ALL falls back to DAE_noise when there is no DAE_SHN run.
+    assert f"--dae_run={runs}/table1/dae_noise" in joined and f"--output_dir={runs}/table1/all" in joined
+    assert f"--run_dir={runs}/table3/shn_final --eval_split=test" in joined
+    assert "table1/alexnet" not in joined and "table3/all" not in joined  # not trained: skipped
+    assert len(calls) == 5  # shn, psi, omega_smpl, the ALL pipeline, table3 shn_final
+    calls.clear()
+    reproduce.evaluate_all(str(runs), (1, 2, 3, 4))
+    assert calls == []  # all up to date
