@@ -330,7 +330,7 @@ QUICK_EVALS = (
 
 
 def _log(msg: str) -> None:
-    print(f"[quick {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def _run(cmd, desc: str, log_path: str) -> None:
