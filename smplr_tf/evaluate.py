@@ -81,12 +81,14 @@ def image_input_size(model, fl: dict) -> int:
 # ------------------------------------------------------------------------------------------------ data
 
 def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 256, with_images: bool = True,
-                 max_examples: int = 0, require_smpl: bool = False):
+                 max_examples: int = 0, require_smpl: bool = False, require_3d: bool = True):
     """Records -> batches of dicts (numpy-able tensors), in record order, no augmentation.
 
     Keys: ``image`` (B,S,S,3) standardised as in training (only with_images), ``points`` (B,41,3) root-relative
     metres, ``pose`` (B,72), ``betas`` (B,10), ``gender`` (B,), ``root`` (B,3) camera-frame pelvis,
-    ``intrinsics`` (B,3,3), ``mask`` (B,256,256) bool, ``has_smpl``, ``has_mask``, ``has_landmarks`` (B,).
+    ``intrinsics`` (B,3,3), ``mask`` (B,256,256) bool, ``has_smpl``, ``has_mask``, ``has_landmarks``, ``has_3d``
+    (B,). require_3d: keep only records with true 3D (has_3d); pipelines keep all (UP-3D has SMPL fits and
+    masks but has_3d = 0) and score points only where has_3d.
     """
     import tensorflow as tf
 
@@ -117,7 +119,8 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
         return out
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda d: d["has_3d"] > 0)
+    if require_3d:
+        ds = ds.filter(lambda d: d["has_3d"] > 0)
     if require_smpl:
         ds = ds.filter(lambda d: d["has_smpl"] > 0)
     if max_examples:
@@ -149,9 +152,14 @@ class MeshEval:
         self.do_iou = iou and faces is not None
 
     def update(self, pred_points, gt_points, pred_verts_rel=None, gt_verts_rel=None, surface_ok=None,
-               pred_gender=None, gt_gender=None, gender_ok=None, root=None, K=None, mask=None, has_mask=None):
-        """pred_verts_rel / gt_verts_rel: (B,V,3) relative to each mesh's own pelvis (metres)."""
-        self.points.update(pred_points, gt_points)
+               pred_gender=None, gt_gender=None, gender_ok=None, root=None, K=None, mask=None, has_mask=None,
+               points_ok=None):
+        """pred_verts_rel / gt_verts_rel: (B,V,3) relative to each mesh's own pelvis (metres); *_ok (B,) bool:
+        which samples count for that metric (None: all)."""
+        if points_ok is None:
+            self.points.update(pred_points, gt_points)
+        elif np.any(points_ok):
+            self.points.update(np.asarray(pred_points)[points_ok], np.asarray(gt_points)[points_ok])
         if pred_verts_rel is not None and gt_verts_rel is not None:
             e = metrics.surface_errors(pred_verts_rel, np.zeros((len(pred_verts_rel), 3)), gt_verts_rel,
                                        np.zeros((len(gt_verts_rel), 3)))
@@ -394,21 +402,23 @@ def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max
 
 
 def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress):
-    ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples)
+    ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples, require_3d=False)
     acc = {"points": metrics.PointMetrics(), "dae": metrics.PointMetrics()}
     mesh = {"all": MeshEval(smpl.faces, iou), "all_proc": MeshEval(smpl.faces, iou)}
     for batch in _progress(ds, "evaluating pipeline", progress):
         out = pipe(batch["image"], training=False)
         gt = _np(batch["points"])
-        acc["points"].update(_np(out["points"]), gt)
-        acc["dae"].update(_np(out["dae_points"]), gt)
+        has3d = _np(batch["has_3d"]) > 0
+        if has3d.any():
+            acc["points"].update(_np(out["points"])[has3d], gt[has3d])
+            acc["dae"].update(_np(out["dae_points"])[has3d], gt[has3d])
         gt_verts, ok, _ = _gt_body(smpl, batch)
         joints = _np(out["joints"])
         verts_rel = _np(out["vertices"]) - joints[:, :1]
         smpl_pts = _np(out["smpl_points"])
         common = dict(pred_gender=_np(out["gender"]), gt_gender=_np(batch["gender"]), gender_ok=ok,
                       root=_np(batch["root"]), K=_np(batch["intrinsics"]), mask=_np(batch["mask"]),
-                      has_mask=_np(batch["has_mask"]) > 0)
+                      has_mask=_np(batch["has_mask"]) > 0, points_ok=has3d)
         mesh["all"].update(smpl_pts, gt, verts_rel, gt_verts, ok, **common)
         p_pts, p_verts = metrics.all_proc(smpl_pts, _np(out["dae_points"]), _np(out["vertices"]), joints[:, 0])
         mesh["all_proc"].update(p_pts, gt, p_verts, gt_verts, ok, **common)

@@ -174,3 +174,19 @@ def test_cli_errors_are_clear(tiny):
     finally:
         FLAGS.unparse_flags()
     del absl_flags
+
+
+def test_mesh_eval_scores_points_only_where_3d_is_true():
+    # UP-3D-like records: masks and SMPL fits but has_3d = 0: IoU counts, point errors do not.
+    verts = np.array([[[-0.2, -0.2, 0.0], [0.2, -0.2, 0.0], [0.2, 0.2, 0.0], [-0.2, 0.2, 0.0]]] * 2)
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    K = np.tile(np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]), (2, 1, 1))
+    mask = np.zeros((2, 64, 64), bool)
+    mask[:, 22:42, 22:42] = True
+    pts = np.zeros((2, 41, 3))
+    acc = evaluate.MeshEval(faces)
+    acc.update(pts + 0.01, pts, verts, verts, root=np.array([[0, 0, 2.0]] * 2), K=K, mask=mask,
+               has_mask=np.array([True, True]), points_ok=np.array([False, True]))
+    res = acc.result()
+    assert res["count"] == 1 and res["iou_count"] == 2 and res["iou"] > 0.85
+    assert res["surface_mm"] == pytest.approx(0.0)
