@@ -17,18 +17,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
-flags.DEFINE_string("data_dir", None, "Records directory (default: write a small random set to a temp dir).")
-flags.DEFINE_string("split", "train", "Split to read.")
-flags.DEFINE_integer("batch_size", 6, "Batch size (the paper's hourglass batch).")
-flags.DEFINE_integer("num_batches", 40, "Batches timed per variant (after warm-up).")
-flags.DEFINE_integer("warmup", 5, "Batches read before timing.")
-flags.DEFINE_integer("num_examples", 120, "Examples written when no --data_dir is given.")
-flags.DEFINE_list("variants", ["full_f32", "full_f16", "full_bf16", "on_device", "no_augment"],
-                  "Variants to time.")
-flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
-FLAGS = flags.FLAGS
+from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
+
+FLAGS = smplr_flags.FLAGS  # --batch_size: default 6 here (the paper's hourglass batch), see TOOL_DEFAULTS
 
 
 def write_random_records(data_dir: str, split: str, n: int, shards: int = 2, seed: int = 0) -> None:
@@ -102,6 +95,7 @@ def time_variant(data_dir, split, batch_size, num_batches, warmup, **kw):
 
 def main(argv):
     del argv
+    smplr_flags.use_tool_flags("input_pipeline")
     import tensorflow as tf
 
     variants = {
@@ -112,7 +106,7 @@ def main(argv):
         "no_augment": dict(augment=False),
     }
     tmp = None
-    data_dir = FLAGS.data_dir
+    data_dir = FLAGS.data_dir or None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory()
         data_dir = tmp.name
@@ -153,4 +147,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    smplr_flags.prepare_tool("input_pipeline")
     app.run(main)

@@ -21,13 +21,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
-flags.DEFINE_integer("num", 40, "Images per measurement.")
-flags.DEFINE_string("smpl_dir", None, "Body model folder (default: the free body model).")
-flags.DEFINE_bool("json", False, "Print one JSON object instead of text.")
-flags.DEFINE_bool("painter", True, "Also time the painter's-algorithm reference.")
-FLAGS = flags.FLAGS
+from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
+
+FLAGS = smplr_flags.FLAGS  # --num: default 40 here (images per measurement), see TOOL_DEFAULTS
 
 
 def painter(verts, faces, K, size, colors):
@@ -78,6 +76,7 @@ def _rate(res, key, fn, items):
 
 def main(argv):
     del argv
+    smplr_flags.use_tool_flags("render_speed")
     import cv2
 
     cv2.setNumThreads(1)
@@ -85,7 +84,7 @@ def main(argv):
     from smplr_tf.synth import appearance, generate
 
     n = FLAGS.num
-    source = generate.BodySource(FLAGS.smpl_dir, batch_size=32)
+    source = generate.BodySource(FLAGS.smpl_dir or None, batch_size=32)
     jobs = []
     for s in range(0, n, 32):
         jobs += source.jobs(0, "bench", range(s, min(s + 32, n)))
@@ -125,4 +124,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    smplr_flags.prepare_tool("render_speed")
     app.run(main)

@@ -23,20 +23,13 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-FLAGS = flags.FLAGS
-flags.DEFINE_boolean("json", False, "Print one JSON object instead of a table.")
-flags.DEFINE_string("smpl_dir", None, "Directory with SMPL model files (default: the free model).")
-flags.DEFINE_string("gender", "female", "Gender of the model file to time.")
-flags.DEFINE_list("batch_sizes", ["1", "64", "256"], "Batch sizes.")
-flags.DEFINE_integer("repeats", 20, "Timed calls per figure (batch >= 256 uses a quarter, at least 5).")
-flags.DEFINE_string("smplx_python", os.environ.get("SMPLX_PYTHON"),
-                    "Python interpreter with torch + smplx for the smplx reference (default: this one, if it has "
-                    "them; env SMPLX_PYTHON).")
-flags.DEFINE_boolean("random_model", False, "Time a random model with SMPL's exact sizes instead of a file.")
+from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
+
+FLAGS = smplr_flags.FLAGS
 
 _SMPLX_SNIPPET = r"""
 import json, sys, time
@@ -94,6 +87,7 @@ def _inputs(b: int):
 
 def main(argv):
     del argv
+    smplr_flags.use_tool_flags("smpl_speed")
     import tensorflow as tf
 
     from smplr_tf.body import model_io, testing
@@ -106,7 +100,7 @@ def main(argv):
                  for i, g in enumerate(("female", "male"))}
         source = "random model, SMPL sizes"
     else:
-        files = model_io.find_model_files(FLAGS.smpl_dir)
+        files = model_io.find_model_files(FLAGS.smpl_dir or None)
         source = FLAGS.smpl_dir or "free model"
     data = {g: model_io.load_model_file(p, gender=g) for g, p in files.items()}
     gender = FLAGS.gender
@@ -201,4 +195,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    smplr_flags.prepare_tool("smpl_speed")
     app.run(main)

@@ -22,7 +22,6 @@ float32 square matrix products (1024, 2048, 3072), run with all threads.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -422,20 +421,14 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--small", action="store_true", help="tiny models and batches: a quick look")
-    ap.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    ap.add_argument("--modules", default=",".join(MODULES), help=f"subset of {','.join(MODULES)}")
-    ap.add_argument("--phases", default="train,test")
-    ap.add_argument("--xla", action="store_true", help="jit_compile the training steps too (test steps are "
-                    "always timed with and without XLA)")
-    ap.add_argument("--no_bf16", action="store_true", help="skip the bfloat16 test rows")
-    ap.add_argument("--repeats", type=int, default=None, help="timed steps per row (default 20, small 5)")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--budget_s", type=float, default=30.0, help="stop repeating a row after this many seconds")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+def main(argv):
+    del argv
+    from absl import app
+
+    from smplr_tf import flags as smplr_flags  # the flags: section "benchmarks" (+ the shared --xla)
+
+    smplr_flags.use_tool_flags("timing")
+    a = smplr_flags.FLAGS
     repeats = a.repeats or (5 if a.small else 20)
     phases = tuple(a.phases.split(","))
 
@@ -458,7 +451,7 @@ def main(argv=None):
     mods = [m.strip() for m in a.modules.split(",") if m.strip()]
     for m in mods:
         if m not in MODULES:
-            ap.error(f"--modules: unknown {m!r}; choose from {','.join(MODULES)}")
+            raise app.UsageError(f"--modules: unknown {m!r}; choose from {','.join(MODULES)}")
     for m in mods:
         if not a.json:
             print(f"[timing] {LABELS[m]} ...", file=sys.stderr, flush=True)
@@ -482,4 +475,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from absl import app
+
+    from smplr_tf import flags as smplr_flags
+
+    smplr_flags.prepare_tool("timing")
+    app.run(main)

@@ -1,7 +1,7 @@
 """Helpers shared by the dataset converters (convert_surreal / convert_h36m / convert_up3d / subsample).
 
-* :func:`define_converter_flags`: the flags every converter takes (--root, --out_dir, --split, --smpl_dir,
-  --examples_per_shard, --max_examples).
+* The converters' flags (--root, --out_dir, --split, --smpl_dir, --examples_per_shard, --max_examples, ...) are
+  defined in :mod:`smplr_tf.flags` ("records tools" section; ``TOOL_FLAGS`` lists each converter's).
 * :class:`BodyModel`: our SMPL layer on numpy batches (joints and landmarks of given pose / betas / gender).
 * Rotations on numpy batches (axis-angle <-> matrices, via scipy's Rotation, robust near pi).
 * :func:`crop_example`: the paper's crop of one source frame and the schema dict of one example.
@@ -31,21 +31,6 @@ from smplr_tf.data import schema  # noqa: E402
 log = logging.getLogger("smplr_tf.convert")
 
 GENDER_NAMES = ("female", "male", "neutral")  # index = schema gender code
-
-
-# ------------------------------------------------------------------------------------------------ flags
-def define_converter_flags(default_split: str, root_help: str) -> None:
-    """Define the flags shared by every converter (absl; call once at import of the converter module)."""
-    from absl import flags
-
-    flags.DEFINE_string("root", None, root_help)
-    flags.DEFINE_string("out_dir", None, "Output records directory (shards + manifest.json).")
-    flags.DEFINE_string("split", default_split, "Which split to convert.")
-    flags.DEFINE_string("smpl_dir", None,
-                        "Directory with the official SMPL model files (basicModel_{f,m}_lbs_10_207_0_v1.0.0.pkl, "
-                        "SMPL_{FEMALE,MALE,NEUTRAL}.pkl or .npz). Needed for landmarks of official-SMPL data.")
-    flags.DEFINE_integer("examples_per_shard", 2000, "Examples per output shard.")
-    flags.DEFINE_integer("max_examples", 0, "Stop after this many examples (0 = all).")
 
 
 # -------------------------------------------------------------------------------------------- rotations

@@ -393,29 +393,27 @@ def _smpl_order_2d(proj):
 
 
 def main(argv):
-    from absl import flags
+    from smplr_tf import flags as smplr_flags
 
-    F = flags.FLAGS
+    smplr_flags.use_tool_flags("convert_h36m")
+    F = smplr_flags.FLAGS
     for name in ("root", "out_dir"):
         if not getattr(F, name):
             raise SystemExit(f"--{name} is required")
     if F.split not in SPLIT_SUBJECTS:
         raise SystemExit(f"--split must be one of {tuple(SPLIT_SUBJECTS)}")
     subjects = [s.strip() for s in F.subjects.split(",")] if F.subjects else None
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.fits_dir, F.cameras, F.examples_per_shard,
-                    F.max_examples, F.every, subjects)
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.fits_dir or None, F.cameras or None,
+                    F.examples_per_shard, F.max_examples, F.every, subjects)
     print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits), "
           f"{stats['written']} examples written to {F.out_dir}")
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import app
 
-    _common.define_converter_flags("train", "Human3.6M root (holding S1, S5, ... and metadata.xml).")
-    flags.DEFINE_string("fits_dir", None, "SMPL fits: <fits_dir>/<subject>/<action>.npz (pose, trans, betas, "
-                                          "gender; see the module docstring).")
-    flags.DEFINE_string("cameras", None, "metadata.xml or cameras.h5 (default: found in --root).")
-    flags.DEFINE_integer("every", 5, "Keep every n-th frame (paper: 5).")
-    flags.DEFINE_string("subjects", None, "Comma-separated subjects overriding the split's (e.g. S9).")
+    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
+
+    smplr_flags.prepare_tool("convert_h36m")
     logging.basicConfig(level=logging.INFO)
     app.run(main)

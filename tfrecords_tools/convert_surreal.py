@@ -254,25 +254,26 @@ def _convert_clip(info_path, body, out, stats, max_examples, min_motion, sio):
 
 
 def main(argv):
-    from absl import flags
+    from smplr_tf import flags as smplr_flags
 
-    F = flags.FLAGS
+    smplr_flags.use_tool_flags("convert_surreal")
+    F = smplr_flags.FLAGS
     for name in ("root", "out_dir"):
         if not getattr(F, name):
             raise SystemExit(f"--{name} is required")
     if F.split not in SPLITS:
         raise SystemExit(f"--split must be one of {SPLITS}")
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_examples,
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_examples,
                     F.min_motion_cm / 100.0)
     print(f"surreal {F.split}: {stats['clips']} clips, {stats['frames_total']} frames, "
           f"{stats['frames_sampled']} sampled, {stats['written']} written to {F.out_dir}")
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import app
 
-    _common.define_converter_flags("train", "SURREAL data folder (holding cmu/).")
-    flags.DEFINE_float("min_motion_cm", 5.0, "Paper's sampling: skip a frame whose mean joint distance to the "
-                                             "last kept frame is below this (0 = keep every frame).")
+    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
+
+    smplr_flags.prepare_tool("convert_surreal")
     logging.basicConfig(level=logging.INFO)
     app.run(main)

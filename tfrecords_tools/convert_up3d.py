@@ -191,21 +191,24 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
 
 
 def main(argv):
-    from absl import flags
+    from smplr_tf import flags as smplr_flags
 
-    F = flags.FLAGS
+    smplr_flags.use_tool_flags("convert_up3d")
+    F = smplr_flags.FLAGS
     for name in ("root", "out_dir", "smpl_dir"):
         if not getattr(F, name):
             raise SystemExit(f"--{name} is required (--smpl_dir: the official neutral SMPL model)")
     if F.split not in SPLITS:
         raise SystemExit(f"--split must be one of {SPLITS}")
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_examples)
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_examples)
     print(f"up3d {F.split}: {stats['written']} examples written to {F.out_dir}")
 
 
 if __name__ == "__main__":
     from absl import app
 
-    _common.define_converter_flags("train", "UP-3D folder (%05d_image.png, ..., train.txt).")
+    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
+
+    smplr_flags.prepare_tool("convert_up3d")
     logging.basicConfig(level=logging.INFO)
     app.run(main)

@@ -16,16 +16,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app  # noqa: E402
 
-flags.DEFINE_string("data_dir", None, "Records directory (with manifest.json).")
-flags.DEFINE_list("split", None, "Split(s) to inspect; default: every split in the manifest.")
-flags.DEFINE_string("png", None, "Write a grid of examples to this PNG.")
-flags.DEFINE_integer("num", 16, "Number of examples in the PNG.")
-flags.DEFINE_integer("max_errors", 20, "Errors (and warnings) printed per split (all are counted).")
-flags.DEFINE_bool("strict", False, "Treat warnings (2D points that are not the pinhole projection of the 3D "
-                  "points, e.g. lens distortion kept in a converter's 2D) as errors.")
-FLAGS = flags.FLAGS
+from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "records tools"; absl only)
+
+FLAGS = smplr_flags.FLAGS
 
 REPROJECTION_TOL_PX = 1.0  # 2D vs projected 3D: a larger gap is reported as a warning (--strict: an error)
 
@@ -216,12 +211,13 @@ def write_grid(examples, path: str) -> None:
 
 def main(argv):
     del argv
+    smplr_flags.use_tool_flags("inspect_records")
     from smplr_tf.data import schema
 
     if not FLAGS.data_dir:
         raise app.UsageError("--data_dir is required")
     man = schema.read_manifest(FLAGS.data_dir)
-    splits = FLAGS.split or sorted(man.get("splits", {}))
+    splits = [s.strip() for s in FLAGS.split.split(",") if s.strip()] or sorted(man.get("splits", {}))
     print(f"{FLAGS.data_dir}: schema v{man['schema_version']}, dataset={man.get('dataset')}, "
           f"splits={ {s: man['splits'][s]['num_examples'] for s in man.get('splits', {})} }")
     if man.get("body_model"):
@@ -252,4 +248,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    smplr_flags.prepare_tool("inspect_records")
     app.run(main)

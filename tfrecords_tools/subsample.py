@@ -193,9 +193,10 @@ def subsample_records(in_dir: str, out_dir: str, split: str, threshold: float = 
 
 
 def main(argv):
-    from absl import flags
+    from smplr_tf import flags as smplr_flags
 
-    F = flags.FLAGS
+    smplr_flags.use_tool_flags("subsample")
+    F = smplr_flags.FLAGS
     if F.benchmark:
         x = synthetic_frames(F.benchmark)
         x = x - x[:, :1]
@@ -222,14 +223,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import app
 
-    flags.DEFINE_string("in_dir", None, "Input records directory.")
-    flags.DEFINE_string("out_dir", None, "Output records directory.")
-    flags.DEFINE_string("split", "train", "Split to subsample.")
-    flags.DEFINE_float("threshold_mm", 150.0, "Minimum max-joint displacement to every kept frame (paper: 150).")
-    flags.DEFINE_boolean("relative", True, "Compare root-relative joints (default) instead of camera-frame ones.")
-    flags.DEFINE_integer("examples_per_shard", 2000, "Examples per output shard.")
-    flags.DEFINE_integer("benchmark", 0, "Instead: time the selection on this many synthetic frames.")
-    flags.DEFINE_boolean("json", False, "Benchmark: print JSON.")
+    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
+
+    smplr_flags.prepare_tool("subsample")
     app.run(main)
