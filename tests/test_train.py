@@ -87,7 +87,7 @@ def test_dae_lowers_noisy_input_error(tmp_path):
 def test_psi_recovers_shape_from_gt_points(tmp_path):
     from smplr_tf import train
 
-    cfg = _cfg(stage="smplr_shape", run_dir=str(tmp_path / "psi"), dae_input="gt", epochs=10, steps_per_epoch=25,
+    cfg = _cfg(stage="smplr_shape", run_dir=str(tmp_path / "psi"), dae_input="gt", epochs=6, steps_per_epoch=25,
                batch_size=128, num_train_samples=4096, num_val_samples=512, smplr_trunk=["256", "256", "128"],
                smplr_head=64, lr=2e-3)
     f = train.train(cfg)["final"]
@@ -154,7 +154,7 @@ def test_kill_minus_9_resumes_losing_at_most_one_epoch(tmp_path):
     p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while len(_epochs_logged(run_dir)) < 3 and time.time() < deadline and p.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert p.poll() is None, "the run ended before it could be killed"
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

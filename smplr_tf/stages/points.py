@@ -192,6 +192,8 @@ class PointStage(Stage):
                              "SMPL parameters aligned with the predictions)")
         pred, gt = self._run_inputs(split)
         n = len(pred)
+        if n // max(num_shards, 1) < bs:
+            raise ValueError(f"--input_run predictions of split '{split}': {n} examples, fewer than one batch of {bs}")
         if num_shards > 1:
             pred, gt = pred[shard_index::num_shards], gt[shard_index::num_shards]
         ds = tf.data.Dataset.from_tensor_slices((pred, {"points": gt}))
