@@ -128,6 +128,8 @@ def define_loss_flags(fv):
     flags.DEFINE_enum("heatmap_loss", "softmax", ["softmax", "sigmoid", "mse"],
                       "Volumetric heatmap loss: softmax CE over the volume (paper), sigmoid CE (authors' code), "
                       "MSE. shn2d always uses MSE.", **d)
+    flags.DEFINE_float("points_loss_weight", 0.0, "shn: weight of an extra L1 (metres) on the soft-argmax points "
+                       "(integral regression); 0 = the paper's heatmap loss only.", **d)
     flags.DEFINE_boolean("smpl_loss", False, "SMPLR stages: add L_SMPL (L1 on SMPL joints and landmarks).", **d)
     flags.DEFINE_float("smpl_loss_weight", 1.0, "Weight of L_SMPL.", **d)
     flags.DEFINE_float("beta_reg", 0.01, "Weight of the |beta| regulariser of L_beta.", **d)

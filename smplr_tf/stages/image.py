@@ -105,12 +105,18 @@ class ShnStage(ImageStage):
             y["heatmaps"].shape) == 5 else y["heatmaps"][:, 0, 0])
 
     def loss_names(self):
-        return ("loss", "heatmap_loss")
+        return ("loss", "heatmap_loss") + (("points_l1",) if self.cfg.points_loss_weight > 0 else ())
 
     def loss_fn(self, x, y, pred, training):
         hl = losses.hourglass_loss(y["heatmaps"], pred["heatmaps"], kind=self._kind(),
                                    weights=self._channel_weights(y))
-        return {"loss": hl, "heatmap_loss": hl}
+        terms = {"loss": hl, "heatmap_loss": hl}
+        if self.cfg.points_loss_weight > 0:
+            pl = losses.l1_loss(y["points"][..., : pred["points"].shape[-1]], pred["points"],
+                                y.get("mask_valid_points"))
+            terms["points_l1"] = pl
+            terms["loss"] = hl + float(self.cfg.points_loss_weight) * pl
+        return terms
 
     def metric_fn(self, x, y, pred):
         return {"mpjpe_mm": mpjpe_mm(pred["points"], y["points"], y.get("mask_valid_points"))}
