@@ -146,6 +146,11 @@ def prepare_run_dir(run_dir: str, cfg, write: bool = True) -> str:
     """
     state = read_run_json(run_dir)
     flags_path = os.path.join(run_dir, FLAGS_FILE)
+    never_trained = (state is not None and not state.get("finished") and not state.get("epochs_done")
+                     and not os.path.isdir(os.path.join(run_dir, BACKUP)))
+    if never_trained and write:  # a start that failed before its first epoch (e.g. a wrong --data_dir)
+        _clear_run_dir(run_dir)
+        state = None
     if state is not None or os.path.exists(flags_path):
         if cfg.overwrite:
             if write:

@@ -214,7 +214,7 @@ def main(argv):
 
     try:
         train(FLAGS)
-    except runs.RunError as e:
+    except (runs.RunError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 

@@ -297,6 +297,11 @@ def test_run_dir_round_trip_and_resume_guard(tmp_path):
     # an unfinished run refuses other flags, and --overwrite starts again
     c = str(tmp_path / "c")
     runs.prepare_run_dir(c, _cfg(run_dir=c, **kw))
+    # a start that failed before its first epoch does not pin its flags
+    assert runs.prepare_run_dir(c, _cfg(run_dir=c, **dict(kw, dae_hidden=64))) == "new"
+    assert runs.read_flags(c).dae_hidden == 64
+    runs.prepare_run_dir(c, _cfg(run_dir=c, overwrite=True, **kw))
+    runs.update_run_json(c, epochs_done=1)  # as after a first epoch
     with pytest.raises(runs.RunError, match="dae_hidden"):
         runs.prepare_run_dir(c, _cfg(run_dir=c, **dict(kw, dae_hidden=64)))
     assert runs.prepare_run_dir(c, _cfg(run_dir=c, **kw)) == "resume"
