@@ -44,26 +44,6 @@ class EvalError(ValueError):
 
 # ------------------------------------------------------------------------------------------------ runs
 
-def load_run(run_dir: str):
-    """``runs.load_model_from_run`` that also loads an e2e (subclassed) network: that one must be called once
-    before its weights can be loaded. Returns (stage, model, flags dict)."""
-    from smplr_tf import runs
-
-    try:
-        return runs.load_model_from_run(run_dir)
-    except ValueError as e:
-        if "not yet been built" not in str(e):
-            raise
-    import tensorflow as tf
-
-    fv = runs.read_flags(run_dir)
-    model = runs.build_network(fv)
-    s = image_input_size(model, runs.flags_dict(fv))
-    model(tf.zeros([1, s, s, 3]), training=False)
-    model.load_weights(runs.weights_path(run_dir, "auto"))
-    return fv.stage, model, runs.flags_dict(fv)
-
-
 def image_input_size(model, fl: dict) -> int:
     """Image side a network takes: from its hourglass (e2e / pipeline models take it from their component
     runs, not from their own flags) or its input layer, else the run's --input_size."""
@@ -222,7 +202,7 @@ class _Inputs:
 
             if not input_run:
                 raise EvalError("--eval_input=run needs --eval_input_run (or the run's --input_run)")
-            self.stage, self.model, fl = load_run(input_run)
+            self.stage, self.model, fl = runs.load_model_from_run(input_run)
             if self.stage == "dae":
                 # A DAE run fed by its own input: chain (its input run -> DAE).
                 inner = fl.get("input_run") or ""
@@ -277,7 +257,7 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
     """Evaluate one run directory. Returns the metrics dict (also what evaluate writes)."""
     from smplr_tf import runs
 
-    stage, model, fl = load_run(run_dir)
+    stage, model, fl = runs.load_model_from_run(run_dir)
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError(f"{run_dir}: no --data given and the run has no --data_dir")

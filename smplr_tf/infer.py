@@ -109,9 +109,7 @@ def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_r
     if run_dir and not any([shn_run, dae_run, psi_run, omega_run]):
         if not os.path.isdir(run_dir):
             raise InferError(f"--run_dir={run_dir}: no such directory")
-        from smplr_tf.evaluate import load_run
-
-        stage, model, fl = load_run(run_dir)
+        stage, model, fl = runs.load_model_from_run(run_dir)
         if stage != "e2e":
             raise InferError(f"--run_dir={run_dir} is a '{stage}' run; infer needs the whole pipeline: an e2e run, "
                              f"or --shn_run --dae_run --psi_run --omega_run")

@@ -232,8 +232,23 @@ def load_model_from_run(run_dir: str, which: str = "auto"):
     """
     fv = read_flags(run_dir)
     model = build_network(fv)
+    _ensure_built(model, fv)
     model.load_weights(weights_path(run_dir, which))
     return fv.stage, model, flags_dict(fv)
+
+
+def _ensure_built(model, fv) -> None:
+    """Call a subclassed network (e2e) once on zeros so that it has variables to load weights into.
+
+    Its image side comes from its hourglass (an e2e run takes the hourglass from its --shn_run, not from its
+    own --input_size)."""
+    if model.built:
+        return
+    import tensorflow as tf
+
+    hg = getattr(model, "hourglass", None)
+    size = int(hg.input_shape[1]) if hg is not None else int(fv.input_size)
+    model(tf.zeros([1, size, size, 3]), training=False)
 
 
 def load_weights_into(model, run_dir: str) -> str:
