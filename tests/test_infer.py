@@ -119,14 +119,14 @@ def test_e2e_run_loads_and_reproduces_its_outputs(setup):
     r = setup["runs"]
     run_dir = os.path.join(str(setup["root"]), "runs", "e2e")
     os.makedirs(run_dir, exist_ok=True)
-    cfg = dict(TINY, stage="e2e", smpl_dir=os.path.dirname(r["shn"]).replace("runs", "smpl"),
+    cfg = dict(TINY, stage="e2e", smpl_dir=str(setup["root"] / "smpl"),
                shn_run=r["shn"], dae_run=r["dae"], psi_run=r["psi"], omega_run=r["omega"])
     text = "".join(f"--{k}={v}\n" for k, v in cfg.items())
     with open(os.path.join(run_dir, runs.FLAGS_FILE), "w") as f:
         f.write(text)
     model = runs.build_network(runs.parse_flags_text(text))
     image = tf.random.stateless_uniform([1, setup["size"], setup["size"], 3], seed=(3, 4))
-    want = model(image, training=False)
+    model(image, training=False)
     # Perturb the hourglass so that loading must restore it (not just rebuild it from the shn run).
     for v in model.hourglass.trainable_variables[:3]:
         v.assign(v + 0.5)
