@@ -10,7 +10,7 @@ TensorBoard (losses, metrics, learning rate; images; hparams), network checkpoin
 progress. A finished run is never trained again unless --overwrite. See smplr_tf/runs.py for the layout.
 
 Distribution: --distribution=mirrored (one machine, all local devices) or multi_worker (TF_CONFIG; the
-training records are sharded per worker by file, AutoShardPolicy.FILE). --mixed_precision, --xla, --seed.
+training records are sharded per worker by file, as AutoShardPolicy.FILE would do; see distributed_dataset). --mixed_precision, --xla, --seed.
 """
 
 from __future__ import annotations
