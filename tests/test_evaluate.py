@@ -20,18 +20,9 @@ N_VAL = 10
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from smplr_tf.body.testing import write_random_model
-    from smplr_tf.synth.generate import generate_split
-
-    root = tmp_path_factory.mktemp("evaluate")
-    smpl_dir = root / "smpl"
-    smpl_dir.mkdir()
-    write_random_model(str(smpl_dir / "female.npz"), num_vertices=300, seed=0, gender="female")
-    write_random_model(str(smpl_dir / "male.npz"), num_vertices=300, seed=1, gender="male")
-    data = root / "data"
-    generate_split(str(data), "val", N_VAL, seed=3, smpl_dir=str(smpl_dir), progress=False)
-    return {"root": root, "smpl_dir": str(smpl_dir), "data": str(data)}
+def tiny(make_tiny_world):
+    root, smpl_dir, data = make_tiny_world("evaluate", N_VAL, seed=3)
+    return {"root": root, "smpl_dir": smpl_dir, "data": data}
 
 
 def make_run(tiny, name, stage, **extra):

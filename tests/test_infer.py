@@ -35,18 +35,10 @@ def make_pipeline_runs(root, smpl_dir, data_dir=""):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from smplr_tf.body.testing import write_random_model
-    from smplr_tf.synth.generate import generate_split
+def setup(make_tiny_world):
     from smplr_tf.data import schema
 
-    root = tmp_path_factory.mktemp("infer")
-    smpl_dir = root / "smpl"
-    smpl_dir.mkdir()
-    write_random_model(str(smpl_dir / "female.npz"), num_vertices=300, seed=0, gender="female")
-    write_random_model(str(smpl_dir / "male.npz"), num_vertices=300, seed=1, gender="male")
-    data = root / "data"
-    generate_split(str(data), "val", 1, seed=5, smpl_dir=str(smpl_dir), progress=False)
+    root, smpl_dir, data = make_tiny_world("infer", 1, seed=5)
     rec = next(iter(tf.data.TFRecordDataset(schema.split_files(str(data), "val"))))
     crop = schema.parse_example(rec)["image"].numpy()
     crop_path = str(root / "crop.png")

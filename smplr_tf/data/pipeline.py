@@ -92,18 +92,12 @@ def check_record(record: bytes, where: str, check_images: bool = True) -> None:
             raise RecordError(f"{where}: field '{k}' must hold one bytes value")
     if check_images:
         size = (schema.IMAGE_SIZE, schema.IMAGE_SIZE)
-        img = feats["image"].bytes_list.value[0]
-        hw = jpeg_size(img)
-        if hw is None:
-            raise RecordError(f"{where}: field 'image' is not a JPEG")
-        if hw != size:
-            raise RecordError(f"{where}: image is {hw[1]}x{hw[0]}, expected {size[1]}x{size[0]}")
-        m = feats["mask"].bytes_list.value[0]
-        hw = png_size(m)
-        if hw is None:
-            raise RecordError(f"{where}: field 'mask' is not a PNG")
-        if hw != size:
-            raise RecordError(f"{where}: mask is {hw[1]}x{hw[0]}, expected {size[1]}x{size[0]}")
+        for key, read_size, fmt in (("image", jpeg_size, "JPEG"), ("mask", png_size, "PNG")):
+            hw = read_size(feats[key].bytes_list.value[0])
+            if hw is None:
+                raise RecordError(f"{where}: field '{key}' is not a {fmt}")
+            if hw != size:
+                raise RecordError(f"{where}: {key} is {hw[1]}x{hw[0]}, expected {size[1]}x{size[0]}")
 
 
 def _record_iterator(path: str):
