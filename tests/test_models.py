@@ -405,3 +405,31 @@ def test_gender_index_for_layer_orders_and_neutral_only():
     np.testing.assert_array_equal(gender_index_for_layer(code, ("male", "neutral", "female")).numpy(),
                                   [2, 0, 0, 2])
     np.testing.assert_array_equal(gender_index_for_layer(code, ("neutral",)).numpy(), [0, 0, 0, 0])
+
+
+def test_dae_under_mixed_bfloat16_keeps_the_points_float32():
+    """Only the correction is computed in bfloat16: a zero correction returns the float32 input bit for bit
+    (a bfloat16 residual would round 1 m points to ~4 mm)."""
+    import keras
+
+    old = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        m = build_dae(num_points=7, hidden=32, bottleneck=16)
+    finally:
+        keras.mixed_precision.set_global_policy(old)
+    assert m.get_layer("enc1_dense").compute_dtype == "bfloat16"
+    last = m.get_layer("correction")
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    x = (1.0 + RNG.uniform(0, 1e-3, size=(4, 7, 3))).astype(np.float32)
+    out = m(x, training=False)
+    assert out.dtype == "float32"
+    np.testing.assert_array_equal(out.numpy(), x)
+
+
+def test_alexnet_dropout_rate_is_configurable():
+    rates = [l.rate for l in build_alexnet(input_size=64, width=0.05, fc_units=8, dropout=0.3).layers
+             if type(l).__name__ == "Dropout"]
+    assert rates == [0.3, 0.3]
+    assert not [l for l in build_alexnet(input_size=64, width=0.05, fc_units=8, dropout=0.0).layers
+                if type(l).__name__ == "Dropout"]
