@@ -342,3 +342,29 @@ def test_points_gender_the_layer_lacks_names_the_record(tmp_path, smpl_layer):
     with pytest.raises(Exception, match=r"record\]? \[?2.*gender index"):
         for _ in pipeline.points_dataset(str(d), "train", 1, smpl_layer=smpl_layer):
             pass
+
+
+def test_cache_yields_the_same_examples_each_epoch_in_a_new_order(data_dir):
+    kw = dict(SMALL, shuffle=True, repeat=True, seed=3, drop_remainder=True)
+    plain = pipeline.hourglass_dataset(data_dir, "train", 1, **kw)
+    cached = pipeline.hourglass_dataset(data_dir, "train", 1, cache=True, **kw)
+
+    def epochs(ds, n):  # n epochs of the 6 examples, keyed by their first target point
+        out = []
+        for image, t in ds.take(6 * n):
+            out.append((tuple(np.round(t["points"].numpy()[0, 0], 5)), image.numpy(), t["heatmaps"].numpy()))
+        return [out[i * 6:(i + 1) * 6] for i in range(n)]
+
+    ref = {k: (im, hm) for k, im, hm in epochs(plain, 1)[0]}
+    e1, e2 = epochs(cached, 2)
+    for ep in (e1, e2):
+        assert sorted(k for k, _, _ in ep) == sorted(ref)  # every example once per epoch
+        for k, im, hm in ep:  # decoded once, served from memory: identical to the uncached pipeline
+            np.testing.assert_array_equal(im, ref[k][0])
+            np.testing.assert_array_equal(hm, ref[k][1])
+    assert [k for k, _, _ in e1] != [k for k, _, _ in e2]  # still reshuffled per epoch
+
+
+def test_cache_refuses_augmentation(data_dir):
+    with pytest.raises(ValueError, match="augment"):
+        pipeline.hourglass_dataset(data_dir, "train", 2, cache=True, augment=True, **SMALL)

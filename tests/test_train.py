@@ -61,6 +61,18 @@ def test_sigmoid_schedule_matches_formula():
     assert float(sched(0)) == pytest.approx(2.7986e-4, rel=1e-3)
 
 
+def test_cosine_schedule_runs_from_lr_to_the_floor_over_the_run():
+    from smplr_tf.stages.schedule import make_learning_rate
+
+    cfg = _cfg(lr_schedule="cosine", lr=1e-2, lr_floor=1e-4, epochs=4)
+    sched = make_learning_rate(cfg, steps_per_epoch=25)  # 100 steps in all
+    lrs = [float(sched(s)) for s in range(0, 121, 10)]
+    assert lrs[0] == pytest.approx(1e-2, rel=1e-6)
+    assert lrs[5] == pytest.approx(1e-4 + (1e-2 - 1e-4) * 0.5, rel=1e-4)  # half way: the cosine's midpoint
+    assert lrs[10] == pytest.approx(1e-4, rel=1e-4) and lrs[12] == pytest.approx(1e-4, rel=1e-4)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
 def test_flags_text_round_trip():
     from smplr_tf import runs
 

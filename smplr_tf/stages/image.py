@@ -64,7 +64,8 @@ class ImageStage(Stage):
             depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(cfg.limbs),
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
-            drop_remainder=True, num_shards=num_shards, shard_index=shard_index)
+            drop_remainder=True, num_shards=num_shards, shard_index=shard_index,
+            cache=bool(cfg.cache_images) and train and not bool(cfg.augment))
         n = _manifest_count(cfg.data_dir, split)
         if n < bs:
             raise ValueError(f"{cfg.data_dir}: split '{split}' has {n} examples, fewer than one batch of {bs}")
@@ -165,7 +166,8 @@ class AlexnetStage(ImageStage):
 
         c = self.cfg
         return build_alexnet(input_size=int(c.input_size), num_points=self.num_points,
-                             width=float(c.alexnet_width), fc_units=int(c.alexnet_fc))
+                             width=float(c.alexnet_width), fc_units=int(c.alexnet_fc),
+                             dropout=float(c.alexnet_dropout))
 
     def loss_names(self):
         return ("loss", "l2")

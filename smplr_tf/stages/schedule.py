@@ -29,7 +29,12 @@ class SigmoidRamp(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_learning_rate(cfg, steps_per_epoch: int):
-    """--lr_schedule constant -> cfg.lr; sigmoid -> SigmoidRamp(peak=cfg.lr, ...)."""
+    """--lr_schedule constant -> cfg.lr; sigmoid -> SigmoidRamp(peak=cfg.lr, ...); cosine -> Keras CosineDecay
+    from cfg.lr at step 0 down to cfg.lr_floor at the last step (cfg.epochs * steps_per_epoch), then flat."""
     if cfg.lr_schedule == "constant":
         return float(cfg.lr)
+    if cfg.lr_schedule == "cosine":
+        total = max(int(cfg.epochs) * int(max(steps_per_epoch, 1)), 1)
+        floor = min(float(cfg.lr_floor), float(cfg.lr))
+        return keras.optimizers.schedules.CosineDecay(float(cfg.lr), total, alpha=floor / float(cfg.lr))
     return SigmoidRamp(cfg.lr, cfg.lr_floor, cfg.lr_offset, cfg.lr_epochs, steps_per_epoch)
