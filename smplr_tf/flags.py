@@ -96,7 +96,7 @@ def define_data_flags(fv):
                          "(noise is still drawn per batch). Off for data sets larger than memory.", **d)
     flags.DEFINE_boolean("cache_images", False, "Image stages without --augment: keep the decoded training examples "
                          "and their targets in memory after the first epoch (~0.7 MB each at 64 px / 16^3 x 41, "
-                         "10.9 MB at full size: small sets only). Saves the decoding that otherwise contends with "
+                         "11.5 MB at full size: small sets only). Saves the decoding that otherwise contends with "
                          "training for the CPU.", **d)
     flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)
 
@@ -176,7 +176,7 @@ def define_model_flags(fv):
     flags.DEFINE_float("alexnet_width", 1.0, "AlexNet width multiplier (1 = the original channel counts).", **d)
     flags.DEFINE_integer("alexnet_fc", 4096, "AlexNet fully connected width.", **d)
     flags.DEFINE_float("alexnet_dropout", 0.5, "AlexNet dropout rate after each fully connected layer (0.5 = "
-                       "Krizhevsky et al.; 0 for short runs, where it keeps the regressor at the mean pose).",
+                       "Krizhevsky et al.).",
                        lower_bound=0.0, upper_bound=0.99, **d)
     flags.DEFINE_integer("dae_hidden", 1024, "DAE hidden width.", **d)
     flags.DEFINE_integer("dae_bottleneck", 512, "DAE bottleneck width.", **d)

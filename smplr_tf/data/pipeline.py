@@ -279,7 +279,7 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     ``cache``: keep every decoded, resized example with its targets in memory after the first pass, so that
     later epochs cost no decoding (on a 2-core CPU the decoding threads otherwise slow every training step
     by contending with the model's threads). Only without ``augment`` (augmented examples differ per epoch);
-    memory: about (S*S*3 + h*h*D*C) * 4 bytes per example (0.7 MB at 64 px / 16^3 x 41; full size 10.9 MB:
+    memory: about (S*S*3 + h*h*D*C) * 4 bytes per example (0.7 MB at 64 px / 16^3 x 41; full size 11.5 MB:
     use it for small sets only). The order is still reshuffled every epoch.
     """
     if cache and augment:
