@@ -304,17 +304,12 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
 
     if cache:  # decode once (no augmentation: the counter is unused), then shuffle / repeat the cached examples
         ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
-        if shuffle:
-            ds = ds.shuffle(shuffle_buffer, seed=base, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-    else:
-        if shuffle:
-            ds = ds.shuffle(shuffle_buffer, seed=base, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.enumerate()  # a running counter: per-example augmentation seeds that differ across epochs
-        ds = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=base, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if not cache:  # a running counter: per-example augmentation seeds that differ across epochs
+        ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
     if drop_remainder is None:
         drop_remainder = bool(shuffle)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
