@@ -263,7 +263,8 @@ if "eval_split" not in FLAGS:
 
 TOOL_FLAGS: dict[str, tuple[str, ...]] = {
     "make_synthetic": ("out_dir", "split", "num_examples", "seed", "num_workers", "examples_per_shard",
-                       "background_dir", "smpl_dir", "genders", "smpl_batch_size", "depth_range"),
+                       "background_dir", "smpl_dir", "genders", "smpl_batch_size", "depth_range",
+                       "background_clutter"),
     "inspect_records": ("data_dir", "split", "png", "num", "max_errors", "strict"),
     "convert_surreal": ("root", "out_dir", "split", "smpl_dir", "examples_per_shard", "max_examples",
                         "min_motion_cm"),
@@ -327,6 +328,10 @@ def define_records_tools_flags(fv):
                          "(was --batch_size).", **d)
     flags.DEFINE_list("depth_range", ["3", "7"], "make_synthetic: min,max distance of the pelvis from the camera, "
                       "metres (uniform). SURREAL's renderer uses N(8, 1) m: 6,10 gives data closer to SURREAL.", **d)
+    flags.DEFINE_float("background_clutter", 1.0, "make_synthetic: shapes (boxes, poles, ellipses, lines) drawn "
+                       "on the procedural backgrounds, relative to the default 4-19 (0: a bare wall and floor, what "
+                       "reproduce --quick uses). No effect with --background_dir.", lower_bound=0.0, upper_bound=4.0,
+                       **d)
     # inspect_records
     flags.DEFINE_string("png", None, "inspect_records: write a grid of examples to this PNG.", **d)
     flags.DEFINE_integer("num", 16, "inspect_records: examples in the PNG. render_speed: images per measurement "

@@ -101,6 +101,8 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     assert f"--init_from={quick}/table1/omega" in " ".join(trains[smpl_step])
     n_first = len(calls)
     assert n_first == 2 + len(reproduce.QUICK_STEPS) + len(reproduce.QUICK_EVALS) + 1
+    data_calls = [c for c in calls if any("make_synthetic" in a for a in c)]
+    assert len(data_calls) == 2 and all("--background_clutter=0" in c for c in data_calls)
 
     calls.clear()
     monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n: True)
@@ -151,3 +153,14 @@ def test_evaluate_all_runs_what_exists_once(tmp_path, monkeypatch):
     calls.clear()
     reproduce.evaluate_all(str(runs), (1, 2, 3, 4))
     assert calls == []  # all up to date
+
+
+def test_quick_data_made_with_other_clutter_is_refused(tmp_path):
+    from smplr_tf.data import schema
+
+    d = str(tmp_path)
+    schema.update_manifest(d, "train", [{"file": "x.tfrecord", "count": 600}])
+    with pytest.raises(RuntimeError, match="background_clutter=1"):  # no record: made before, i.e. default 1
+        reproduce._data_ready(d, "train", 600)
+    assert reproduce._data_ready(d, "train", 600, clutter=1.0)
+    assert not reproduce._data_ready(d, "val", 64, clutter=1.0)  # missing split: make it

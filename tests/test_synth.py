@@ -262,3 +262,14 @@ def test_failure_leaves_no_shard_and_no_manifest(model_dir, tmp_path):
         generate.generate_split(str(d), "train", 3, seed=0, num_workers=0, smpl_dir=model_dir,
                                 background_dir=str(bg), batch_size=4, progress=False)
     assert sorted(os.listdir(d)) == []
+
+
+def test_background_clutter_zero_draws_no_shapes():
+    """Bare wall and floor: along a row only noise varies, far less than with the default shapes."""
+    def row_std(clutter):
+        return np.mean([appearance.procedural_background(np.random.default_rng(s), (120, 160), clutter)
+                        .astype(np.float32).std(axis=1).mean() for s in range(6)])
+
+    assert row_std(0.0) < 0.5 * row_std(1.0)
+    np.testing.assert_array_equal(appearance.procedural_background(np.random.default_rng(3), (60, 80)),
+                                  appearance.procedural_background(np.random.default_rng(3), (60, 80), 1.0))

@@ -31,7 +31,8 @@ def main(argv):
                             num_workers=FLAGS.num_workers, examples_per_shard=FLAGS.examples_per_shard,
                             background_dir=FLAGS.background_dir or None, smpl_dir=FLAGS.smpl_dir or None,
                             genders=tuple(FLAGS.genders), batch_size=FLAGS.smpl_batch_size,
-                            depth_range=tuple(float(z) for z in FLAGS.depth_range))
+                            depth_range=tuple(float(z) for z in FLAGS.depth_range),
+                            background_clutter=FLAGS.background_clutter)
     total = sum(s["count"] for s in shards)
     print(f"wrote {total} '{FLAGS.split}' examples in {len(shards)} shard(s) to {FLAGS.out_dir}")
 

@@ -117,9 +117,12 @@ def _smooth_noise(rng, h, w, cells, amp):
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def procedural_background(rng: np.random.Generator, size=(240, 320)) -> np.ndarray:
+def procedural_background(rng: np.random.Generator, size=(240, 320), clutter: float = 1.0) -> np.ndarray:
     """(H, W, 3) uint8: a random indoor/outdoor-like scene: a wall/sky gradient, a floor below a random
-    horizon, random shapes (boxes, poles, ellipses, lines), smooth colour noise and a little blur."""
+    horizon, random shapes (boxes, poles, ellipses, lines), smooth colour noise and a little blur.
+
+    clutter: scales the number of shapes (1: 4-19 of them; 0: none, a bare wall and floor). With clutter 1 the
+    random stream is the one this function always drew, so existing seeds give the same images."""
     H, W = size
     c1, c2, floor = (_random_cloth(rng) for _ in range(3))
     y = np.linspace(0, 1, H, dtype=np.float32)[:, None, None]
@@ -127,7 +130,7 @@ def procedural_background(rng: np.random.Generator, size=(240, 320)) -> np.ndarr
     horizon = int(rng.uniform(0.3, 0.85) * H)
     img[horizon:] = floor * (0.8 + 0.4 * y[horizon:])
     img = np.clip(img * 255, 0, 255)
-    for _ in range(int(rng.integers(4, 20))):
+    for _ in range(int(round(int(rng.integers(4, 20)) * float(clutter)))):
         col = tuple(float(c) for c in _random_cloth(rng) * 255)
         kind = rng.integers(4)
         x0, y0 = int(rng.integers(-W // 4, W)), int(rng.integers(-H // 4, H))

@@ -104,7 +104,7 @@ def render_example(job: dict) -> dict:
     def background(size):
         if paths:
             return appearance.image_background(rng, paths, size)
-        return appearance.procedural_background(rng, size)
+        return appearance.procedural_background(rng, size, _CTX.get("background_clutter", 1.0))
 
     bg = background(SOURCE_SIZE)
     albedo = appearance.sample_face_colors(rng, _CTX["regions"], _CTX["template_y"])
@@ -153,11 +153,14 @@ class BodySource:
     """
 
     def __init__(self, smpl_dir=None, genders=("female", "male"), background_dir=None, batch_size: int = 32,
-                 depth_range=DEPTH_RANGE):
+                 depth_range=DEPTH_RANGE, background_clutter: float = 1.0):
         from smplr_tf.body import model_io
         from smplr_tf.body.smpl import SMPL
 
         self.depth_range = tuple(float(z) for z in depth_range)
+        if not 0.0 <= float(background_clutter) <= 4.0:
+            raise ValueError(f"background_clutter must be in [0, 4], got {background_clutter}")
+        self.background_clutter = float(background_clutter)
         if len(self.depth_range) != 2 or not 0.5 <= self.depth_range[0] <= self.depth_range[1]:
             raise ValueError(f"depth_range must be (min, max) metres with 0.5 <= min <= max, got {depth_range}")
         self.genders = tuple(genders)
@@ -173,6 +176,7 @@ class BodySource:
             "regions": appearance.face_regions(data.weights, faces, data.v_template),
             "template_y": data.v_template[faces].mean(axis=1)[:, 1].astype(np.float32),
             "background_paths": appearance.list_images(background_dir) if background_dir else None,
+            "background_clutter": self.background_clutter,
         }
         self.batch_size = int(batch_size)
         self.smpl_dir, self.background_dir = smpl_dir, background_dir
@@ -223,13 +227,15 @@ class BodySource:
 def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, num_workers: int = 0,
                    examples_per_shard: int = 1000, background_dir=None, smpl_dir=None, depth_range=DEPTH_RANGE,
                    genders=("female", "male"), batch_size: int = 32, progress: bool = True,
-                   source: "BodySource | None" = None) -> list[dict]:
+                   source: "BodySource | None" = None, background_clutter: float = 1.0) -> list[dict]:
     """Write ``num_examples`` synthetic examples of ``split`` to ``out_dir`` and record them in the manifest.
 
     Shards are written atomically (:class:`~smplr_tf.data.schema.ShardWriter`) and listed in the manifest only
     once all are complete. num_workers: rendering processes (0 = render in this process).
-    depth_range: (min, max) pelvis depth in metres, uniform. source: a ready :class:`BodySource` to reuse (then
-    smpl_dir / genders / background_dir / batch_size / depth_range are taken from it).
+    depth_range: (min, max) pelvis depth in metres, uniform. background_clutter: shapes drawn on the procedural
+    backgrounds, relative to the default (0: bare wall and floor; see
+    :func:`smplr_tf.synth.appearance.procedural_background`). source: a ready :class:`BodySource` to reuse (then
+    smpl_dir / genders / background_dir / batch_size / depth_range / background_clutter are taken from it).
     Returns the shard list [{"file", "count"}].
     """
     from tqdm import tqdm
@@ -239,7 +245,7 @@ def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, n
     if num_examples <= 0:
         raise ValueError("num_examples must be > 0")
     if source is None:
-        source = BodySource(smpl_dir, genders, background_dir, batch_size, depth_range)
+        source = BodySource(smpl_dir, genders, background_dir, batch_size, depth_range, background_clutter)
     batch_size, smpl_dir, background_dir = source.batch_size, source.smpl_dir, source.background_dir
     num_shards = max(1, -(-num_examples // examples_per_shard))
     os.makedirs(out_dir, exist_ok=True)
@@ -318,6 +324,7 @@ def _record(out_dir, split, shards, source, seed, background_dir, smpl_dir):
         "generator": "smplr_tf.synth (tfrecords_tools/make_synthetic.py)",
         "seed": int(seed),
         "background_dir": os.path.abspath(background_dir) if background_dir else None,
+        "background_clutter": source.background_clutter,
         "camera": {"size_hw": list(SOURCE_SIZE), "K": K_SOURCE.tolist(), "depth_range_m": list(source.depth_range)},
     }
     body_model = {
