@@ -246,6 +246,9 @@ def define_evaluation_flags(fv):
     flags.DEFINE_string("image", "", "infer: an image file (a 256x256 crop, or any image with --bbox).", **d)
     flags.DEFINE_string("bbox", "", "infer: x,y,w,h of the person's square crop box in --image (pixels).", **d)
     flags.DEFINE_string("export_dir", "", "export: SavedModel directory to write.", **d)
+    flags.DEFINE_boolean("export_tflite", False, "export: also write <export_dir>/smplr.tflite, the same pipeline "
+                         "for TFLite (CPU, XNNPACK, float32) at a fixed batch of --tflite_batch.", **d)
+    flags.DEFINE_integer("tflite_batch", 1, "export --export_tflite: the TFLite model's fixed batch size.", **d)
 
 
 if "eval_split" not in FLAGS:
@@ -277,7 +280,8 @@ TOOL_FLAGS: dict[str, tuple[str, ...]] = {
                        "json"),
     "render_speed": ("num", "smpl_dir", "json", "painter"),
     "smpl_speed": ("json", "smpl_dir", "gender", "batch_sizes", "repeats", "smplx_python", "random_model"),
-    "timing": ("small", "json", "modules", "phases", "xla", "no_bf16", "repeats", "warmup", "budget_s", "child"),
+    "timing": ("small", "json", "modules", "phases", "xla", "no_bf16", "no_tflite", "repeats", "warmup", "budget_s",
+               "child"),
 }
 
 # Tool defaults that differ from the flag's default (applied by use_tool_flags before parsing).
@@ -390,6 +394,8 @@ def define_benchmark_flags(fv):
     flags.DEFINE_string("modules", "shn2d,shn,dae,smplr", "timing: subset of shn2d,shn,dae,smplr.", **d)
     flags.DEFINE_string("phases", "train,test", "timing: phases to time.", **d)
     flags.DEFINE_boolean("no_bf16", False, "timing: skip the bfloat16 test rows.", **d)
+    flags.DEFINE_boolean("no_tflite", False, "timing: skip the TFLite (XNNPACK, float32) test variant; it is only "
+                         "tried on a machine without a GPU.", **d)
     flags.DEFINE_float("budget_s", 30.0, "timing: stop repeating a row after this many seconds.", **d)
     flags.DEFINE_string("child", None, "timing (internal): time this one module and print its result.", **d)
 

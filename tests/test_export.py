@@ -44,3 +44,28 @@ def test_savedmodel_roundtrip(tmp_path):
     assert got["vertices"].shape == (2, 200, 3)
     # Batch size is free.
     assert serve(image=tf.constant(images[:1]))["joints"].shape == (1, 24, 3)
+
+
+def test_tflite_export_matches_savedmodel(tmp_path):
+    from smplr_tf import tflite
+    from smplr_tf.body.testing import write_random_model
+
+    smpl_dir = tmp_path / "smpl"
+    smpl_dir.mkdir()
+    write_random_model(str(smpl_dir / "female.npz"), num_vertices=200, seed=0, gender="female")
+    write_random_model(str(smpl_dir / "male.npz"), num_vertices=200, seed=1, gender="male")
+    r = _ti.make_pipeline_runs(str(tmp_path / "runs"), str(smpl_dir))
+    pipe, size, _ = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
+    saved = str(tmp_path / "saved")
+    export.export_pipeline(pipe, size, saved)
+    path = export.export_tflite(pipe, size, os.path.join(saved, export.TFLITE_NAME), batch=2)
+    run = tflite.Runner(path)
+    assert run.input_specs == {"image": ((2, size, size, 3), np.dtype("uint8"))}
+    images = np.random.default_rng(5).integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    got = run(image=images)
+    ref = export.load_exported(saved)(image=tf.constant(images))
+    assert sorted(got) == sorted(ref)
+    for k in ("joints", "vertices", "points", "points_shn", "betas", "rotmats", "gender"):
+        np.testing.assert_allclose(got[k], ref[k].numpy(), atol=2e-5, err_msg=k)
+    with pytest.raises(export.ExportError, match="batch must be >= 1"):
+        export.export_tflite(pipe, size, str(tmp_path / "x.tflite"), batch=0)
