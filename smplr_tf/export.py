@@ -2,14 +2,9 @@
 
     python -m smplr_tf.export --run_dir=runs/table1/shn_e2e --export_dir=export/smplr
     python -m smplr_tf.export --shn_run=... --dae_run=... --psi_run=... --omega_run=... --export_dir=...
-
     python -m smplr_tf.export --run_dir=... --export_dir=export/smplr --export_tflite   # + smplr.tflite
 
 The SavedModel needs neither this package nor Keras to serve (TF Serving, ``tf.saved_model.load``).
-``--export_tflite`` also writes ``<export_dir>/smplr.tflite``: the same function for TFLite (TensorFlow's CPU
-inference runtime, XNNPACK; float32, built-in ops only) at a fixed batch (``--tflite_batch``, default 1), with
-the same input and output names (signature ``serving_default``); run it with :class:`smplr_tf.tflite.Runner`
-or any TFLite / LiteRT interpreter. On a CPU it is the fastest exact form of the point stages (Table 5).
 Signature ``serving_default``: ``image`` (B, S, S, 3) uint8 RGB crops (the paper's 2.5 m root-centred crop, see
 :mod:`smplr_tf.infer`; S = the hourglass's input size), standardised inside the graph exactly as in training.
 Outputs (float32, metres, root-relative, camera axes): ``joints`` (B, 24, 3), ``points`` (B, 41, 3) (DAE),
@@ -17,6 +12,11 @@ Outputs (float32, metres, root-relative, camera axes): ``joints`` (B, 24, 3), ``
 >= 0), ``vertices`` (B, V, 3) (relative to the SMPL pelvis).
 The body model's constants are saved inside the SavedModel (the licence of official SMPL files applies to an
 export made with them).
+
+``--export_tflite`` also writes ``<export_dir>/smplr.tflite``: the same function for TFLite (TensorFlow's CPU
+inference runtime, XNNPACK; float32, built-in ops only) at a fixed batch (``--tflite_batch``, default 1), with
+the same input and output names (signature ``serving_default``); run it with :class:`smplr_tf.tflite.Runner`
+or any TFLite / LiteRT interpreter. On a CPU it is the fastest exact form of the point stages (Table 5).
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    import smplr_tf.flags  # noqa: F401 - defines the flags before parsing
+    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
 
+    smplr_flags.prepare_tool("export")  # --helpshort lists this command's flags
     app.run(main)

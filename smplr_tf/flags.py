@@ -284,6 +284,17 @@ TOOL_FLAGS: dict[str, tuple[str, ...]] = {
                "child"),
 }
 
+# The flags each of the package's own commands (python -m smplr_tf.<name>) reads, for its --helpshort; train
+# lists every section flag (see prepare_tool).
+ENTRY_FLAGS: dict[str, tuple] = {
+    "evaluate": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "data", "eval_split", "eval_input",
+                 "eval_input_run", "eval_batch_size", "eval_iou", "eval_tag", "max_examples", "output_dir"),
+    "infer": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "image", "bbox", "output_dir"),
+    "export": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "export_dir", "export_tflite",
+               "tflite_batch"),
+    "reproduce": ("tables", "format", "output", "quick", "quick_examples", "evaluate", "runs_dir", "smpl_dir"),
+}
+
 # Tool defaults that differ from the flag's default (applied by use_tool_flags before parsing).
 TOOL_DEFAULTS: dict[str, dict] = {
     "make_synthetic": {"examples_per_shard": 1000},
@@ -307,8 +318,10 @@ def use_tool_flags(tool: str, fv: flags.FlagValues = FLAGS) -> None:
 def prepare_tool(tool: str, fv: flags.FlagValues = FLAGS) -> None:
     """In a tool's ``if __name__ == "__main__":`` before ``app.run(main)``: make the flags the tool reads key flags
     of the main module (so ``--help`` / ``--helpshort`` list them, as when the tool defined them itself) and apply
-    the tool's defaults (TOOL_DEFAULTS, so ``--help`` shows them)."""
-    for name in TOOL_FLAGS[tool]:
+    the tool's defaults (TOOL_DEFAULTS, so ``--help`` shows them). ``tool`` is a key of TOOL_FLAGS or of ENTRY_FLAGS,
+    or "train" (every section flag)."""
+    names = section_flag_names() if tool == "train" else TOOL_FLAGS.get(tool) or ENTRY_FLAGS[tool]
+    for name in names:
         fv.register_key_flag_for_module(sys.argv[0], fv[name])
     use_tool_flags(tool, fv)
 

@@ -569,6 +569,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    import smplr_tf.flags  # noqa: F401 - defines the flags before parsing
+    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
 
+    smplr_flags.prepare_tool("reproduce")  # --helpshort lists this command's flags
     app.run(main)

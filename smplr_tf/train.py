@@ -220,4 +220,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import flags as smplr_flags
+
+    smplr_flags.prepare_tool("train")  # --helpshort lists the training flags
     app.run(main)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from absl import app, flags, logging  # noqa: F401 - absl's own flags, defined before the snapshot
 
 from smplr_tf import flags as smplr_flags
@@ -73,3 +74,18 @@ def test_help_lists_the_tools_own_flags_with_its_defaults():
     assert "--stage" not in out and "--png" not in out  # other tools' / training flags stay out of --helpshort
     shard_help = out[out.index("--examples_per_shard:"):]
     assert "(default: '1000')" in shard_help.split("--genders")[0]  # make_synthetic's own default
+
+
+@pytest.mark.parametrize("entry", ["train", "infer"])
+def test_helpshort_of_the_package_commands(entry):
+    """python -m smplr_tf.<entry> --helpshort lists that command's flags (train: every section flag), no others."""
+    r = subprocess.run([sys.executable, "-m", f"smplr_tf.{entry}", "--helpshort"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = r.stdout + r.stderr
+    names = smplr_flags.section_flag_names() if entry == "train" else smplr_flags.ENTRY_FLAGS[entry]
+    for name in names:
+        assert f"--{name}:" in out or f"--[no]{name}:" in out, name
+    if entry == "train":
+        assert "--image:" not in out and "--export_dir:" not in out
+    else:
+        assert "--stage:" not in out and "--lr:" not in out
