@@ -233,9 +233,10 @@ FAST_WARMUP_S = 1.0  # a step under 0.1 s is warmed up for at least this long
 FAST_TIMED_S = 2.0  # ... and timed for at least this long (at most MAX_FAST_REPEATS steps)
 MAX_FAST_REPEATS = 500
 # A float32 test variant other than the graph (XLA, TFLite) counts as exact if no output coordinate is further than
-# this from the graph's (mm). Measured: TFLite 0.001-0.004 mm on the DAE and SMPLR, 0.06 mm on a random-weight
-# volumetric hourglass, whose untrained soft-argmax amplifies summation-order differences.
-EXACT_TOL_MM = 0.5
+# this from the graph's (mm). Measured: TFLite 0.0004-0.006 mm on the DAE and SMPLR; on a random-weight volumetric
+# hourglass, whose untrained soft-argmax amplifies summation-order differences over 37 GFLOP, XLA 0.39 mm and
+# TFLite 0.64 mm (bfloat16: 800-2200 mm; a voxel is 39 mm wide).
+EXACT_TOL_MM = 1.0
 
 
 def time_steps(fn, args, warmup: int, repeats: int, budget_s: float) -> dict:
@@ -389,7 +390,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
             ref = outs.get("graph", outs.get("xla"))
             devs = {k: float(np.abs(o.astype(np.float32) - ref).max()) * 1000.0 for k, o in outs.items()}
             for k in list(timed):
-                if k == "tflite" and "median_s" in timed[k] and devs[k] > EXACT_TOL_MM:
+                if not k.startswith("bf16") and "median_s" in timed[k] and devs[k] > EXACT_TOL_MM:
                     timed[k] = {"error": f"not exact: {devs[k]:.3f} mm from the graph output"}
             ok = {k: v for k, v in timed.items() if "median_s" in v and not k.startswith("bf16")}
             best = min(ok, key=lambda k: ok[k]["median_s"])

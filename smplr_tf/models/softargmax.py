@@ -87,8 +87,9 @@ def peak_2d(heatmaps, radius: int = 2, cube_size: float = volume.CUBE_SIZE):
     total = tf.reduce_sum(wts, axis=[2, 3])
     cy = tf.constant(volume.voxel_centres(h, cube_size))
     cx = tf.constant(volume.voxel_centres(w, cube_size))
-    ex = tf.math.divide_no_nan(tf.einsum("bphw,w->bp", wts, cx), total)
-    ey = tf.math.divide_no_nan(tf.einsum("bphw,h->bp", wts, cy), total)
+    # marginal sums weighted by the centres (an einsum "bphw,w->bp" does not convert to TFLite)
+    ex = tf.math.divide_no_nan(tf.reduce_sum(tf.reduce_sum(wts, axis=2) * cx, axis=-1), total)
+    ey = tf.math.divide_no_nan(tf.reduce_sum(tf.reduce_sum(wts, axis=3) * cy, axis=-1), total)
     # an all-non-positive window (untrained net) falls back to the argmax pixel centre
     ok = total > 0
     ex = tf.where(ok, ex, tf.gather(cx, ix))
