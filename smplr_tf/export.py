@@ -120,7 +120,10 @@ def main(argv):
     if FLAGS.export_tflite:
         from smplr_tf import tflite
 
-        path = export_tflite(pipe, size, os.path.join(FLAGS.export_dir, TFLITE_NAME), FLAGS.tflite_batch)
+        try:
+            path = export_tflite(pipe, size, os.path.join(FLAGS.export_dir, TFLITE_NAME), FLAGS.tflite_batch)
+        except (ExportError, tflite.TFLiteError) as e:
+            raise SystemExit(f"export: {e}")
         image = np.random.default_rng(0).integers(0, 256, (FLAGS.tflite_batch, size, size, 3), dtype=np.uint8)
         got = tflite.Runner(path)(image=image)
         ref = f(image=tf.constant(image))
