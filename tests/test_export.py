@@ -15,16 +15,25 @@ _ti = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_ti)
 
 
-def test_savedmodel_roundtrip(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    """(pipeline, input size) from tiny trained-format runs on a random 200-vertex two-gender body model."""
     from smplr_tf.body.testing import write_random_model
-    from smplr_tf.evaluate import standardize_image
 
-    smpl_dir = tmp_path / "smpl"
+    tmp = tmp_path_factory.mktemp("export_pipe")
+    smpl_dir = tmp / "smpl"
     smpl_dir.mkdir()
     write_random_model(str(smpl_dir / "female.npz"), num_vertices=200, seed=0, gender="female")
     write_random_model(str(smpl_dir / "male.npz"), num_vertices=200, seed=1, gender="male")
-    r = _ti.make_pipeline_runs(str(tmp_path / "runs"), str(smpl_dir))
-    pipe, size, faces = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
+    r = _ti.make_pipeline_runs(str(tmp / "runs"), str(smpl_dir))
+    pipe, size, _ = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
+    return pipe, size
+
+
+def test_savedmodel_roundtrip(tmp_path, tiny_pipeline):
+    from smplr_tf.evaluate import standardize_image
+
+    pipe, size = tiny_pipeline
     out_dir = str(tmp_path / "saved")
     export.export_pipeline(pipe, size, out_dir)
     assert os.path.exists(os.path.join(out_dir, "saved_model.pb"))
@@ -46,16 +55,10 @@ def test_savedmodel_roundtrip(tmp_path):
     assert serve(image=tf.constant(images[:1]))["joints"].shape == (1, 24, 3)
 
 
-def test_tflite_export_matches_savedmodel(tmp_path):
+def test_tflite_export_matches_savedmodel(tmp_path, tiny_pipeline):
     from smplr_tf import tflite
-    from smplr_tf.body.testing import write_random_model
 
-    smpl_dir = tmp_path / "smpl"
-    smpl_dir.mkdir()
-    write_random_model(str(smpl_dir / "female.npz"), num_vertices=200, seed=0, gender="female")
-    write_random_model(str(smpl_dir / "male.npz"), num_vertices=200, seed=1, gender="male")
-    r = _ti.make_pipeline_runs(str(tmp_path / "runs"), str(smpl_dir))
-    pipe, size, _ = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
+    pipe, size = tiny_pipeline
     saved = str(tmp_path / "saved")
     export.export_pipeline(pipe, size, saved)
     path = export.export_tflite(pipe, size, os.path.join(saved, export.TFLITE_NAME), batch=2)

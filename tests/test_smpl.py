@@ -291,3 +291,22 @@ def test_official_style_pickles_through_smpl_dir_match_body_models(tmp_path):
         np.testing.assert_allclose(out["vertices"].numpy(), verts, atol=TOL)
         np.testing.assert_allclose(out["joints"].numpy(), joints, atol=TOL)
         np.testing.assert_allclose(out["landmarks"].numpy(), lms, atol=TOL)
+
+
+def test_skin_vertices_equals_the_per_vertex_formula():
+    """LBS (vertex-major interface over the component-major kernel) = sum_k w_vk (R_k v + t_k), looped in NumPy."""
+    from smplr_tf.body.smpl import skin_vertices
+
+    rng = np.random.default_rng(7)
+    B, V, K = 2, 30, 5
+    w = rng.random((V, K)).astype(np.float32)
+    w /= w.sum(1, keepdims=True)
+    rot = rng.normal(size=(B, K, 3, 3)).astype(np.float32)
+    trans = rng.normal(size=(B, K, 3)).astype(np.float32)
+    v = rng.normal(size=(B, V, 3)).astype(np.float32)
+    ref = np.zeros((B, V, 3))
+    for b in range(B):
+        for i in range(V):
+            for k in range(K):
+                ref[b, i] += w[i, k] * (rot[b, k] @ v[b, i] + trans[b, k])
+    np.testing.assert_allclose(skin_vertices(w, rot, trans, v).numpy(), ref, atol=1e-5)
