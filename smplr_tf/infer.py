@@ -32,9 +32,9 @@ import numpy as np
 
 from smplr_tf import metrics
 from smplr_tf.body import skeleton
+from smplr_tf.volume import CUBE_SIZE as CUBE
 
 OVERLAY_DEPTH = 5.0  # metres; any depth gives the same picture up to perspective (see module docstring)
-CUBE = 2.5
 
 
 class InferError(ValueError):

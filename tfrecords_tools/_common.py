@@ -26,11 +26,12 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:  # `python tfrecords_tools/convert_x.py` from a checkout without `pip install -e`
     sys.path.insert(0, _REPO)
 
+from smplr_tf.body import skeleton  # noqa: E402
 from smplr_tf.data import schema  # noqa: E402
 
 log = logging.getLogger("smplr_tf.convert")
 
-GENDER_NAMES = ("female", "male", "neutral")  # index = schema gender code
+GENDER_NAMES = skeleton.GENDERS  # index = schema gender code
 
 
 # -------------------------------------------------------------------------------------------- rotations

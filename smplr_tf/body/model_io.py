@@ -38,9 +38,9 @@ import numpy as np
 from smplr_tf.body import skeleton
 
 NUM_JOINTS = skeleton.NUM_JOINTS
-NUM_BETAS = 10
+NUM_BETAS = skeleton.NUM_BETAS
 NUM_POSE_BASIS = (NUM_JOINTS - 1) * 9  # 207
-GENDERS = ("female", "male", "neutral")
+GENDERS = skeleton.GENDERS
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 # Official file names per gender, in the order they are tried (matched case-insensitively; .pkl or .npz).

@@ -22,6 +22,13 @@ NUM_LANDMARKS = 18
 NUM_POINTS = NUM_JOINTS - 1 + NUM_LANDMARKS  # 41
 NUM_NODES = NUM_POINTS + 1  # 42
 NUM_BONES = NUM_POINTS  # 41
+NUM_BETAS = 10  # SMPL shape coefficients used everywhere (model files may hold more; the first 10 are read)
+
+# Genders: the one list. Index = the schema's gender code (records' "gender" field) and the default
+# order of the SMPL layer's models. Psi regresses a signed code: -1 female, +1 male (male where >= 0).
+GENDERS = ("female", "male", "neutral")
+GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL = 0, 1, 2
+GENDER_IDS = {name: i for i, name in enumerate(GENDERS)}
 
 JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-CUBE_SIZE = 2.5  # metres: side of the square (the heatmap cube of smplr_tf.volume)
+from smplr_tf.volume import CUBE_SIZE  # metres: side of the square (owner: smplr_tf.volume)
 
 
 def project(points_cam, K):

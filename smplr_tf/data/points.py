@@ -14,7 +14,7 @@ import tensorflow as tf
 from smplr_tf.body import skeleton
 from smplr_tf.body.smpl import pose_to_rotmats
 
-NUM_BETAS = 10
+NUM_BETAS = skeleton.NUM_BETAS
 
 
 def smpl_points(smpl_layer, pose, betas, gender, num_points: int = skeleton.NUM_POINTS):

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smplr_tf.body.skeleton import GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL  # noqa: F401  (owner: skeleton)
+
 SCHEMA_VERSION = 1
 IMAGE_SIZE = 256
 MANIFEST_NAME = "manifest.json"
-
-GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL = 0, 1, 2
 
 # name -> (shape, numpy dtype); floats are stored as float32 lists, ints as int64.
 FLOAT_FIELDS = {

@@ -25,7 +25,7 @@ INIT = "glorot_uniform"
 TRUNK = (1024, 1024, 512, 512, 512)
 HEAD_A = (256, 256)
 HEAD_B = (256,)
-NUM_BETAS = 10
+NUM_BETAS = skeleton.NUM_BETAS
 NORM_EPS = 1e-8  # metres; safe norm sqrt(|v|^2 + eps^2)
 
 

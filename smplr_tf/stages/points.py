@@ -33,7 +33,7 @@ from smplr_tf import losses
 from smplr_tf.body import skeleton
 from smplr_tf.stages.base import Stage, mpjpe_mm
 
-NUM_BETAS = 10
+NUM_BETAS = skeleton.NUM_BETAS
 
 
 def smpl_layer_from(cfg):

@@ -25,6 +25,7 @@ from collections import deque
 import cv2
 import numpy as np
 
+from smplr_tf.body import skeleton
 from smplr_tf.data import crop as crop_lib
 from smplr_tf import render
 from smplr_tf.synth import appearance, pose as pose_lib
@@ -39,7 +40,7 @@ OFFSET_PX = (30.0, 20.0)  # max offset of the projected pelvis from the image ce
 CROP_SIZE = 256
 PAD_SIZE = (128, 128)  # padding image, drawn small (it is only seen around the frame, resized to 256)
 OCCLUDER_PROB = 0.2
-GENDER_IDS = {"female": 0, "male": 1, "neutral": 2}  # schema ids
+GENDER_IDS = skeleton.GENDER_IDS  # schema ids
 
 
 def example_rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
