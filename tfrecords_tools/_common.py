@@ -1,7 +1,7 @@
 """Helpers shared by the dataset converters (convert_surreal / convert_h36m / convert_up3d / subsample).
 
-* The converters' flags (--root, --out_dir, --split, --smpl_dir, --examples_per_shard, --max_examples, ...) are
-  defined in :mod:`smplr_tf.flags` ("records tools" section; ``TOOL_FLAGS`` lists each converter's).
+* Each converter defines its own flags (--root, --out_dir, --split, --smpl_dir, --examples_per_shard,
+  --max_output_examples, ...) in its ``define_flags``.
 * :class:`BodyModel`: our SMPL layer on numpy batches (joints and landmarks of given pose / betas / gender).
 * Rotations on numpy batches (axis-angle <-> matrices, via scipy's Rotation, robust near pi).
 * :func:`crop_example`: the paper's crop of one source frame and the schema dict of one example.
