@@ -14,14 +14,11 @@ the main process's sampling + SMPL alone, whose TF ops may use several threads).
 
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 

@@ -25,8 +25,6 @@ import time
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
 FLAGS = flags.FLAGS
 
 

@@ -36,8 +36,6 @@ from absl import flags
 FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 MODULES = ("shn2d", "shn", "dae", "smplr")
 LABELS = {"shn2d": "2D SHN", "shn": "Vol. SHN", "dae": "DAE", "smplr": "SMPLR"}

@@ -14,6 +14,8 @@ import sys
 import pytest
 from absl import app, flags, logging  # noqa: F401 - absl's own flags, defined before the snapshot
 
+import fixtures  # noqa: F401 - puts the repository root on sys.path (tfrecords_tools is not installed)
+
 from smplr_tf import flags as sflags
 from smplr_tf import runs
 

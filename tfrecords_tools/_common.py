@@ -18,16 +18,11 @@ import glob
 import logging
 import os
 import re
-import sys
 
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # `python tfrecords_tools/convert_x.py` from a checkout without `pip install -e`
-    sys.path.insert(0, _REPO)
-
-from smplr_tf.body import skeleton  # noqa: E402
-from smplr_tf.data import schema  # noqa: E402
+from smplr_tf.body import skeleton
+from smplr_tf.data import schema
 
 log = logging.getLogger("smplr_tf.convert")
 

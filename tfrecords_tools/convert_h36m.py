@@ -50,16 +50,15 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 from absl import flags
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tfrecords_tools import _common  # noqa: E402
+try:
+    from tfrecords_tools import _common
+except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
+    import _common
 
 FLAGS = flags.FLAGS
 

@@ -13,10 +13,8 @@ joined to their parent joints) and the mask's outline (yellow).
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+import numpy as np
+from absl import app, flags
 
 FLAGS = flags.FLAGS
 

@@ -9,11 +9,8 @@ has its own seed, so the output does not depend on --num_workers). See smplr_tf/
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-from absl import app, flags  # noqa: E402  (no TensorFlow at import: spawned workers re-import this file)
+from absl import app, flags  # no TensorFlow at import: spawned workers re-import this file
 
 FLAGS = flags.FLAGS
 
