@@ -122,6 +122,8 @@ def test_runs_flags_txt_records_the_training_flags_only():
     names = {n[2:] if n.startswith("no") and n[2:] in sflags.section_flag_names() else n for n in names}
     assert names == set(sflags.section_flag_names())
     assert runs.parse_flags_text(text + "--eval_split=test\n--png=x.png\n").lr == 0.5  # other commands' ignored
+    with pytest.raises(runs.RunError, match="old/flags.txt.*lr"):
+        runs.parse_flags_text(text + "--lr=fast\n", where="old/flags.txt")
 
 
 @pytest.mark.parametrize("name", COMMANDS)
