@@ -15,13 +15,33 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+from absl import app, flags
 
-from absl import app  # noqa: E402
+FLAGS = flags.FLAGS
+VARIANTS = ("full_f32", "full_f16", "full_bf16", "on_device", "no_augment")
 
-from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
 
-FLAGS = smplr_flags.FLAGS  # --batch_size: default 6 here (the paper's hourglass batch), see TOOL_DEFAULTS
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This benchmark's flags on ``fv`` (--data_dir means what it means to train). Called under ``__main__``; a
+    flag that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "data_dir", "", "Records to read; empty: write --num_examples to a temporary "
+           "folder first.")
+    define(flags.DEFINE_string, "split", "train", "The split read.")
+    define(flags.DEFINE_integer, "num_examples", 120, "Examples written when no --data_dir is given.", lower_bound=1)
+    define(flags.DEFINE_integer, "batch_size", 6, "Batch size (6: the paper's hourglass batch).", lower_bound=1)
+    define(flags.DEFINE_integer, "num_batches", 40, "Batches timed per variant (after the warm-up).", lower_bound=1)
+    define(flags.DEFINE_integer, "warmup_batches", 5, "Batches read per variant before timing.", lower_bound=0)
+    if "variants" not in fv:
+        flags.DEFINE_list("variants", list(VARIANTS), "Variants to time, of " + ",".join(VARIANTS) + ".",
+                          flag_values=fv)
+        flags.register_validator("variants", lambda v: set(v) <= set(VARIANTS), flag_values=fv,
+                                 message="--variants: choose from " + ",".join(VARIANTS))
+    define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of text.")
 
 
 def write_random_records(data_dir: str, split: str, n: int, shards: int = 2, seed: int = 0) -> None:
@@ -95,7 +115,6 @@ def time_variant(data_dir, split, batch_size, num_batches, warmup, **kw):
 
 def main(argv):
     del argv
-    smplr_flags.use_tool_flags("input_pipeline")
     import tensorflow as tf
 
     variants = {
@@ -129,8 +148,8 @@ def main(argv):
     load_before = os.getloadavg()
     results = {}
     for name in FLAGS.variants:
-        results[name] = time_variant(data_dir, FLAGS.split, FLAGS.batch_size, FLAGS.num_batches, FLAGS.warmup,
-                                     **variants[name])
+        results[name] = time_variant(data_dir, FLAGS.split, FLAGS.batch_size, FLAGS.num_batches,
+                                     FLAGS.warmup_batches, **variants[name])
     out = {"batch_size": FLAGS.batch_size, "num_batches": FLAGS.num_batches, "cpu_count": os.cpu_count(),
            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "data": source,
            "targets": "64x64x16 x (41 points + 4 limbs), input 256, augmentation on", "variants": results}
@@ -147,5 +166,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    smplr_flags.prepare_tool("input_pipeline")
+    define_flags()
     app.run(main)

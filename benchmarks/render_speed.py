@@ -1,6 +1,6 @@
 """Images per second of the synthetic-data renderer and of the generator, per core.
 
-    python benchmarks/render_speed.py [--num=50] [--smpl_dir=...] [--json]
+    python benchmarks/render_speed.py [--num_images=50] [--smpl_dir=...] [--json]
 
 Measures, on posed bodies of the body model (the free model by default):
 * ``rasterize``: :func:`smplr_tf.render.rasterize` alone, 320x240 source frame (the vectorised z-buffer);
@@ -14,18 +14,27 @@ the main process's sampling + SMPL alone, whose TF ops may use several threads).
 
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+import numpy as np
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
+FLAGS = flags.FLAGS
 
-from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
 
-FLAGS = smplr_flags.FLAGS  # --num: default 40 here (images per measurement), see TOOL_DEFAULTS
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This benchmark's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a
+    flag that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_integer, "num_images", 40, "Images per measurement.", lower_bound=1)
+    define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files; empty: the package's free body model.")
+    define(flags.DEFINE_boolean, "painter", True, "Also time the painter's-algorithm reference.")
+    define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of text.")
 
 
 def painter(verts, faces, K, size, colors):
@@ -76,14 +85,13 @@ def _rate(res, key, fn, items):
 
 def main(argv):
     del argv
-    smplr_flags.use_tool_flags("render_speed")
     import cv2
 
     cv2.setNumThreads(1)
     from smplr_tf import render
     from smplr_tf.synth import appearance, generate
 
-    n = FLAGS.num
+    n = FLAGS.num_images
     source = generate.BodySource(FLAGS.smpl_dir or None, batch_size=32)
     jobs = []
     for s in range(0, n, 32):
@@ -124,5 +132,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    smplr_flags.prepare_tool("render_speed")
+    define_flags()
     app.run(main)

@@ -2,7 +2,7 @@
 
 All three run the same model arrays (one gender of the model in --smpl_dir, or of the free model; the references
 get them as a temporary ``.npz``), batch 1, 64 and 256, random betas ~ N(0, 1) and axis-angle pose ~ N(0, 0.3).
-Each figure is the median wall time of ``--repeats`` calls (10x at batch <= 8, a quarter at 256) after 3 warm-up
+Each figure is the median wall time of ``--timed_calls`` calls (10x at batch <= 8, a quarter at 256) after 3 warm-up
 calls (tracing / XLA compilation excluded), outputs fetched to NumPy. Ratios are reference time / our time
 (> 1: ours is faster).
 
@@ -23,13 +23,29 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app
+from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+FLAGS = flags.FLAGS
 
-from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
 
-FLAGS = smplr_flags.FLAGS
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This benchmark's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a
+    flag that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files; empty: the package's free body model.")
+    define(flags.DEFINE_string, "gender", "female", "Gender of the model file to time.")
+    define(flags.DEFINE_list, "batch_sizes", ["1", "64", "256"], "Batch sizes.")
+    define(flags.DEFINE_integer, "timed_calls", 20, "Timed calls per figure (10x at batch <= 8; batch >= 256 uses a "
+           "quarter, at least 5).", lower_bound=1)
+    define(flags.DEFINE_string, "smplx_python", os.environ.get("SMPLX_PYTHON"), "Python interpreter with torch + "
+           "smplx for the smplx reference (default: this one, if it has them; env SMPLX_PYTHON).")
+    define(flags.DEFINE_boolean, "random_model", False, "Time a random model with SMPL's exact sizes instead of a "
+           "file.")
+    define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of text.")
 
 _SMPLX_SNIPPET = r"""
 import json, sys, time
@@ -87,7 +103,6 @@ def _inputs(b: int):
 
 def main(argv):
     del argv
-    smplr_flags.use_tool_flags("smpl_speed")
     import tensorflow as tf
 
     from smplr_tf.body import model_io, testing
@@ -112,7 +127,7 @@ def main(argv):
               "tensorflow": tf.__version__, "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
               "ms": {}}
     # Small batches take ~1 ms: 10x the repeats there, so that a burst of other load cannot own the median.
-    n_for = {b: 10 * FLAGS.repeats if b <= 8 else FLAGS.repeats if b < 256 else max(5, FLAGS.repeats // 4)
+    n_for = {b: 10 * FLAGS.timed_calls if b <= 8 else FLAGS.timed_calls if b < 256 else max(5, FLAGS.timed_calls // 4)
              for b in sizes}
 
     layer = SMPL(models={gender: data[gender]}, genders=(gender,))
@@ -149,7 +164,7 @@ def main(argv):
         result["body_models_error"] = str(e)
 
     py = FLAGS.smplx_python or sys.executable
-    proc = subprocess.run([py, "-c", _SMPLX_SNIPPET, ref_path, ",".join(map(str, sizes)), str(FLAGS.repeats),
+    proc = subprocess.run([py, "-c", _SMPLX_SNIPPET, ref_path, ",".join(map(str, sizes)), str(FLAGS.timed_calls),
                            str(os.cpu_count())], capture_output=True, text=True, timeout=1800)
     try:
         sx = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -195,5 +210,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    smplr_flags.prepare_tool("smpl_speed")
+    define_flags()
     app.run(main)

@@ -31,11 +31,11 @@ import sys
 import time
 
 import numpy as np
+from absl import flags
 
+FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 MODULES = ("shn2d", "shn", "dae", "smplr")
 LABELS = {"shn2d": "2D SHN", "shn": "Vol. SHN", "dae": "DAE", "smplr": "SMPLR"}
@@ -482,14 +482,33 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This benchmark's flags on ``fv`` (--xla means what it means to train). Called under ``__main__``; a flag
+    that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_boolean, "small", False, "Tiny models and batches, a quick look.")
+    define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of the table.")
+    define(flags.DEFINE_string, "modules", ",".join(MODULES), "Subset of " + ",".join(MODULES) + ".")
+    define(flags.DEFINE_string, "phases", "train,test", "Phases to time.")
+    define(flags.DEFINE_boolean, "xla", False, "jit_compile the timed steps with XLA.")
+    define(flags.DEFINE_boolean, "no_bf16", False, "Skip the bfloat16 test rows.")
+    define(flags.DEFINE_boolean, "no_tflite", False, "Skip the TFLite (XNNPACK, float32) test variant; it is only "
+           "tried on a machine without a GPU.")
+    define(flags.DEFINE_integer, "repeats", 0, "Timed steps per row (0: 20, with --small 5).", lower_bound=0)
+    define(flags.DEFINE_integer, "warmup", 2, "Warm-up steps per row, not timed.", lower_bound=0)
+    define(flags.DEFINE_float, "budget_s", 30.0, "Stop repeating a row after this many seconds.")
+    define(flags.DEFINE_string, "child", None, "Internal: time this one module and print its result.")
+
+
 def main(argv):
     del argv
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # the flags: section "benchmarks" (+ the shared --xla)
-
-    smplr_flags.use_tool_flags("timing")
-    a = smplr_flags.FLAGS
+    a = FLAGS
     repeats = a.repeats or (5 if a.small else 20)
     phases = tuple(a.phases.split(","))
 
@@ -540,7 +559,5 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags
-
-    smplr_flags.prepare_tool("timing")
+    define_flags()
     app.run(main)

@@ -29,9 +29,12 @@ import os
 import time
 
 import numpy as np
+from absl import flags
 
 from smplr_tf import metrics
 from smplr_tf.body import skeleton
+
+FLAGS = flags.FLAGS
 
 METRICS_NAME = "metrics.json"
 IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
@@ -498,10 +501,37 @@ def run_from_flags(FLAGS) -> dict:
     return result
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
+    Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "run_dir", "", "The trained run to evaluate (any stage); metrics.json goes there "
+           "unless --output_dir.")
+    define(flags.DEFINE_string, "shn_run", "", "Pipeline evaluation (without --run_dir): the hourglass run.")
+    define(flags.DEFINE_string, "dae_run", "", "Pipeline evaluation: the DAE run.")
+    define(flags.DEFINE_string, "psi_run", "", "Pipeline evaluation: the Psi (smplr_shape) run.")
+    define(flags.DEFINE_string, "omega_run", "", "Pipeline evaluation: the Omega (smplr_pose) run.")
+    define(flags.DEFINE_string, "data", "", "TFRecords directory to evaluate on (default: the run's --data_dir).")
+    define(flags.DEFINE_string, "eval_split", "val", "Split of --data evaluated.")
+    define(flags.DEFINE_integer, "eval_batch_size", 16, "Batch size.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_examples", 0, "Evaluate at most this many examples (0: all).", lower_bound=0)
+    define(flags.DEFINE_enum, "eval_input", "auto", ["auto", "gt", "noise", "depth0", "run"],
+           "dae / smplr_* runs: their input points. auto: what the run trained on (--dae_input / --input_run of "
+           "its flags.txt); gt; gt + uniform noise; gt with depth 0; the predictions of --eval_input_run.")
+    define(flags.DEFINE_string, "eval_input_run", "", "The shn / alexnet / dae run whose predictions feed the "
+           "evaluated run (--eval_input=run; auto uses the run's --input_run).")
+    define(flags.DEFINE_string, "output_dir", "", "Where metrics.json and tb/ go: required for a pipeline "
+           "evaluation; default the --run_dir.")
+    define(flags.DEFINE_string, "eval_tag", "", "Also write metrics-<tag>.json (e.g. one per data set).")
+    define(flags.DEFINE_boolean, "eval_iou", True, "Silhouette IoU of meshes where records have masks.")
+
+
 def main(argv):
     del argv
-    from smplr_tf.flags import FLAGS
-
     try:
         run_from_flags(FLAGS)
     except EvalError as e:
@@ -511,7 +541,5 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
-
-    smplr_flags.prepare_tool("evaluate")  # --helpshort lists this command's flags
+    define_flags()
     app.run(main)

@@ -24,6 +24,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from absl import flags
+
+FLAGS = flags.FLAGS
 
 
 class ExportError(ValueError):
@@ -99,9 +102,27 @@ def load_exported(export_dir: str):
     return tf.saved_model.load(export_dir).signatures["serving_default"]
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
+    Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
+    define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
+    define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
+    define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")
+    define(flags.DEFINE_string, "omega_run", "", "Without --run_dir: the Omega (smplr_pose) run.")
+    define(flags.DEFINE_string, "export_dir", "", "SavedModel directory to write.")
+    define(flags.DEFINE_boolean, "export_tflite", False, "Also write <export_dir>/smplr.tflite, the same pipeline "
+           "for TFLite (CPU, XNNPACK, float32) at a fixed batch of --tflite_batch.")
+    define(flags.DEFINE_integer, "tflite_batch", 1, "--export_tflite: the TFLite model's fixed batch size.")
+
+
 def main(argv):
     del argv
-    from smplr_tf.flags import FLAGS
     from smplr_tf.infer import InferError, load_pipeline
 
     if not FLAGS.export_dir:
@@ -137,7 +158,5 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
-
-    smplr_flags.prepare_tool("export")  # --helpshort lists this command's flags
+    define_flags()
     app.run(main)

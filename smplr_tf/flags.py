@@ -1,19 +1,15 @@
-"""The one absl flag definition module shared by every entry point (train, evaluate, infer, reproduce).
+"""The training flags: what ``python -m smplr_tf.train`` reads and what a run's ``flags.txt`` records.
 
-Flags are grouped in sections. Each section is a function ``define_<name>_flags(fv)`` registered with
-:func:`section`; registration defines the section's flags on the global ``absl.flags.FLAGS`` and on every
-other :class:`absl.flags.FlagValues` made by :func:`new_flag_values` (used by :mod:`smplr_tf.runs` to read a
-run's ``flags.txt`` without touching the process's own flags). Every experiment is a flagfile
-(``flags/table1/shn.cfg`` ...), never a code edit.
-
-Sections: run, data, optimisation, losses, stage inputs, model sizes, logging -- then the "evaluation"
-section at the end of this file (owned by helper F).
+Flags are grouped in sections: run, data, optimisation, losses, stage inputs, model sizes, logging. Each section
+is a function ``define_<name>_flags(fv)`` registered with :func:`section`. Nothing is defined at import:
+``smplr_tf.train`` calls :func:`define_flags` under ``if __name__ == "__main__":``, and
+:func:`new_flag_values` gives a fresh :class:`absl.flags.FlagValues` holding every section (used by
+:mod:`smplr_tf.runs` to read a run's ``flags.txt`` without touching the process's own flags). The other
+commands (evaluate, infer, export, reproduce, the record tools and benchmarks) define their own flags in their
+own module. Every experiment is a flagfile (``flags/table1/shn.cfg`` ...), never a code edit.
 """
 
 from __future__ import annotations
-
-import os
-import sys
 
 from absl import flags
 
@@ -22,32 +18,32 @@ FLAGS = flags.FLAGS
 STAGES = ("shn", "shn2d", "alexnet", "dae", "smplr_shape", "smplr_pose", "e2e")
 
 _SECTIONS: list = []
-_FLAG_VALUES: list = [FLAGS]  # FlagValues objects that hold every registered section
 
 
 def section(fn):
-    """Register a flag section ``fn(fv)`` and define it on every known FlagValues (order-independent)."""
+    """Register a flag section ``fn(fv)`` (defines its flags on the FlagValues ``fv`` when called)."""
     _SECTIONS.append(fn)
-    for fv in _FLAG_VALUES:
-        fn(fv)
     return fn
+
+
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """Define every section's flags on ``fv`` (the process's FLAGS by default); a second call does nothing."""
+    if "stage" in fv:
+        return
+    for fn in _SECTIONS:
+        fn(fv)
 
 
 def new_flag_values() -> flags.FlagValues:
     """A fresh FlagValues holding every section's flags with their defaults (not parsed)."""
     fv = flags.FlagValues()
-    for fn in _SECTIONS:
-        fn(fv)
-    _FLAG_VALUES.append(fv)
+    define_flags(fv)
     return fv
 
 
 def section_flag_names() -> list[str]:
-    """Names of the flags defined by this module's sections (what a run's flags.txt records)."""
-    fv = flags.FlagValues()
-    for fn in _SECTIONS:
-        fn(fv)
-    return sorted(fv)
+    """Names of the flags defined by this module's sections (what a run's flags.txt records), sorted."""
+    return sorted(new_flag_values())
 
 
 # ============================================================================================ run
@@ -81,8 +77,7 @@ def define_data_flags(fv):
                         "Point stages (dae, smplr_*) sample SMPL parameters when empty.", **d)
     flags.DEFINE_string("train_split", "train", "Split trained on.", **d)
     flags.DEFINE_string("val_split", "val", "Split validated on.", **d)
-    flags.DEFINE_string("smpl_dir", "", "Official SMPL model files; empty: the package's free body model "
-                        "(convert_*: empty = no body model, so no landmarks; convert_up3d needs it).", **d)
+    flags.DEFINE_string("smpl_dir", "", "Official SMPL model files; empty: the package's free body model.", **d)
     flags.DEFINE_list("genders", ["female", "male"], "Body models of the SMPL layer (index = schema gender).", **d)
     flags.DEFINE_string("background_dir", "", "Images for background swap augmentation (e.g. VOC without people).", **d)
     flags.DEFINE_string("occluder_dir", "", "Images for occlusion augmentation.", **d)
@@ -195,225 +190,3 @@ def define_logging_flags(fv):
     flags.DEFINE_boolean("tb_hparams", True, "Write the run to TensorBoard's hparams table.", **d)
     flags.DEFINE_integer("baseline_batches", 20, "Training batches averaged for the mean-pose baseline.", **d)
     flags.DEFINE_integer("checkpoint_every", 1, "Epochs between checkpoints/ saves.", **d)
-
-
-# ============================================================================================
-# ======================= evaluation section (owned by helper F) ============================
-# Add the evaluation flags below as a registered section, e.g.
-#
-#   @section
-#   def define_evaluation_flags(fv):
-#       flags.DEFINE_string("data", "", "...", flag_values=fv)
-#
-# Registration order does not matter (see `section`). Keep everything above this banner as it is.
-# ============================================================================================
-
-
-def define_evaluation_flags(fv):
-    """Flags of evaluate / reproduce / infer / export (helper F).
-
-    Defined on the process's FLAGS only, deliberately NOT as a registered ``section``: they describe how a
-    run is evaluated or used, not how it was trained, so they stay out of the runs' flags.txt (and out of the
-    resume comparison). --run_dir, --shn_run, --dae_run, --psi_run, --omega_run and --smpl_dir are the
-    training sections' flags, reused with the same meaning.
-    """
-    d = dict(flag_values=fv)
-    flags.DEFINE_string("data", "", "evaluate: TFRecords directory to evaluate on (default: the run's --data_dir).",
-                        **d)
-    flags.DEFINE_string("eval_split", "val", "evaluate: split of --data evaluated.", **d)
-    flags.DEFINE_integer("eval_batch_size", 16, "evaluate: batch size.", **d)
-    flags.DEFINE_integer("max_examples", 0, "evaluate: evaluate at most this many examples (0: all). convert_*: stop "
-                         "after this many examples.", **d)
-    flags.DEFINE_enum("eval_input", "auto", ["auto", "gt", "noise", "depth0", "run"],
-                      "evaluate dae / smplr_* runs: their input points. auto: what the run trained on "
-                      "(--dae_input / --input_run of its flags.txt); gt; gt + uniform noise; gt with depth 0; "
-                      "the predictions of --eval_input_run.", **d)
-    flags.DEFINE_string("eval_input_run", "", "evaluate: the shn / alexnet / dae run whose predictions feed "
-                        "the evaluated run (--eval_input=run; auto uses the run's --input_run).", **d)
-    flags.DEFINE_string("output_dir", "", "evaluate: where metrics.json goes for a pipeline (--shn_run ... "
-                        "--omega_run) evaluation; infer: where the outputs go.", **d)
-    flags.DEFINE_string("eval_tag", "", "evaluate: also write metrics-<tag>.json (e.g. one per data set).", **d)
-    flags.DEFINE_boolean("eval_iou", True, "evaluate: silhouette IoU of meshes where records have masks.", **d)
-    flags.DEFINE_string("tables", "1,2,3,4", "reproduce: which tables.", **d)
-    flags.DEFINE_string("runs_dir", "runs", "reproduce: root of the evaluated run directories.", **d)
-    flags.DEFINE_enum("format", "markdown", ["markdown", "json"], "reproduce: output format.", **d)
-    flags.DEFINE_string("output", "", "reproduce: also write the tables to this file.", **d)
-    flags.DEFINE_boolean("quick", False, "reproduce: make synthetic data, train the quick stages, evaluate, print "
-                         "(runs in --runs_dir, default runs/quick).", **d)
-    flags.DEFINE_boolean("evaluate", False, "reproduce: first evaluate every trained run of the tables (runs named "
-                         "as flags/table*/) that has no up-to-date metrics.json.", **d)
-    flags.DEFINE_integer("quick_examples", 0, "reproduce --quick: training examples made (0: the default).", **d)
-    flags.DEFINE_string("image", "", "infer: an image file (a 256x256 crop, or any image with --bbox).", **d)
-    flags.DEFINE_string("bbox", "", "infer: x,y,w,h of the person's square crop box in --image (pixels).", **d)
-    flags.DEFINE_string("export_dir", "", "export: SavedModel directory to write.", **d)
-    flags.DEFINE_boolean("export_tflite", False, "export: also write <export_dir>/smplr.tflite, the same pipeline "
-                         "for TFLite (CPU, XNNPACK, float32) at a fixed batch of --tflite_batch.", **d)
-    flags.DEFINE_integer("tflite_batch", 1, "export --export_tflite: the TFLite model's fixed batch size.", **d)
-
-
-if "eval_split" not in FLAGS:
-    define_evaluation_flags(FLAGS)
-
-
-# ============================================================================================
-# ============== command-line tools: tfrecords_tools/* and benchmarks/* (helper G) ===========
-# Like the evaluation flags these are defined on the process's FLAGS only (not a registered `section`), so
-# they stay out of runs' flags.txt. A tool reads FLAGS.<name>; flags that mean the same as a flag above are
-# reused (data_dir, smpl_dir, seed, genders, background_dir, batch_size, xla, max_examples), and a tool whose
-# default differs sets it with FLAGS.set_default before parsing (see TOOL_DEFAULTS). TOOL_FLAGS lists the
-# flags each tool reads; the tool declares them as its key flags so that its --help lists them.
-# ============================================================================================
-
-TOOL_FLAGS: dict[str, tuple[str, ...]] = {
-    "make_synthetic": ("out_dir", "split", "num_examples", "seed", "num_workers", "examples_per_shard",
-                       "background_dir", "smpl_dir", "genders", "smpl_batch_size", "depth_range",
-                       "background_clutter"),
-    "inspect_records": ("data_dir", "split", "png", "num", "max_errors", "strict"),
-    "convert_surreal": ("root", "out_dir", "split", "smpl_dir", "examples_per_shard", "max_examples",
-                        "min_motion_cm"),
-    "convert_h36m": ("root", "out_dir", "split", "smpl_dir", "examples_per_shard", "max_examples", "fits_dir",
-                     "cameras", "every", "subjects"),
-    "convert_up3d": ("root", "out_dir", "split", "smpl_dir", "examples_per_shard", "max_examples"),
-    "subsample": ("in_dir", "out_dir", "split", "threshold_mm", "relative", "examples_per_shard", "benchmark",
-                  "json"),
-    "input_pipeline": ("data_dir", "split", "batch_size", "num_batches", "warmup", "num_examples", "variants",
-                       "json"),
-    "render_speed": ("num", "smpl_dir", "json", "painter"),
-    "smpl_speed": ("json", "smpl_dir", "gender", "batch_sizes", "repeats", "smplx_python", "random_model"),
-    "timing": ("small", "json", "modules", "phases", "xla", "no_bf16", "no_tflite", "repeats", "warmup", "budget_s",
-               "child"),
-}
-
-# The flags each of the package's own commands (python -m smplr_tf.<name>) reads, for its --helpshort; train
-# lists every section flag (see prepare_tool).
-ENTRY_FLAGS: dict[str, tuple] = {
-    "evaluate": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "data", "eval_split", "eval_input",
-                 "eval_input_run", "eval_batch_size", "eval_iou", "eval_tag", "max_examples", "output_dir"),
-    "infer": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "image", "bbox", "output_dir"),
-    "export": ("run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "export_dir", "export_tflite",
-               "tflite_batch"),
-    "reproduce": ("tables", "format", "output", "quick", "quick_examples", "evaluate", "runs_dir", "smpl_dir"),
-}
-
-# Tool defaults that differ from the flag's default (applied by use_tool_flags before parsing).
-TOOL_DEFAULTS: dict[str, dict] = {
-    "make_synthetic": {"examples_per_shard": 1000},
-    "inspect_records": {"split": ""},
-    "input_pipeline": {"batch_size": 6, "num_examples": 120},
-    "render_speed": {"num": 40},
-    "timing": {"warmup": 2, "repeats": 0},
-}
-
-
-def use_tool_flags(tool: str, fv: flags.FlagValues = FLAGS) -> None:
-    """Give the flags of ``tool`` (a key of TOOL_FLAGS) the tool's own defaults (TOOL_DEFAULTS).
-
-    Call at the start of the tool's main (and before app.run, so that --help shows them). A value given on the
-    command line (or assigned) is kept: FlagValues.set_default only replaces a value still at its default.
-    """
-    for name, value in TOOL_DEFAULTS.get(tool, {}).items():
-        fv.set_default(name, value)
-
-
-def prepare_tool(tool: str, fv: flags.FlagValues = FLAGS) -> None:
-    """In a tool's ``if __name__ == "__main__":`` before ``app.run(main)``: make the flags the tool reads key flags
-    of the main module (so ``--help`` / ``--helpshort`` list them, as when the tool defined them itself) and apply
-    the tool's defaults (TOOL_DEFAULTS, so ``--help`` shows them). ``tool`` is a key of TOOL_FLAGS or of ENTRY_FLAGS,
-    or "train" (every section flag)."""
-    names = section_flag_names() if tool == "train" else TOOL_FLAGS.get(tool) or ENTRY_FLAGS[tool]
-    for name in names:
-        fv.register_key_flag_for_module(sys.argv[0], fv[name])
-    use_tool_flags(tool, fv)
-
-
-def define_records_tools_flags(fv):
-    """Flags of tfrecords_tools/: make_synthetic, inspect_records, convert_*, subsample."""
-    d = dict(flag_values=fv)
-    flags.DEFINE_string("out_dir", None, "make_synthetic / convert_* / subsample: output records directory "
-                        "(shards + manifest.json).", **d)
-    flags.DEFINE_string("split", "train", "make_synthetic / convert_* / subsample / input_pipeline: the split "
-                        "written or read. inspect_records: comma-separated splits to check (default: every split "
-                        "in the manifest).", **d)
-    flags.DEFINE_integer("examples_per_shard", 2000, "make_synthetic / convert_* / subsample: examples per output "
-                         "shard (make_synthetic: default 1000).", **d)
-    # make_synthetic
-    flags.DEFINE_integer("num_examples", 1000, "make_synthetic: examples to write. input_pipeline: examples "
-                         "written when no --data_dir is given (default 120 there).", **d)
-    flags.DEFINE_integer("num_workers", max(1, (os.cpu_count() or 2) - 1),
-                         "make_synthetic: rendering processes (0 = render in the main process).", **d)
-    flags.DEFINE_integer("smpl_batch_size", 32, "make_synthetic: bodies per SMPL batch in the main process "
-                         "(was --batch_size).", **d)
-    flags.DEFINE_list("depth_range", ["3", "7"], "make_synthetic: min,max distance of the pelvis from the camera, "
-                      "metres (uniform). SURREAL's renderer uses N(8, 1) m: 6,10 gives data closer to SURREAL.", **d)
-    flags.DEFINE_float("background_clutter", 1.0, "make_synthetic: shapes (boxes, poles, ellipses, lines) drawn "
-                       "on the procedural backgrounds, relative to the default 4-19 (0: a bare wall and floor, what "
-                       "reproduce --quick uses). No effect with --background_dir.", lower_bound=0.0, upper_bound=4.0,
-                       **d)
-    # inspect_records
-    flags.DEFINE_string("png", None, "inspect_records: write a grid of examples to this PNG.", **d)
-    flags.DEFINE_integer("num", 16, "inspect_records: examples in the PNG. render_speed: images per measurement "
-                         "(default 40 there).", **d)
-    flags.DEFINE_integer("max_errors", 20, "inspect_records: errors (and warnings) printed per split (all are "
-                         "counted).", **d)
-    flags.DEFINE_bool("strict", False, "inspect_records: treat warnings (2D points that are not the pinhole "
-                      "projection of the 3D points, e.g. lens distortion kept in a converter's 2D) as errors.", **d)
-    # converters
-    flags.DEFINE_string("root", None, "convert_*: the dataset's folder (SURREAL: holding cmu/; Human3.6M: holding "
-                        "S1, S5, ... and metadata.xml; UP-3D: %05d_image.png, ..., train.txt).", **d)
-    flags.DEFINE_float("min_motion_cm", 5.0, "convert_surreal: the paper's sampling: skip a frame whose mean joint "
-                       "distance to the last kept frame is below this (0 = keep every frame).", **d)
-    flags.DEFINE_string("fits_dir", None, "convert_h36m: SMPL fits: <fits_dir>/<subject>/<action>.npz (pose, "
-                        "trans, betas, gender; see the module docstring).", **d)
-    flags.DEFINE_string("cameras", None, "convert_h36m: metadata.xml or cameras.h5 (default: found in --root).",
-                        **d)
-    flags.DEFINE_integer("every", 5, "convert_h36m: keep every n-th frame (paper: 5).", **d)
-    flags.DEFINE_string("subjects", None, "convert_h36m: comma-separated subjects overriding the split's "
-                        "(e.g. S9).", **d)
-    # subsample
-    flags.DEFINE_string("in_dir", None, "subsample: input records directory.", **d)
-    flags.DEFINE_float("threshold_mm", 150.0, "subsample: minimum max-joint displacement to every kept frame "
-                       "(paper: 150).", **d)
-    flags.DEFINE_boolean("relative", True, "subsample: compare root-relative joints (default) instead of "
-                         "camera-frame ones.", **d)
-    flags.DEFINE_integer("benchmark", 0, "subsample: instead, time the selection on this many synthetic frames.",
-                         **d)
-
-
-def define_benchmark_flags(fv):
-    """Flags of benchmarks/: input_pipeline, render_speed, smpl_speed, timing (and subsample --benchmark)."""
-    d = dict(flag_values=fv)
-    flags.DEFINE_boolean("json", False, "benchmarks, subsample --benchmark: print one JSON object instead of "
-                         "text.", **d)
-    flags.DEFINE_integer("warmup", 5, "input_pipeline: batches read before timing. timing: warm-up steps per row "
-                         "(default 2 there).", **d)
-    flags.DEFINE_integer("repeats", 20, "smpl_speed: timed calls per figure (batch >= 256 uses a quarter, at least "
-                         "5). timing: timed steps per row (0 there = 20, with --small 5).", **d)
-    # input_pipeline
-    flags.DEFINE_integer("num_batches", 40, "input_pipeline: batches timed per variant (after warm-up).", **d)
-    flags.DEFINE_list("variants", ["full_f32", "full_f16", "full_bf16", "on_device", "no_augment"],
-                      "input_pipeline: variants to time.", **d)
-    # render_speed
-    flags.DEFINE_bool("painter", True, "render_speed: also time the painter's-algorithm reference.", **d)
-    # smpl_speed
-    flags.DEFINE_string("gender", "female", "smpl_speed: gender of the model file to time.", **d)
-    flags.DEFINE_list("batch_sizes", ["1", "64", "256"], "smpl_speed: batch sizes.", **d)
-    flags.DEFINE_string("smplx_python", os.environ.get("SMPLX_PYTHON"),
-                        "smpl_speed: Python interpreter with torch + smplx for the smplx reference (default: this "
-                        "one, if it has them; env SMPLX_PYTHON).", **d)
-    flags.DEFINE_boolean("random_model", False, "smpl_speed: time a random model with SMPL's exact sizes instead "
-                         "of a file.", **d)
-    # timing (Table 5)
-    flags.DEFINE_boolean("small", False, "timing: tiny models and batches, a quick look.", **d)
-    flags.DEFINE_string("modules", "shn2d,shn,dae,smplr", "timing: subset of shn2d,shn,dae,smplr.", **d)
-    flags.DEFINE_string("phases", "train,test", "timing: phases to time.", **d)
-    flags.DEFINE_boolean("no_bf16", False, "timing: skip the bfloat16 test rows.", **d)
-    flags.DEFINE_boolean("no_tflite", False, "timing: skip the TFLite (XNNPACK, float32) test variant; it is only "
-                         "tried on a machine without a GPU.", **d)
-    flags.DEFINE_float("budget_s", 30.0, "timing: stop repeating a row after this many seconds.", **d)
-    flags.DEFINE_string("child", None, "timing (internal): time this one module and print its result.", **d)
-
-
-if "num_workers" not in FLAGS:
-    define_records_tools_flags(FLAGS)
-if "num_batches" not in FLAGS:
-    define_benchmark_flags(FLAGS)

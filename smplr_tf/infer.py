@@ -29,10 +29,13 @@ import json
 import os
 
 import numpy as np
+from absl import flags
 
 from smplr_tf import metrics
 from smplr_tf.body import skeleton
 from smplr_tf.volume import CUBE_SIZE as CUBE
+
+FLAGS = flags.FLAGS
 
 OVERLAY_DEPTH = 5.0  # metres; any depth gives the same picture up to perspective (see module docstring)
 
@@ -210,10 +213,27 @@ def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: 
     return result
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
+    Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
+    define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
+    define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
+    define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")
+    define(flags.DEFINE_string, "omega_run", "", "Without --run_dir: the Omega (smplr_pose) run.")
+    define(flags.DEFINE_string, "image", "", "An image file: a square crop around the person (resized to the "
+           "network's input), or any image with --bbox.")
+    define(flags.DEFINE_string, "bbox", "", "x,y,w,h of the person's square crop box in --image (pixels).")
+    define(flags.DEFINE_string, "output_dir", "", "Where the outputs go (<image name>.json, .obj, _overlay.png).")
+
+
 def main(argv):
     del argv
-    from smplr_tf.flags import FLAGS
-
     try:
         read_image(FLAGS.image)  # fail on a bad image before loading the model
         if not FLAGS.output_dir:
@@ -232,7 +252,5 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
-
-    smplr_flags.prepare_tool("infer")  # --helpshort lists this command's flags
+    define_flags()
     app.run(main)

@@ -24,7 +24,11 @@ import sys
 import time
 from dataclasses import dataclass
 
+from absl import flags
+
 from smplr_tf import paper_results as paper
+
+FLAGS = flags.FLAGS
 
 METRICS_NAME = "metrics.json"
 
@@ -552,9 +556,31 @@ def evaluate_all(runs_dir: str, tables=(1, 2, 3, 4), log_path: str | None = None
     return done
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This command's flags on ``fv``; --smpl_dir means what it means to train. Called under ``__main__``; a flag
+    that ``fv`` holds already (a second call) is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "tables", "1,2,3,4", "Which tables (comma-separated).")
+    define(flags.DEFINE_string, "runs_dir", "runs", "Root of the evaluated run directories (<runs_dir>/table1/shn "
+           "...). With --quick: where the quick runs go (default runs/quick).")
+    define(flags.DEFINE_enum, "format", "markdown", ["markdown", "json"], "Output format.")
+    define(flags.DEFINE_string, "output", "", "Also write the tables to this file.")
+    define(flags.DEFINE_boolean, "quick", False, "Make synthetic data, train the quick stages (flags/quick), "
+           "evaluate them and print the tables.")
+    define(flags.DEFINE_boolean, "evaluate", False, "First evaluate every trained run of the tables (runs named as "
+           "flags/table*/) that has no up-to-date metrics.json.")
+    define(flags.DEFINE_integer, "quick_examples", 0, "--quick: training examples made (0: the default).",
+           lower_bound=0)
+    define(flags.DEFINE_string, "smpl_dir", "", "--quick: official SMPL model files for the data and the runs; "
+           "empty: the package's free body model.")
+
+
 def main(argv):
     del argv
-    from smplr_tf.flags import FLAGS
 
     if FLAGS.quick:
         run_quick(FLAGS.runs_dir if FLAGS["runs_dir"].present else DEFAULT_QUICK_DIR,
@@ -569,7 +595,5 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # defines the flags before parsing
-
-    smplr_flags.prepare_tool("reproduce")  # --helpshort lists this command's flags
+    define_flags()
     app.run(main)

@@ -19,6 +19,8 @@ import json
 import os
 import shutil
 
+from absl import flags
+
 from smplr_tf import flags as sflags
 
 FLAGS_FILE = "flags.txt"
@@ -46,41 +48,34 @@ def resolve_run_dir(cfg) -> str:
 
 
 def flags_text(cfg) -> str:
-    """Every flag of the smplr_tf sections as a flagfile (``--name=value`` lines, sorted)."""
-    lines = []
-    for name in sflags.section_flag_names():
-        if name not in cfg:
-            continue
-        value = cfg[name].value
-        if value is None:
-            continue
-        lines.append(cfg[name].serialize())
-    return "\n".join(line for line in lines if line) + "\n"
+    """The training flags of ``cfg`` (a FlagValues holding them) as a flagfile: ``--name=value`` lines, sorted by
+    name (absl's ``flags_into_string``; flags whose value is None are left out)."""
+    fv = sflags.new_flag_values()
+    for name in fv:
+        if name in cfg:
+            fv[name].value = cfg[name].value
+    return fv.flags_into_string()
 
 
 def parse_flags_text(text: str, where: str = "flags.txt"):
-    """A flagfile's text -> a fresh FlagValues with every section's flags (unknown names are ignored)."""
+    """A flagfile's text -> a fresh, parsed FlagValues with every training flag (absl parses the lines).
+
+    Blank lines and ``#`` / ``//`` comments are skipped, as in any absl flagfile; flags this version does not
+    define (an older or newer run's) are ignored, so every run's flags.txt reads. A line that is not a flag, or
+    a value a flag does not accept, raises RunError naming ``where``."""
     fv = sflags.new_flag_values()
+    args = []
     for raw in text.splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "//")):
             continue
         if not line.startswith("--"):
             raise RunError(f"{where}: cannot read line {raw!r}")
-        body = line[2:]
-        if "=" in body:
-            name, value = body.split("=", 1)
-        elif body in fv:
-            name, value = body, "true"
-        elif body.startswith("no") and body[2:] in fv:
-            name, value = body[2:], "false"
-        else:
-            continue
-        if name not in fv:
-            continue
-        fv[name].parse(value)
-        fv[name].present = 1
-    fv.mark_as_parsed()
+        args.append(line)
+    try:
+        fv([where] + args, known_only=True)
+    except flags.Error as e:
+        raise RunError(f"{where}: {e}") from None
     return fv
 
 

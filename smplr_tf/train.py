@@ -20,11 +20,19 @@ import os
 import sys
 import time
 
-from absl import app, logging
+from absl import app, flags, logging
 
 from smplr_tf import flags as sflags
 
-FLAGS = sflags.FLAGS
+FLAGS = flags.FLAGS
+
+
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """Define the training flags (every section of :mod:`smplr_tf.flags`) on ``fv`` as key flags of this
+    command, so that ``--helpshort`` lists them. Called under ``__main__``; a second call does nothing new."""
+    sflags.define_flags(fv)
+    for name in sflags.section_flag_names():
+        flags.declare_key_flag(name, flag_values=fv)
 
 
 # ------------------------------------------------------------------------------------------- setup
@@ -220,7 +228,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import flags as smplr_flags
-
-    smplr_flags.prepare_tool("train")  # --helpshort lists the training flags
+    define_flags()
     app.run(main)

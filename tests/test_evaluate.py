@@ -148,23 +148,19 @@ def test_pipeline_all_and_all_proc(tiny):
     assert any(f.startswith("events.out") for f in os.listdir(os.path.join(out, "tb", "eval")))
 
 
-def test_cli_errors_are_clear(tiny):
-    from absl import flags as absl_flags
+def test_cli_errors_are_clear(tmp_path):
+    from absl import flags
 
-    from smplr_tf.flags import FLAGS
-
-    FLAGS.unparse_flags()
-    FLAGS(["evaluate", f"--run_dir={tiny['root']}/nope"])
-    try:
-        with pytest.raises(evaluate.EvalError, match="no such directory"):
-            evaluate.run_from_flags(FLAGS)
-        FLAGS.unparse_flags()
-        FLAGS(["evaluate", "--shn_run=a"])
-        with pytest.raises(evaluate.EvalError, match="all of --shn_run"):
-            evaluate.run_from_flags(FLAGS)
-    finally:
-        FLAGS.unparse_flags()
-    del absl_flags
+    fv = flags.FlagValues()
+    evaluate.define_flags(fv)
+    evaluate.define_flags(fv)  # a second call (a test calling main twice) defines nothing new
+    fv(["evaluate", f"--run_dir={tmp_path}/nope"])
+    with pytest.raises(evaluate.EvalError, match="no such directory"):
+        evaluate.run_from_flags(fv)
+    fv.unparse_flags()
+    fv(["evaluate", "--shn_run=a"])
+    with pytest.raises(evaluate.EvalError, match="all of --shn_run"):
+        evaluate.run_from_flags(fv)
 
 
 def test_mesh_eval_scores_points_only_where_3d_is_true():

@@ -123,7 +123,7 @@ def test_cli_exit_status(tmp_path):
     _write_dir(d, [schema.serialize_example(valid_example(0)),
                    _tamper(valid_example(1), root_depth=[np.inf])])
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tfrecords_tools", "inspect_records.py"),
-                        f"--data_dir={d}", f"--png={d}/x.png", "--num=2"], capture_output=True, text=True,
+                        f"--data_dir={d}", f"--png={d}/x.png", "--png_examples=2"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 1
     assert "record 1" in r.stdout and "root_depth" in r.stdout and "read 2" in r.stdout

@@ -1,9 +1,11 @@
-"""The command-line tools and benchmarks take their flags from the one flags module (smplr_tf/flags.py).
+"""Each command defines only the flags it reads, in its own ``define_flags`` called under ``__main__``.
 
-Before, each tool defined its own absl flags at import, so importing two of them (or one and smplr_tf.flags)
-in one process raised DuplicateFlagError (pytest failed at collection).
+Importing any command defines nothing (so two commands, or a command and a test, share one process without
+DuplicateFlagError); a name means one thing in every command that defines it; ``--helpshort`` lists the
+command's own flags; a run's flags.txt records the training flags only.
 """
 
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -12,10 +14,14 @@ import sys
 import pytest
 from absl import app, flags, logging  # noqa: F401 - absl's own flags, defined before the snapshot
 
-from smplr_tf import flags as smplr_flags
+import fixtures  # noqa: F401 - puts the repository root on sys.path (tfrecords_tools is not installed)
+
+from smplr_tf import flags as sflags
+from smplr_tf import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOL_FILES = {
+PACKAGE_COMMANDS = ("train", "evaluate", "infer", "export", "reproduce")
+SCRIPTS = {
     "make_synthetic": "tfrecords_tools/make_synthetic.py",
     "inspect_records": "tfrecords_tools/inspect_records.py",
     "convert_surreal": "tfrecords_tools/convert_surreal.py",
@@ -27,65 +33,107 @@ TOOL_FILES = {
     "smpl_speed": "benchmarks/smpl_speed.py",
     "timing": "benchmarks/timing.py",
 }
+COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
+# Training flags that other commands define too, with the same meaning.
+REUSED_TRAINING_FLAGS = {"run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "smpl_dir", "data_dir", "seed",
+                         "genders", "background_dir", "batch_size", "xla"}
 
 
-def test_every_tool_imports_in_one_process_and_defines_no_flag():
-    before = set(smplr_flags.FLAGS)
-    for tool, rel in TOOL_FILES.items():
-        spec = importlib.util.spec_from_file_location(f"_tool_{tool}", os.path.join(ROOT, rel))
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))  # DuplicateFlagError before
-    assert set(smplr_flags.FLAGS) == before, "a tool defined flags of its own at import"
-    assert set(TOOL_FILES) == set(smplr_flags.TOOL_FLAGS)
-    for tool, names in smplr_flags.TOOL_FLAGS.items():
-        assert not [n for n in names if n not in smplr_flags.FLAGS], tool
+def load_command(name: str):
+    """The module of a command (imported; its flags not defined)."""
+    if name in PACKAGE_COMMANDS:
+        return importlib.import_module(f"smplr_tf.{name}")
+    spec = importlib.util.spec_from_file_location(f"_cmd_{name}", os.path.join(ROOT, SCRIPTS[name]))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def test_tool_flags_stay_out_of_runs_flags_txt():
-    recorded = set(smplr_flags.section_flag_names())
-    tool_only = {"out_dir", "split", "num", "json", "smpl_batch_size", "repeats", "child", "root"}
-    assert not recorded & tool_only
-    assert {"data_dir", "smpl_dir", "batch_size", "seed"} <= recorded  # shared flags the tools reuse
-
-
-def test_tool_defaults_apply_only_where_the_command_line_is_silent():
+def command_flags(name: str) -> flags.FlagValues:
     fv = flags.FlagValues()
-    smplr_flags.define_records_tools_flags(fv)
-    smplr_flags.define_benchmark_flags(fv)
-    fv(["render_speed"])
-    smplr_flags.use_tool_flags("render_speed", fv)
-    assert fv.num == 40 and fv["num"].default == 40
-    fv.unparse_flags()
-    fv(["render_speed", "--num=7", "--warmup=9"])
-    smplr_flags.use_tool_flags("render_speed", fv)
-    smplr_flags.use_tool_flags("timing", fv)
-    assert fv.num == 7 and fv.warmup == 9 and fv.repeats == 0  # given values kept, timing's repeats default
-    fv.unparse_flags()
-    fv(["inspect_records", "--split=train,val"])
-    smplr_flags.use_tool_flags("inspect_records", fv)
-    assert fv.split == "train,val"
+    load_command(name).define_flags(fv)
+    return fv
 
 
-def test_help_lists_the_tools_own_flags_with_its_defaults():
-    r = subprocess.run([sys.executable, os.path.join(ROOT, TOOL_FILES["make_synthetic"]), "--helpshort"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
-    out = r.stdout + r.stderr
-    for name in smplr_flags.TOOL_FLAGS["make_synthetic"]:
-        assert f"--{name}:" in out, name
-    assert "--stage" not in out and "--png" not in out  # other tools' / training flags stay out of --helpshort
-    shard_help = out[out.index("--examples_per_shard:"):]
-    assert "(default: '1000')" in shard_help.split("--genders")[0]  # make_synthetic's own default
+def kind(flag) -> str:
+    """What a flag's value is: one word, a list, a number or a switch (an enum is a word)."""
+    t = flag.flag_type()
+    if "list" in t or "multi" in t:
+        return "list"
+    if t in ("int", "float"):
+        return "number"
+    return {"bool": "switch"}.get(t, "word")
 
 
-@pytest.mark.parametrize("entry", ["train", "infer"])
-def test_helpshort_of_the_package_commands(entry):
-    """python -m smplr_tf.<entry> --helpshort lists that command's flags (train: every section flag), no others."""
-    r = subprocess.run([sys.executable, "-m", f"smplr_tf.{entry}", "--helpshort"],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
-    out = r.stdout + r.stderr
-    names = smplr_flags.section_flag_names() if entry == "train" else smplr_flags.ENTRY_FLAGS[entry]
-    for name in names:
-        assert f"--{name}:" in out or f"--[no]{name}:" in out, name
-    if entry == "train":
-        assert "--image:" not in out and "--export_dir:" not in out
-    else:
-        assert "--stage:" not in out and "--lr:" not in out
+def test_importing_a_command_defines_no_flag():
+    before = set(flags.FLAGS)
+    for name in COMMANDS:
+        load_command(name)
+    assert set(flags.FLAGS) == before, "a command defined flags at import"
+
+
+def test_define_flags_twice_and_every_command_in_one_process():
+    """A test may call a command's main twice; commands sharing a name (--run_dir ...) may share a process."""
+    fv = flags.FlagValues()
+    for name in COMMANDS:
+        mod = load_command(name)
+        mod.define_flags(fv)
+        mod.define_flags(fv)
+    for name in COMMANDS:
+        assert set(command_flags(name)) <= set(fv)
+
+
+def test_no_name_means_two_things():
+    defined = {name: command_flags(name) for name in COMMANDS}
+    by_flag: dict = {}
+    for cmd, fv in defined.items():
+        for n in fv:
+            by_flag.setdefault(n, []).append((cmd, kind(fv[n])))
+    mixed = {n: uses for n, uses in by_flag.items() if len({k for _, k in uses}) > 1}
+    assert not mixed
+    # the names that used to mean different things per tool
+    assert "num" not in by_flag
+    assert [c for c, _ in by_flag["max_examples"]] == ["evaluate"]
+    assert [c for c, _ in by_flag["splits"]] == ["inspect_records"]
+    assert "inspect_records" not in [c for c, _ in by_flag["split"]]
+    # timing alone counts its steps with --warmup / --repeats
+    assert [c for c, _ in by_flag["warmup"]] == ["timing"] and [c for c, _ in by_flag["repeats"]] == ["timing"]
+
+
+def test_only_train_defines_the_training_sections():
+    training = set(sflags.section_flag_names())
+    assert set(command_flags("train")) == training
+    for name in COMMANDS[1:]:
+        assert not (set(command_flags(name)) & training) - REUSED_TRAINING_FLAGS, name
+
+
+def test_converters_check_their_split():
+    fv = command_flags("convert_h36m")
+    with pytest.raises(flags.IllegalFlagValueError):
+        fv(["convert_h36m", "--split=val"])  # Human3.6M has train and test only
+    fv = command_flags("convert_surreal")
+    fv(["convert_surreal", "--split=val", "--max_output_examples=3"])
+    assert fv.split == "val" and fv.max_output_examples == 3
+
+
+def test_runs_flags_txt_records_the_training_flags_only():
+    text = runs.flags_text(runs.flag_values(stage="dae", lr=0.5))
+    names = {line[2:].split("=")[0] for line in text.splitlines() if line}
+    names = {n[2:] if n.startswith("no") and n[2:] in sflags.section_flag_names() else n for n in names}
+    assert names == set(sflags.section_flag_names())
+    assert runs.parse_flags_text(text + "--eval_split=test\n--png=x.png\n").lr == 0.5  # other commands' ignored
+    with pytest.raises(runs.RunError, match="old/flags.txt.*lr"):
+        runs.parse_flags_text(text + "--lr=fast\n", where="old/flags.txt")
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_helpshort_lists_the_commands_own_flags(name):
+    cmd = [sys.executable, "-m", f"smplr_tf.{name}"] if name in PACKAGE_COMMANDS else [
+        sys.executable, os.path.join(ROOT, SCRIPTS[name])]
+    r = subprocess.run(cmd + ["--helpshort"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "Try --helpfull" in r.stdout, r.stderr[-2000:]  # absl's usage text (it exits with status 1)
+    listed = {line.split(":")[0].strip()[2:].replace("[no]", "") for line in r.stdout.splitlines()
+              if line.startswith("  --")}
+    assert listed == set(command_flags(name))
+    if name == "make_synthetic":  # its own default, not another command's
+        assert "(default: '1000')" in r.stdout.split("--examples_per_shard:")[1].split("--")[0]

@@ -1,7 +1,7 @@
 """Helpers shared by the dataset converters (convert_surreal / convert_h36m / convert_up3d / subsample).
 
-* The converters' flags (--root, --out_dir, --split, --smpl_dir, --examples_per_shard, --max_examples, ...) are
-  defined in :mod:`smplr_tf.flags` ("records tools" section; ``TOOL_FLAGS`` lists each converter's).
+* Each converter defines its own flags (--root, --out_dir, --split, --smpl_dir, --examples_per_shard,
+  --max_output_examples, ...) in its ``define_flags``.
 * :class:`BodyModel`: our SMPL layer on numpy batches (joints and landmarks of given pose / betas / gender).
 * Rotations on numpy batches (axis-angle <-> matrices, via scipy's Rotation, robust near pi).
 * :func:`crop_example`: the paper's crop of one source frame and the schema dict of one example.
@@ -18,16 +18,11 @@ import glob
 import logging
 import os
 import re
-import sys
 
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # `python tfrecords_tools/convert_x.py` from a checkout without `pip install -e`
-    sys.path.insert(0, _REPO)
-
-from smplr_tf.body import skeleton  # noqa: E402
-from smplr_tf.data import schema  # noqa: E402
+from smplr_tf.body import skeleton
+from smplr_tf.data import schema
 
 log = logging.getLogger("smplr_tf.convert")
 

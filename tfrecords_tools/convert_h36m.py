@@ -50,15 +50,17 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
+from absl import flags
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from tfrecords_tools import _common
+except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
+    import _common
 
-from tfrecords_tools import _common  # noqa: E402
+FLAGS = flags.FLAGS
 
 log = logging.getLogger("smplr_tf.convert.h36m")
 
@@ -392,19 +394,36 @@ def _smpl_order_2d(proj):
     return out
 
 
-def main(argv):
-    from smplr_tf import flags as smplr_flags
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
+    that ``fv`` holds already is left as it is."""
 
-    smplr_flags.use_tool_flags("convert_h36m")
-    F = smplr_flags.FLAGS
-    for name in ("root", "out_dir"):
-        if not getattr(F, name):
-            raise SystemExit(f"--{name} is required")
-    if F.split not in SPLIT_SUBJECTS:
-        raise SystemExit(f"--split must be one of {tuple(SPLIT_SUBJECTS)}")
-    subjects = [s.strip() for s in F.subjects.split(",")] if F.subjects else None
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "root", None, "The Human3.6M folder (holding S1, S5, ... and metadata.xml).")
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
+           lower_bound=0)
+    define(flags.DEFINE_enum, "split", "train", list(SPLIT_SUBJECTS), "The split converted (train: "
+           + " ".join(SPLIT_SUBJECTS["train"]) + "; test: " + " ".join(SPLIT_SUBJECTS["test"]) + ").")
+    define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files (with --fits_dir: joints and landmarks "
+           "from SMPL on the fits).")
+    define(flags.DEFINE_string, "fits_dir", None, "SMPL fits: <fits_dir>/<subject>/<action>.npz (pose, trans, "
+           "betas, gender; see the module docstring).")
+    define(flags.DEFINE_string, "cameras", None, "metadata.xml or cameras.h5 (default: found in --root).")
+    define(flags.DEFINE_integer, "every", 5, "Keep every n-th frame (paper: 5).", lower_bound=1)
+    define(flags.DEFINE_list, "subjects", None, "Subjects overriding the split's (e.g. S9).")
+
+
+def main(argv):
+    del argv
+    F = FLAGS
+    subjects = [s.strip() for s in F.subjects if s.strip()] if F.subjects else None
     stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.fits_dir or None, F.cameras or None,
-                    F.examples_per_shard, F.max_examples, F.every, subjects)
+                    F.examples_per_shard, F.max_output_examples, F.every, subjects)
     print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits), "
           f"{stats['written']} examples written to {F.out_dir}")
 
@@ -412,8 +431,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
-
-    smplr_flags.prepare_tool("convert_h36m")
+    define_flags()
+    flags.mark_flags_as_required(["root", "out_dir"])
     logging.basicConfig(level=logging.INFO)
     app.run(main)

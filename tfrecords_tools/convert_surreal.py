@@ -48,14 +48,16 @@ import glob
 import logging
 import os
 import re
-import sys
 
 import numpy as np
+from absl import flags
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from tfrecords_tools import _common
+except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
+    import _common
 
-from tfrecords_tools import _common  # noqa: E402
+FLAGS = flags.FLAGS
 
 log = logging.getLogger("smplr_tf.convert.surreal")
 
@@ -253,17 +255,30 @@ def _convert_clip(info_path, body, out, stats, max_examples, min_motion, sio):
         out.write(ex)
 
 
-def main(argv):
-    from smplr_tf import flags as smplr_flags
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
+    that ``fv`` holds already is left as it is."""
 
-    smplr_flags.use_tool_flags("convert_surreal")
-    F = smplr_flags.FLAGS
-    for name in ("root", "out_dir"):
-        if not getattr(F, name):
-            raise SystemExit(f"--{name} is required")
-    if F.split not in SPLITS:
-        raise SystemExit(f"--split must be one of {SPLITS}")
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_examples,
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "root", None, "SURREAL's data folder (the one holding cmu/).")
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
+           lower_bound=0)
+    define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
+    define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files (gives the landmarks; empty: none are "
+           "written).")
+    define(flags.DEFINE_float, "min_motion_cm", 5.0, "The paper's sampling: skip a frame whose mean joint distance "
+           "to the last kept frame is below this (0 = keep every frame).", lower_bound=0.0)
+
+
+def main(argv):
+    del argv
+    F = FLAGS
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_output_examples,
                     F.min_motion_cm / 100.0)
     print(f"surreal {F.split}: {stats['clips']} clips, {stats['frames_total']} frames, "
           f"{stats['frames_sampled']} sampled, {stats['written']} written to {F.out_dir}")
@@ -272,8 +287,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
-
-    smplr_flags.prepare_tool("convert_surreal")
+    define_flags()
+    flags.mark_flags_as_required(["root", "out_dir"])
     logging.basicConfig(level=logging.INFO)
     app.run(main)

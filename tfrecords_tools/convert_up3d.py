@@ -33,14 +33,16 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import sys
 
 import numpy as np
+from absl import flags
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from tfrecords_tools import _common
+except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
+    import _common
 
-from tfrecords_tools import _common  # noqa: E402
+FLAGS = flags.FLAGS
 
 log = logging.getLogger("smplr_tf.convert.up3d")
 
@@ -190,25 +192,35 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
     return stats
 
 
-def main(argv):
-    from smplr_tf import flags as smplr_flags
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
+    that ``fv`` holds already is left as it is."""
 
-    smplr_flags.use_tool_flags("convert_up3d")
-    F = smplr_flags.FLAGS
-    for name in ("root", "out_dir", "smpl_dir"):
-        if not getattr(F, name):
-            raise SystemExit(f"--{name} is required (--smpl_dir: the official neutral SMPL model)")
-    if F.split not in SPLITS:
-        raise SystemExit(f"--split must be one of {SPLITS}")
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_examples)
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "root", None, "The UP-3D folder (%05d_image.png, %05d_body.pkl, ..., train.txt).")
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
+           lower_bound=0)
+    define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
+    define(flags.DEFINE_string, "smpl_dir", None, "Official SMPL model files, with the gender-neutral model "
+           "(SMPL_NEUTRAL.pkl) that UP-3D's fits use.")
+
+
+def main(argv):
+    del argv
+    F = FLAGS
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_output_examples)
     print(f"up3d {F.split}: {stats['written']} examples written to {F.out_dir}")
 
 
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
-
-    smplr_flags.prepare_tool("convert_up3d")
+    define_flags()
+    flags.mark_flags_as_required(["root", "out_dir", "smpl_dir"])
     logging.basicConfig(level=logging.INFO)
     app.run(main)

@@ -1,26 +1,22 @@
 """Inspect a records directory: counts, schema validation of every record, a PNG of examples.
 
-    python tfrecords_tools/inspect_records.py --data_dir=data/synthetic --split=train --png=train.png --num=16
+    python tfrecords_tools/inspect_records.py --data_dir=data/synthetic --splits=train --png=train.png --png_examples=16
 
 Prints the counts (from the manifest and from reading), validates every record (parse with the schema, no
 NaN / inf, images decode to 256x256, flags are 0/1, the 2D joints are the projection of the 3D ones where
 both are known: a warning, an error with --strict) and exits with status 1 listing each bad record as
 ``<file> record <index>: <what>``.
-``--png`` draws the first ``--num`` crops with the projected skeleton (green), the landmarks (magenta,
+``--png`` draws the first ``--png_examples`` crops with the projected skeleton (green), the landmarks (magenta,
 joined to their parent joints) and the mask's outline (yellow).
 """
 
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+import numpy as np
+from absl import app, flags
 
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-
-from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "records tools"; absl only)
-
-FLAGS = smplr_flags.FLAGS
+FLAGS = flags.FLAGS
 
 REPROJECTION_TOL_PX = 1.0  # 2D vs projected 3D: a larger gap is reported as a warning (--strict: an error)
 
@@ -209,23 +205,37 @@ def write_grid(examples, path: str) -> None:
         raise OSError(f"cannot write '{path}'")
 
 
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv``. Called under ``__main__``; a flag that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "data_dir", None, "The records directory (shards + manifest.json).")
+    define(flags.DEFINE_list, "splits", [], "Splits to check (default: every split in the manifest).")
+    define(flags.DEFINE_string, "png", None, "Write a grid of examples to this PNG.")
+    define(flags.DEFINE_integer, "png_examples", 16, "Examples drawn in the --png grid.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_errors", 20, "Errors (and warnings) printed per split (all are counted).",
+           lower_bound=0)
+    define(flags.DEFINE_boolean, "strict", False, "Treat warnings (2D points that are not the pinhole projection "
+           "of the 3D points, e.g. lens distortion kept in a converter's 2D) as errors.")
+
+
 def main(argv):
     del argv
-    smplr_flags.use_tool_flags("inspect_records")
     from smplr_tf.data import schema
 
-    if not FLAGS.data_dir:
-        raise app.UsageError("--data_dir is required")
     man = schema.read_manifest(FLAGS.data_dir)
-    splits = [s.strip() for s in FLAGS.split.split(",") if s.strip()] or sorted(man.get("splits", {}))
+    splits = [s.strip() for s in FLAGS.splits if s.strip()] or sorted(man.get("splits", {}))
     print(f"{FLAGS.data_dir}: schema v{man['schema_version']}, dataset={man.get('dataset')}, "
           f"splits={ {s: man['splits'][s]['num_examples'] for s in man.get('splits', {})} }")
     if man.get("body_model"):
         print(f"  body model: {man['body_model']}")
     bad, drawn = 0, []
     for split in splits:
-        report, errors, examples = validate_split(FLAGS.data_dir, split, keep=max(0, FLAGS.num - len(drawn)),
-                                                  progress=sys.stderr.isatty())
+        keep = max(0, FLAGS.png_examples - len(drawn))
+        report, errors, examples = validate_split(FLAGS.data_dir, split, keep=keep, progress=sys.stderr.isatty())
         drawn += examples
         warnings = report["warnings"]
         if FLAGS.strict:
@@ -241,12 +251,13 @@ def main(argv):
             print(f"    warning: {w}")
         bad += len(errors)
     if FLAGS.png:
-        write_grid(drawn[:FLAGS.num], FLAGS.png)
-        print(f"wrote {min(len(drawn), FLAGS.num)} examples to {FLAGS.png}")
+        write_grid(drawn[:FLAGS.png_examples], FLAGS.png)
+        print(f"wrote {min(len(drawn), FLAGS.png_examples)} examples to {FLAGS.png}")
     if bad:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    smplr_flags.prepare_tool("inspect_records")
+    define_flags()
+    flags.mark_flag_as_required("data_dir")
     app.run(main)

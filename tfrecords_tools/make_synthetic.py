@@ -9,22 +9,42 @@ has its own seed, so the output does not depend on --num_workers). See smplr_tf/
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+from absl import app, flags  # no TensorFlow at import: spawned workers re-import this file
 
-from absl import app, flags  # noqa: E402  (no TensorFlow at import: spawned workers re-import this file)
+FLAGS = flags.FLAGS
 
-from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "records tools"; absl only)
 
-FLAGS = smplr_flags.FLAGS
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv`` (--seed, --smpl_dir, --genders and --background_dir mean what they mean to
+    train). Called under ``__main__``; a flag that ``fv`` holds already is left as it is."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_string, "split", "train", "The split written (e.g. train, val).")
+    define(flags.DEFINE_integer, "num_examples", 1000, "Examples to write.", lower_bound=1)
+    define(flags.DEFINE_integer, "seed", 0, "Random seed of the split (each example has its own seed derived from "
+           "it, so the output does not depend on --num_workers).")
+    define(flags.DEFINE_integer, "num_workers", max(1, (os.cpu_count() or 2) - 1),
+           "Rendering processes (0 = render in the main process).", lower_bound=0)
+    define(flags.DEFINE_integer, "examples_per_shard", 1000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_string, "background_dir", "", "Images without people (e.g. VOC) replacing the procedural "
+           "backgrounds.")
+    define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files; empty: the package's free body model.")
+    define(flags.DEFINE_list, "genders", ["female", "male"], "Body models drawn from.")
+    define(flags.DEFINE_integer, "smpl_batch_size", 32, "Bodies per SMPL batch in the main process.", lower_bound=1)
+    define(flags.DEFINE_list, "depth_range", ["3", "7"], "min,max distance of the pelvis from the camera, metres "
+           "(uniform). SURREAL's renderer uses N(8, 1) m: 6,10 gives data closer to SURREAL.")
+    define(flags.DEFINE_float, "background_clutter", 1.0, "Shapes (boxes, poles, ellipses, lines) drawn on the "
+           "procedural backgrounds, relative to the default 4-19 (0: a bare wall and floor, what reproduce --quick "
+           "uses). No effect with --background_dir.", lower_bound=0.0, upper_bound=4.0)
 
 
 def main(argv):
     del argv
-    smplr_flags.use_tool_flags("make_synthetic")
-    if not FLAGS.out_dir:
-        raise app.UsageError("--out_dir is required")
     from smplr_tf.synth.generate import generate_split
 
     shards = generate_split(FLAGS.out_dir, FLAGS.split, FLAGS.num_examples, seed=FLAGS.seed,
@@ -38,6 +58,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    smplr_flags.prepare_tool("make_synthetic")
+    define_flags()
     flags.mark_flag_as_required("out_dir")
     app.run(main)

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import time
 
 import numpy as np
+from absl import flags
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from tfrecords_tools import _common
+except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
+    import _common
 
-from tfrecords_tools import _common  # noqa: E402
+FLAGS = flags.FLAGS
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
                  0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9,
@@ -192,11 +194,34 @@ def subsample_records(in_dir: str, out_dir: str, split: str, threshold: float = 
     return {"input": int(len(j)), "kept": int(len(keep)), "seconds": dt}
 
 
-def main(argv):
-    from smplr_tf import flags as smplr_flags
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This tool's flags on ``fv``: --in_dir and --out_dir are required unless --benchmark. Called under
+    ``__main__``; a flag that ``fv`` holds already is left as it is."""
 
-    smplr_flags.use_tool_flags("subsample")
-    F = smplr_flags.FLAGS
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_string, "in_dir", None, "Input records directory.")
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_string, "split", "train", "The split read and written.")
+    define(flags.DEFINE_float, "threshold_mm", 150.0, "Minimum max-joint displacement to every kept frame "
+           "(paper: 150).", lower_bound=0.0)
+    define(flags.DEFINE_boolean, "relative", True, "Compare root-relative joints (default) instead of camera-frame "
+           "ones.")
+    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "benchmark", 0, "Instead, time the selection on this many synthetic frames.",
+           lower_bound=0)
+    define(flags.DEFINE_boolean, "json", False, "--benchmark: print one JSON object instead of text.")
+
+
+def _in_and_out_or_benchmark(d) -> bool:
+    return bool(d["benchmark"]) or bool(d["in_dir"] and d["out_dir"])
+
+
+def main(argv):
+    del argv
+    F = FLAGS
     if F.benchmark:
         x = synthetic_frames(F.benchmark)
         x = x - x[:, :1]
@@ -213,9 +238,6 @@ def main(argv):
             print(f"subsample: {res['frames']} synthetic frames -> {res['kept']} kept in {res['seconds']} s "
                   f"({res['frames_per_s']:.0f} frames/s)")
         return
-    for name in ("in_dir", "out_dir"):
-        if not getattr(F, name):
-            raise SystemExit(f"--{name} is required (or --benchmark N)")
     stats = subsample_records(F.in_dir, F.out_dir, F.split, F.threshold_mm / 1000.0, F.relative,
                               F.examples_per_shard)
     print(f"subsample {F.split}: {stats['input']} -> {stats['kept']} records "
@@ -225,7 +247,7 @@ def main(argv):
 if __name__ == "__main__":
     from absl import app
 
-    from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
-
-    smplr_flags.prepare_tool("subsample")
+    define_flags()
+    flags.register_multi_flags_validator(["in_dir", "out_dir", "benchmark"], _in_and_out_or_benchmark,
+                                         message="--in_dir and --out_dir are required (or --benchmark=N)")
     app.run(main)
