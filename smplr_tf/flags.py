@@ -110,14 +110,16 @@ def define_optim_flags(fv):
     flags.DEFINE_integer("validation_steps", 0, "Validation steps per epoch (0: the whole split).", **d)
     flags.DEFINE_integer("batch_size", 256, "Global batch size (split over replicas).", **d)
     flags.DEFINE_integer("val_batch_size", 0, "Validation batch size (0: batch_size).", **d)
-    flags.DEFINE_float("lr", 1e-3, "Adam learning rate (constant schedule) or the peak of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr", 1e-3, "Adam learning rate (constant schedule) or lr0 of the sigmoid decay. The paper: "
+                       "0.01 for the hourglass, 0.001 for DAE / Psi / Omega; the authors' code: 0.01 for all.", **d)
     flags.DEFINE_enum("lr_schedule", "constant", ["constant", "sigmoid", "cosine"],
-                      "constant: lr. sigmoid (authors' code): lr * (1 - sigmoid(lr_offset - epoch / lr_epochs)) "
+                      "constant: lr. sigmoid (authors' code, a decay): lr * sigmoid(lr_offset - epoch / lr_epochs) "
                       "+ lr_floor, epoch fractional (per step). cosine (not in the paper; short runs such as "
                       "flags/quick): cosine decay from lr to lr_floor over epochs * steps_per_epoch.", **d)
     flags.DEFINE_float("lr_floor", 1e-4, "Additive floor of the sigmoid schedule; end value of the cosine one.", **d)
     flags.DEFINE_float("lr_epochs", 12.5, "Time constant (epochs) of the sigmoid schedule.", **d)
-    flags.DEFINE_float("lr_offset", 4.0, "Offset of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr_offset", 4.0, "c of the sigmoid schedule: 4 for DAE / Psi / Omega, 10 for the hourglass "
+                       "(the authors' code).", **d)
     flags.DEFINE_float("clipnorm", 0.0, "Gradient norm clipping (0: none).", **d)
     flags.DEFINE_float("bn_momentum", 0.0, "If > 0: momentum of every BatchNormalization moving average (Keras "
                        "default 0.99 needs many hundred steps before validation is meaningful; short runs use 0.9).",
