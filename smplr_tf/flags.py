@@ -25,6 +25,15 @@ _SECTIONS: list = []
 _FLAG_VALUES: list = [FLAGS]  # FlagValues objects that hold every registered section
 
 
+# Values that flags added after the first runs had before they existed: a run's flags.txt that lacks one of
+# these names was trained with this value (applied by smplr_tf.runs.parse_flags_text), so that an old run
+# rebuilds and resumes as it was trained even where the flag's default has since changed.
+LEGACY_FLAG_VALUES: dict = {
+    "noise_table": "tree_depth",
+    "val_noise": True,
+}
+
+
 def section(fn):
     """Register a flag section ``fn(fv)`` and define it on every known FlagValues (order-independent)."""
     _SECTIONS.append(fn)
@@ -152,7 +161,14 @@ def define_input_flags(fv):
     flags.DEFINE_enum("dae_input", "noise", ["noise", "gt", "depth0", "run"],
                       "Input of dae / smplr stages: ground truth + uniform noise, ground truth, ground truth with "
                       "depth 0 (2D lifting), or the predictions of --input_run.", **d)
-    flags.DEFINE_float("noise_scale", 1.0, "Multiplier of the per-point noise bounds sigma_i (5-91 mm).", **d)
+    flags.DEFINE_float("noise_scale", 1.0, "Multiplier of the per-point noise bounds (5-91 mm).", **d)
+    flags.DEFINE_enum("noise_table", "authors", ["authors", "tree_depth"],
+                      "Bounds of the uniform input noise (--dae_input=noise / depth0): the authors' per-point, "
+                      "per-coordinate table (depth about twice x and y), or our earlier isotropic guess growing "
+                      "with the point's depth in the tree.", **d)
+    flags.DEFINE_boolean("val_noise", True, "Point stages: draw the input noise at validation too (the authors' "
+                         "code does; the validation loss is then noisy). --noval_noise validates on clean "
+                         "points.", **d)
     flags.DEFINE_string("input_run", "", "Run (shn or alexnet) whose predictions feed dae / smplr stages.", **d)
     flags.DEFINE_boolean("input_depth0", False, "With --input_run: set the predictions' depth to 0 (DAE^2d).", **d)
     flags.DEFINE_string("shn_run", "", "e2e: the trained hourglass run.", **d)

@@ -59,8 +59,14 @@ def flags_text(cfg) -> str:
 
 
 def parse_flags_text(text: str, where: str = "flags.txt"):
-    """A flagfile's text -> a fresh FlagValues with every section's flags (unknown names are ignored)."""
+    """A flagfile's text -> a fresh FlagValues with every section's flags (unknown names are ignored).
+
+    A flag of ``smplr_tf.flags.LEGACY_FLAG_VALUES`` that the text does not name takes its legacy value (what
+    runs did before the flag existed), not today's default."""
     fv = sflags.new_flag_values()
+    for name, value in sflags.LEGACY_FLAG_VALUES.items():
+        if name in fv:
+            fv[name].value = value
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -247,12 +247,12 @@ def test_points_from_records_match_smpl(data_dir, smpl_layer):
 def test_points_noise_modes(data_dir, smpl_layer):
     b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="uniform", seed=0))[0]
     diff = np.abs(b["noisy"] - b["points"])
-    assert np.all(diff <= noise.POINT_NOISE_SIGMA[None, :, None] + 1e-6) and diff.max() > 0.01
+    assert np.all(diff <= noise.POINT_NOISE_BOUNDS[None] + 1e-6) and diff.max() > 0.01
     b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="depth0", seed=0,
                                      num_points=23))[0]
     assert b["points"].shape == (6, 23, 3)
     np.testing.assert_array_equal(b["noisy"][..., 2], 0)
-    assert np.all(np.abs(b["noisy"][..., :2] - b["points"][..., :2]) <= noise.POINT_NOISE_SIGMA[:23, None] + 1e-6)
+    assert np.all(np.abs(b["noisy"][..., :2] - b["points"][..., :2]) <= noise.POINT_NOISE_BOUNDS[:23, :2] + 1e-6)
 
 
 def test_points_sampled(smpl_layer):

@@ -118,7 +118,11 @@ class PointStage(Stage):
     def num_points(self) -> int:
         return int(self.cfg.num_points)
 
-    def _noise_mode(self):
+    def _noise_mode(self, train: bool = True):
+        """The noise of the stage's input points: --dae_input noise / depth0 draw the authors' uniform noise
+        (--noise_table, times --noise_scale) in training, and at validation unless --noval_noise."""
+        if not train and not self.cfg.val_noise:
+            return "depth0_clean" if self.cfg.dae_input == "depth0" else "none"
         return {"noise": "uniform", "gt": "none", "depth0": "depth0"}[self.cfg.dae_input]
 
     def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
@@ -135,30 +139,37 @@ class PointStage(Stage):
             n = dataset_size(data_dir, split)
         if n < bs:
             raise ValueError(f"split '{split}' has {n} examples, fewer than one batch of {bs}")
+        # Clean points from the pipeline; the noise is drawn here, afresh for every batch (both paths).
+        keys = ("points", "rotmats", "betas", "gender")
         if cfg.cache_points:
-            # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch;
-            # the noise is drawn afresh for every batch.
+            # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch.
             ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise="none", seed=seed,
                                 num_points=self.num_points, shuffle=False, repeat=False,
                                 num_samples=None if data_dir else n, drop_remainder=True,
                                 num_shards=num_shards, shard_index=shard_index)
-            ds = ds.map(lambda b: {k: b[k] for k in ("points", "rotmats", "betas", "gender")}).cache()
+            ds = ds.map(lambda b: {k: b[k] for k in keys}).cache()
             if train:
                 ds = ds.unbatch().shuffle(min(n, 200000), seed=seed, reshuffle_each_iteration=True).batch(
                     bs, drop_remainder=True)
-            ds = ds.repeat().map(self._add_noise, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.repeat()
         else:
-            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
+            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise="none",
                                 seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
                                 num_samples=None if data_dir else n, drop_remainder=True,
-                                noise_scale=float(cfg.noise_scale),
                                 num_shards=num_shards, shard_index=shard_index)
+            ds = ds.map(lambda b: {k: b[k] for k in keys})
+        mode = self._noise_mode(train)
+        ds = ds.map(lambda b: self._add_noise(b, mode), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n
 
-    def _add_noise(self, batch):
+    def _add_noise(self, batch, mode):
         from smplr_tf.data.noise import apply_noise
 
-        return dict(batch, noisy=apply_noise(batch["points"], self._noise_mode(), scale=float(self.cfg.noise_scale)))
+        if mode == "depth0_clean":
+            p = batch["points"]
+            return dict(batch, noisy=tf.concat([p[..., :2], tf.zeros_like(p[..., 2:])], axis=-1))
+        return dict(batch, noisy=apply_noise(batch["points"], mode, scale=float(self.cfg.noise_scale),
+                                             table=self.cfg.noise_table))
 
     def _to_xy(self, batch):
         y = {k: batch[k] for k in ("points", "rotmats", "betas", "gender") if k in batch}
