@@ -31,6 +31,10 @@ _FLAG_VALUES: list = [FLAGS]  # FlagValues objects that hold every registered se
 LEGACY_FLAG_VALUES: dict = {
     "noise_table": "tree_depth",
     "val_noise": True,
+    "hg_stem": "newell",
+    "hg_bn_scale": True,
+    "hg_init": "glorot_uniform",
+    "hg_conv_bias": True,
 }
 
 
@@ -189,7 +193,17 @@ def define_model_flags(fv):
     flags.DEFINE_boolean("limbs", False, "Add the 4 limb heatmaps (SHN^final).", **d)
     flags.DEFINE_integer("hg_stacks", 5, "Hourglass stacks.", **d)
     flags.DEFINE_integer("hg_features", 256, "Hourglass features.", **d)
-    flags.DEFINE_integer("hg_downsamplings", 3, "Downsamplings per hourglass.", **d)
+    flags.DEFINE_integer("hg_downsamplings", 4, "Max-pool levels per hourglass (4: 64 -> 4, the authors' code and "
+                         "Newell's).", **d)
+    flags.DEFINE_enum("hg_stem", "code", ["code", "newell"], "Hourglass stem: the authors' code (pad 2, 6x6 "
+                      "stride-2 conv without norm) or Newell's (7x7 stride-2 conv + BN + ReLU); then residual, "
+                      "pool, residual, residual in both.", **d)
+    flags.DEFINE_boolean("hg_bn_scale", False, "Hourglass batch norms with a learned scale (gamma); the authors' "
+                         "code has none.", **d)
+    flags.DEFINE_enum("hg_init", "glorot_normal", ["glorot_normal", "glorot_uniform"], "Hourglass convolution "
+                      "kernels' initialiser (Xavier; normal in the authors' code).", **d)
+    flags.DEFINE_boolean("hg_conv_bias", False, "Hourglass convolutions not followed by a batch norm get a bias "
+                         "(the authors' code: no biases).", **d)
     flags.DEFINE_float("hg_dropout", 0.1, "Hourglass dropout rate.", **d)
     flags.DEFINE_float("alexnet_width", 1.0, "AlexNet width multiplier (1 = the original channel counts).", **d)
     flags.DEFINE_integer("alexnet_fc", 4096, "AlexNet fully connected width.", **d)

@@ -91,7 +91,9 @@ class ShnStage(ImageStage):
         return build_hourglass(num_stacks=int(c.hg_stacks), features=int(c.hg_features),
                                input_size=int(c.input_size), num_points=self.num_points,
                                depth_bins=self.depth_bins, num_limbs=skeleton.NUM_LIMBS if c.limbs else 0,
-                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout))
+                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout),
+                               stem=c.hg_stem, bn_scale=bool(c.hg_bn_scale), init=c.hg_init,
+                               conv_bias=bool(c.hg_conv_bias))
 
     def _kind(self):
         return "mse" if self.depth_bins == 0 else self.cfg.heatmap_loss
