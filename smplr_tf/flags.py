@@ -35,6 +35,7 @@ LEGACY_FLAG_VALUES: dict = {
     "hg_bn_scale": True,
     "hg_init": "glorot_uniform",
     "hg_conv_bias": True,
+    "heatmap_targets": "gaussian",
 }
 
 
@@ -148,11 +149,18 @@ def define_loss_flags(fv):
     flags.DEFINE_enum("heatmap_loss", "softmax", ["softmax", "sigmoid", "mse"],
                       "Volumetric heatmap loss: softmax CE over the volume (paper), sigmoid CE (authors' code), "
                       "MSE. shn2d always uses MSE.", **d)
+    flags.DEFINE_enum("heatmap_targets", "auto", ["auto", "gaussian", "code"],
+                      "Volumetric heatmap targets: gaussian (peak-1 Gaussians; Gaussian of the distance to the limb "
+                      "for limbs), code (the authors': the normal density, peak ~0.0635; per bone "
+                      "softmax_volume(1 / (1 + d^2)), max over the limb's bones). auto: code with "
+                      "--heatmap_loss=sigmoid, gaussian otherwise.", **d)
     flags.DEFINE_float("points_loss_weight", 0.0, "shn: weight of an extra L1 (metres) on the soft-argmax points "
                        "(integral regression); 0 = the paper's heatmap loss only.", **d)
     flags.DEFINE_boolean("smpl_loss", False, "SMPLR stages: add L_SMPL (L1 on SMPL joints and landmarks).", **d)
     flags.DEFINE_float("smpl_loss_weight", 1.0, "Weight of L_SMPL.", **d)
     flags.DEFINE_float("beta_reg", 0.01, "Weight of the |beta| regulariser of L_beta.", **d)
+    flags.DEFINE_enum("beta_reg_outputs", "betas", ["betas", "all"], "What the L_beta regulariser penalises: the "
+                      "10 predicted betas, or all 11 Psi outputs, the gender code included (the authors' code).", **d)
     flags.DEFINE_float("gender_loss_weight", 1.0, "Weight of the L1 on the gender code (+-1) in L_beta.", **d)
     flags.DEFINE_float("dae_bone_loss", 0.0, "DAE: weight of an extra L1 on bone lengths (paper: no effect).", **d)
     flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: weight of the hourglass heatmap loss against the others.", **d)

@@ -121,6 +121,9 @@ def test_l1_l2_beta_and_rotation_losses():
     sp = RNG.normal(size=(5, 11)).astype(np.float32)
     ref = np.abs(st - sp).mean() + 0.01 * np.abs(sp[:, :10]).mean()
     np.testing.assert_allclose(losses.beta_loss(st, sp).numpy(), ref, rtol=1e-6)
+    # the authors' code regularises all 11 outputs, the gender code included
+    ref_all = np.abs(st - sp).mean() + 0.01 * np.abs(sp).mean()
+    np.testing.assert_allclose(losses.beta_loss(st, sp, reg_outputs="all").numpy(), ref_all, rtol=1e-6)
     rt = RNG.normal(size=(2, 24, 3, 3)).astype(np.float32)
     rp = RNG.normal(size=(2, 24, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(losses.rotation_loss(rt, rp).numpy(), np.abs(rt - rp).mean(), rtol=1e-6)
@@ -137,3 +140,14 @@ def test_bone_length_l1_matches_numpy():
 
     np.testing.assert_allclose(losses.bone_length_l1(a, b).numpy(),
                                np.abs(lengths(a) - lengths(b)).mean(), rtol=1e-5)
+
+
+def test_sigmoid_hourglass_loss_is_the_authors_per_stack_mean_summed_over_stacks():
+    t = RNG.uniform(0, 0.07, size=(2, 4, 4, 3, 5)).astype(np.float32)
+    hs = [RNG.normal(size=t.shape).astype(np.float32) for _ in range(3)]
+
+    def ce(x):  # sigmoid cross-entropy, elementwise, mean over ALL B x H x W x D x C elements
+        return np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))
+
+    np.testing.assert_allclose(losses.hourglass_loss(t, hs, kind="sigmoid").numpy(), sum(ce(h) for h in hs),
+                               rtol=1e-5)

@@ -104,6 +104,26 @@ def test_hourglass_shapes_values_and_targets(data_dir):
         assert np.all(hm[b, ..., 41:].max(axis=(0, 1, 2)) > 0.5)
 
 
+def test_authors_targets_with_the_sigmoid_loss(data_dir):
+    from smplr_tf.runs import flag_values, parse_flags_text
+    from smplr_tf.stages import get_stage
+
+    gauss = _all(pipeline.hourglass_dataset(data_dir, "train", 3, limbs=True, **SMALL))[0][1]["heatmaps"]
+    code = _all(pipeline.hourglass_dataset(data_dir, "train", 3, limbs=True, target_form="code", **SMALL))[0][1]
+    hm = code["heatmaps"]
+    # points: the Gaussians divided by (2 pi)^1.5 (the normal density, peak <= 0.0635)
+    np.testing.assert_allclose(hm[..., :41], gauss[..., :41] / (2 * np.pi) ** 1.5, atol=1e-7)
+    # limbs: softmax over the volume, so every channel sums to between 1 and 4 (a max over up to 4 bones)
+    n = 16 * 16 * 4
+    sums = hm[..., 41:].sum(axis=(1, 2, 3))
+    assert np.all(sums >= 1 - 1e-4) and np.all(sums <= 4 + 1e-4) and hm[..., 41:].max() <= np.e / n
+    # the stage picks the form from its loss; an old run (no --heatmap_targets) keeps its Gaussians
+    assert get_stage("shn")(flag_values(stage="shn", heatmap_loss="sigmoid")).target_form == "code"
+    assert get_stage("shn")(flag_values(stage="shn", heatmap_loss="softmax")).target_form == "gaussian"
+    old = parse_flags_text("--stage=shn\n--heatmap_loss=sigmoid\n")
+    assert get_stage("shn")(old).target_form == "gaussian"
+
+
 def test_joints_only_and_2d(data_dir):
     img, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, num_points=23, **SMALL)))
     assert t["heatmaps"].shape == (2, 16, 16, 4, 23) and t["points"].shape == (2, 23, 3)

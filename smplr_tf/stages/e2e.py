@@ -97,6 +97,12 @@ class E2eStage(ShnStage):
     def depth_bins(self) -> int:
         return int(self.shn_flags.depth_bins)
 
+    def _heatmap_flags(self):
+        return self.shn_flags
+
+    def _kind(self):
+        return self.shn_flags.heatmap_loss
+
     def make_dataset(self, split, train, num_shards=1, shard_index=0, batch_size=None):
         sizes = ("input_size", "heatmap_size", "depth_bins", "num_points", "limbs")
         saved = {k: self.cfg[k].value for k in sizes}
@@ -119,7 +125,7 @@ class E2eStage(ShnStage):
         return ("mpjpe_mm", "dae_mpjpe_mm", "smpl_mpjpe_mm")
 
     def loss_fn(self, x, y, pred, training):
-        hl = losses.hourglass_loss(y["heatmaps"], pred["heatmaps"], kind=self.shn_flags.heatmap_loss,
+        hl = losses.hourglass_loss(y["heatmaps"], pred["heatmaps"], kind=self._kind(),
                                    weights=self._channel_weights(y))
         m = y.get("mask_valid_points")
         l_dae = losses.l1_loss(y["points"], pred["dae_points"], m)

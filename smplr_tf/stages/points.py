@@ -311,7 +311,7 @@ class PsiStage(PointStage):
         w = tf.constant([1.0] * NUM_BETAS + [float(self.cfg.gender_loss_weight)], tf.float32)[None, :]
         w = tf.broadcast_to(w, tf.shape(true_shape))
         lb = losses.beta_loss(true_shape, pred_shape, beta_reg=float(self.cfg.beta_reg), num_betas=NUM_BETAS,
-                              weights=w)
+                              weights=w, reg_outputs=self.cfg.beta_reg_outputs)
         terms = {"l_beta": lb, "loss": lb}
         if self.cfg.smpl_loss:
             pts = self.smpl_points(pred["betas"], y["rotmats"], y["gender"])
