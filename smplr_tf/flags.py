@@ -36,6 +36,7 @@ LEGACY_FLAG_VALUES: dict = {
     "hg_init": "glorot_uniform",
     "hg_conv_bias": True,
     "heatmap_targets": "gaussian",
+    "mlp_bias_init": "zeros",
 }
 
 
@@ -223,6 +224,9 @@ def define_model_flags(fv):
     flags.DEFINE_float("dae_keep_prob", 0.8, "DAE dropout keep probability.", **d)
     flags.DEFINE_boolean("dae_zero_init", True, "Initialise the DAE's last (correction) layer to zero: the "
                          "untrained DAE is the identity (the paper: Xavier everywhere).", **d)
+    flags.DEFINE_enum("mlp_bias_init", "glorot_uniform", ["glorot_uniform", "zeros"], "DAE / Psi / Omega: initial "
+                      "biases of the linear output layers (the authors' code: Glorot-uniform, like the kernels).",
+                      **d)
     flags.DEFINE_list("smplr_trunk", ["1024", "1024", "512", "512", "512"], "Psi / Omega trunk widths.", **d)
     flags.DEFINE_integer("smplr_head", 256, "Psi / Omega head width.", **d)
 

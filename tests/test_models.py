@@ -511,3 +511,23 @@ def test_old_runs_rebuild_the_first_hourglass_and_fold():
         ref = m(x, training=False)
         out = hourglass_inference_model(m)(x, training=False)
         _close(out["heatmaps"][0], ref["heatmaps"][-1])
+
+
+def test_mlps_follow_the_authors_batch_norms_and_initialisers():
+    import keras
+
+    for m in (build_dae(num_points=9, hidden=32, bottleneck=16), build_psi(**TINY), build_omega(**TINY)):
+        bns = [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert bns and all(b.momentum == 0.99 and b.epsilon == 1e-3 and b.scale and b.center for b in bns)
+        outs = [layer for layer in m.layers if isinstance(layer, keras.layers.Dense) and layer.use_bias]
+        assert outs
+        for layer in outs:  # Glorot-uniform biases: U(-sqrt(3 / n), sqrt(3 / n)), not zeros
+            b = layer.bias.numpy()
+            assert np.abs(b).max() <= np.sqrt(3.0 / b.size) + 1e-6 and np.abs(b).max() > 0
+    zero = build_dae(num_points=9, hidden=32, bottleneck=16, bias_initializer="zeros")
+    assert not zero.get_layer("correction").bias.numpy().any()
+    # the skip additions take the ELU outputs; the residual adds the input before its dropout
+    dae = build_dae(num_points=9, hidden=32, bottleneck=16)
+    skip_inputs = [t._keras_history.operation.name for t in dae.get_layer("dec1_skip").input]
+    assert skip_inputs == ["dec1_elu", "enc2_elu"]
+    assert [t._keras_history.operation.name for t in dae.get_layer("residual").input] == ["flatten", "correction"]

@@ -70,7 +70,8 @@ class BoneFeatures(keras.layers.Layer):
 
 def _smplr_sizes(cfg):
     h = int(cfg.smplr_head)
-    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,))
+    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,),
+                bias_initializer=cfg.mlp_bias_init)
 
 
 def build_psi_net(cfg, template_lengths=None) -> keras.Model:
@@ -257,7 +258,7 @@ class DaeStage(PointStage):
 
         c = self.cfg
         net = build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
-                        keep_prob=float(c.dae_keep_prob))
+                        keep_prob=float(c.dae_keep_prob), bias_initializer=c.mlp_bias_init)
         if c.dae_zero_init:
             # Start as the identity (zero correction), so that training only ever improves on the input.
             layer = net.get_layer("correction")
