@@ -164,7 +164,12 @@ def define_loss_flags(fv):
                       "10 predicted betas, or all 11 Psi outputs, the gender code included (the authors' code).", **d)
     flags.DEFINE_float("gender_loss_weight", 1.0, "Weight of the L1 on the gender code (+-1) in L_beta.", **d)
     flags.DEFINE_float("dae_bone_loss", 0.0, "DAE: weight of an extra L1 on bone lengths (paper: no effect).", **d)
-    flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: weight of the hourglass heatmap loss against the others.", **d)
+    flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: the balance w (~1e-5 in the paper) between the hourglass heatmap "
+                       "loss and the DAE / SMPL point losses; see --e2e_balance.", **d)
+    flags.DEFINE_enum("e2e_balance", "shn", ["shn", "smplr"], "e2e: where the balance w goes: shn: w * L_heatmaps "
+                      "+ L_points (with the softmax CE, the larger term scaled down); smplr: L_heatmaps + w * "
+                      "L_points (the paper's reasoning: the hourglass loss is the small one, as with the sigmoid "
+                      "CE).", **d)
 
 
 # ============================================================================================ stage inputs

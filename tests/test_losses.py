@@ -151,3 +151,24 @@ def test_sigmoid_hourglass_loss_is_the_authors_per_stack_mean_summed_over_stacks
 
     np.testing.assert_allclose(losses.hourglass_loss(t, hs, kind="sigmoid").numpy(), sum(ce(h) for h in hs),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("balance", ["shn", "smplr"])
+def test_e2e_balance_placement(tmp_path, balance):
+    from smplr_tf.runs import flag_values
+    from smplr_tf.stages.e2e import E2eStage
+
+    (tmp_path / "flags.txt").write_text("--stage=shn\n--heatmap_loss=softmax\n--depth_bins=2\n")
+    cfg = flag_values(stage="e2e", shn_run=str(tmp_path), e2e_shn_weight=1e-5, e2e_balance=balance)
+    stage = E2eStage(cfg)
+    t = RNG.uniform(size=(2, 4, 4, 2, 41)).astype(np.float32)
+    y = {"heatmaps": t, "points": RNG.normal(size=(2, 41, 3)).astype(np.float32)}
+    pred = {"heatmaps": [RNG.normal(size=t.shape).astype(np.float32)],
+            "dae_points": RNG.normal(size=(2, 41, 3)).astype(np.float32),
+            "smpl_points": RNG.normal(size=(2, 41, 3)).astype(np.float32)}
+    out = {k: float(v) for k, v in stage.loss_fn(None, y, pred, True).items()}
+    hl = float(losses.hourglass_loss(t, pred["heatmaps"], kind="softmax"))
+    pts = np.abs(pred["dae_points"] - y["points"]).mean() + np.abs(pred["smpl_points"] - y["points"]).mean()
+    want = 1e-5 * hl + pts if balance == "shn" else hl + 1e-5 * pts
+    assert out["heatmap_loss"] == pytest.approx(hl, rel=1e-5)
+    assert out["loss"] == pytest.approx(want, rel=1e-5)
