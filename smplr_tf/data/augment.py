@@ -1,4 +1,4 @@
-"""Hourglass input augmentation (paper Sec. 4.4.1 and DESIGN.md), one example at a time, pure TF.
+"""Hourglass input augmentation (paper Sec. 4.4.1 and the authors' code), one example at a time, pure TF.
 
 Order: flip (p 0.5) -> background swap (p 0.35, needs the mask) -> object occlusion (p 0.35) -> colour noise
 (always) -> in-plane rotation (p 0.25, +-0.15 rad) -> per-image standardisation (after this module).
@@ -47,13 +47,13 @@ IMAGE_EXTENSIONS = ("*.jpg", "*.jpeg", "*.png", "*.JPG", "*.JPEG", "*.PNG")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Probabilities and ranges. Defaults: the paper / DESIGN.md where given, our choice otherwise."""
+    """Probabilities and ranges. Defaults: the authors' code where given, our choice otherwise."""
 
     flip_prob: float = 0.5  # our choice (the paper only says "flipping")
-    rotation_prob: float = 0.25  # DESIGN.md
-    max_rotation: float = 0.15  # radians, DESIGN.md
-    background_prob: float = 0.35  # DESIGN.md
-    occlusion_prob: float = 0.35  # DESIGN.md
+    rotation_prob: float = 0.25  # the authors' code
+    max_rotation: float = 0.15  # radians, the authors' code
+    background_prob: float = 0.35  # the authors' code
+    occlusion_prob: float = 0.35  # the authors' code
     occluder_min: float = 0.15  # occluder side as a fraction of the crop (our choice)
     occluder_max: float = 0.5
     colour_gain: float = 0.2  # per-channel gain in [1 - g, 1 + g] (our choice)

@@ -1,4 +1,4 @@
-"""Denoising autoencoder on the 41 (or P) points (paper Sec. 3.3; sizes from DESIGN.md).
+"""Denoising autoencoder on the 41 (or P) points (paper Sec. 3.3; sizes from the authors' code).
 
 input (B, P, 3) -> flatten (3P) -> dropout(1 - keep_prob) -> 1024 (e1) -> 1024 (e2) -> 512 -> dropout
 -> 1024, + e2 -> 1024, + e1 -> 3P linear -> + input (residual: the network predicts the correction).

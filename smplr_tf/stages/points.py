@@ -4,14 +4,16 @@ Data: ``smplr_tf.data.pipeline.points_dataset`` -- ground-truth root-relative po
 layer from the records' SMPL parameters (or from sampled parameters when --data_dir is empty) -- with the
 input chosen by --dae_input:
 
-* ``noise``: ground truth + uniform noise (+-sigma_i per coordinate, smplr_tf.data.noise);
+* ``noise``: ground truth + uniform noise (the authors' per-point, per-coordinate bounds, smplr_tf.data.noise;
+  drawn afresh for every batch, in training and, unless --noval_noise, at validation: the authors' code does
+  both, for the DAE, Psi, Omega and their fine-tune);
 * ``gt``: ground truth;
 * ``depth0``: ground truth + noise with depth set to 0 (2D lifting);
 * ``run``: the predictions of the trained hourglass / AlexNet run --input_run on the records (precomputed
   once into ``<run_dir>/inputs/<split>.npz``; --input_depth0 sets their depth to 0 for DAE^2d).
 
-Losses (paper Sec. 3.2-3.3, DESIGN.md): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
-Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta|; Omega L_R = L1 on the 24 rotation matrices;
+Losses (paper Sec. 3.2-3.3, the authors' code): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
+Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta| (or |all 11 outputs|, --beta_reg_outputs); Omega L_R = L1 on the 24 rotation matrices;
 --smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points (joints + landmarks), SMPL fed with the
 prediction and the ground truth of the other factor (pose for Psi, shape + gender for Omega).
 
