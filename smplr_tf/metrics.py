@@ -16,8 +16,9 @@ Definitions (choices recorded in BUILD_NOTES.md):
 * Groups ``Hd Ts Sr Ew Wt Hp Kn Ft``: mean over the joints of ``skeleton.EVAL_GROUPS`` (the authors' test
   script's groups); ``Jt``: mean over the 23 non-root joints (Table 1's column); ``Jt16``: mean over the 16
   joints of ``skeleton.EVAL_JOINTS_16`` (the authors' test script's average, close to the Human3.6M 17-joint
-  protocol: what Tables 2 and 3 compare with other methods); ``Lm``: mean over the 18 landmarks; ``Bn``: mean absolute bone-length error over the
-  bones of the 42-node tree (``skeleton.bone_vectors``): the 41 bones, or the 23 joint bones for 23 points.
+  protocol: what Tables 2 and 3 compare with other methods); ``Lm``: mean over the 18 landmarks; ``Bn``: mean
+  absolute bone-length error over the bones of the 42-node tree (``skeleton.bone_vectors``): the 41 bones,
+  or the 23 joint bones for 23 points.
 * Surface: mean per-vertex distance after subtracting each mesh's own pelvis joint (protocol 1).
 * IoU: |A ∩ B| / |A ∪ B| of the projected predicted mesh and the ground-truth mask, per image, averaged.
 * Gender accuracy: Psi's gender output (male where >= 0) against the ground-truth index (0 f, 1 m);

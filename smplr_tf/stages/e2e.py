@@ -17,11 +17,11 @@ that the hourglass loss is "several times lower" than the others, that without a
 SHN vanish after few training steps", and that the balance is "around 1e-5". By that reasoning the factor
 scales the SMPLR-side terms down to protect the small hourglass loss (``smplr``). That premise holds for the
 authors' sigmoid cross-entropy (a mean over ~2.9 M mostly near-zero elements per stack: 8e-5 per point
-channel even for perfect logits, the targets' entropy, against L1 errors of a few cm). With the paper's softmax cross-entropy, which we use by default, the hourglass
-loss is instead a few nats per channel, ~100x the L1 terms in metres: there ``shn`` (the factor on the heatmap
-term) keeps the hourglass from being trained by its heatmap loss alone -- that would be more SHN training,
-which the paper reports gives nothing -- while the heatmap term still anchors the heatmaps. Both are flags;
-the default is ``shn``.
+channel even for perfect logits, the targets' entropy, against L1 errors of a few cm). With the paper's
+softmax cross-entropy, which we use by default, the hourglass loss is instead a few nats per channel, ~100x
+the L1 terms in metres: there ``shn`` (the factor on the heatmap term) keeps the hourglass from being
+trained by its heatmap loss alone -- that would be more SHN training, which the paper reports gives nothing --
+while the heatmap term still anchors the heatmaps. Both are flags; the default is ``shn``.
 
 The network (what runs.load_model_from_run returns for an e2e run): image -> dict with the hourglass
 outputs "heatmaps", "points" (SHN_e2e), "dae_points", and from SMPLR "rotmats", "betas", "gender",

@@ -13,9 +13,10 @@ input chosen by --dae_input:
   once into ``<run_dir>/inputs/<split>.npz``; --input_depth0 sets their depth to 0 for DAE^2d).
 
 Losses (paper Sec. 3.2-3.3, the authors' code): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
-Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta| (or |all 11 outputs|, --beta_reg_outputs); Omega L_R = L1 on the 24 rotation matrices;
---smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points (joints + landmarks), SMPL fed with the
-prediction and the ground truth of the other factor (pose for Psi, shape + gender for Omega).
+Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta| (or |all 11 outputs|, --beta_reg_outputs);
+Omega L_R = L1 on the 24 rotation matrices; --smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points
+(joints + landmarks), SMPL fed with the prediction and the ground truth of the other factor (pose for Psi,
+shape + gender for Omega).
 
 Networks saved by these stages (what runs.load_model_from_run returns):
 dae: points (B,P,3) -> (B,P,3); smplr_shape: points (B,41,3) -> {"betas" (B,10), "gender" (B,)};
