@@ -458,8 +458,8 @@ def summary_lines(result: dict) -> list[str]:
     for key, ev in result["evaluations"].items():
         p1, p2 = ev.get("p1") or {}, ev.get("p2") or {}
         f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        s = f"{key:10s} n={ev.get('count', 0):5d}  P1 Jt {f(p1.get('Jt'))} Lm {f(p1.get('Lm'))} Bn {f(p1.get('Bn'))}" \
-            f"  P2 Jt {f(p2.get('Jt'))} mm"
+        s = f"{key:10s} n={ev.get('count', 0):5d}  P1 Jt {f(p1.get('Jt'))} (23 joints) Jt16 {f(p1.get('Jt16'))} " \
+            f"Lm {f(p1.get('Lm'))} Bn {f(p1.get('Bn'))}  P2 Jt {f(p2.get('Jt'))} Jt16 {f(p2.get('Jt16'))} mm"
         if ev.get("surface_mm") is not None:
             s += f"  surface {ev['surface_mm']:.1f} mm"
         if ev.get("gender_accuracy") is not None:

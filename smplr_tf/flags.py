@@ -20,6 +20,21 @@ STAGES = ("shn", "shn2d", "alexnet", "dae", "smplr_shape", "smplr_pose", "e2e")
 _SECTIONS: list = []
 
 
+# Values that flags added after the first runs had before they existed: a run's flags.txt that lacks one of
+# these names was trained with this value (applied by smplr_tf.runs.parse_flags_text), so that an old run
+# rebuilds and resumes as it was trained even where the flag's default has since changed.
+LEGACY_FLAG_VALUES: dict = {
+    "noise_table": "tree_depth",
+    "val_noise": True,
+    "hg_stem": "newell",
+    "hg_bn_scale": True,
+    "hg_init": "glorot_uniform",
+    "hg_conv_bias": True,
+    "heatmap_targets": "gaussian",
+    "mlp_bias_init": "zeros",
+}
+
+
 def section(fn):
     """Register a flag section ``fn(fv)`` (defines its flags on the FlagValues ``fv`` when called)."""
     _SECTIONS.append(fn)
@@ -105,14 +120,16 @@ def define_optim_flags(fv):
     flags.DEFINE_integer("validation_steps", 0, "Validation steps per epoch (0: the whole split).", **d)
     flags.DEFINE_integer("batch_size", 256, "Global batch size (split over replicas).", **d)
     flags.DEFINE_integer("val_batch_size", 0, "Validation batch size (0: batch_size).", **d)
-    flags.DEFINE_float("lr", 1e-3, "Adam learning rate (constant schedule) or the peak of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr", 1e-3, "Adam learning rate (constant schedule) or lr0 of the sigmoid decay. The paper: "
+                       "0.01 for the hourglass, 0.001 for DAE / Psi / Omega; the authors' code: 0.01 for all.", **d)
     flags.DEFINE_enum("lr_schedule", "constant", ["constant", "sigmoid", "cosine"],
-                      "constant: lr. sigmoid (authors' code): lr * (1 - sigmoid(lr_offset - epoch / lr_epochs)) "
+                      "constant: lr. sigmoid (authors' code, a decay): lr * sigmoid(lr_offset - epoch / lr_epochs) "
                       "+ lr_floor, epoch fractional (per step). cosine (not in the paper; short runs such as "
                       "flags/quick): cosine decay from lr to lr_floor over epochs * steps_per_epoch.", **d)
     flags.DEFINE_float("lr_floor", 1e-4, "Additive floor of the sigmoid schedule; end value of the cosine one.", **d)
     flags.DEFINE_float("lr_epochs", 12.5, "Time constant (epochs) of the sigmoid schedule.", **d)
-    flags.DEFINE_float("lr_offset", 4.0, "Offset of the sigmoid schedule.", **d)
+    flags.DEFINE_float("lr_offset", 4.0, "c of the sigmoid schedule: 4 for DAE / Psi / Omega, 10 for the hourglass "
+                       "(the authors' code).", **d)
     flags.DEFINE_float("clipnorm", 0.0, "Gradient norm clipping (0: none).", **d)
     flags.DEFINE_float("bn_momentum", 0.0, "If > 0: momentum of every BatchNormalization moving average (Keras "
                        "default 0.99 needs many hundred steps before validation is meaningful; short runs use 0.9).",
@@ -128,14 +145,26 @@ def define_loss_flags(fv):
     flags.DEFINE_enum("heatmap_loss", "softmax", ["softmax", "sigmoid", "mse"],
                       "Volumetric heatmap loss: softmax CE over the volume (paper), sigmoid CE (authors' code), "
                       "MSE. shn2d always uses MSE.", **d)
+    flags.DEFINE_enum("heatmap_targets", "auto", ["auto", "gaussian", "code"],
+                      "Volumetric heatmap targets: gaussian (peak-1 Gaussians; Gaussian of the distance to the limb "
+                      "for limbs), code (the authors': the normal density, peak ~0.0635; per bone "
+                      "softmax_volume(1 / (1 + d^2)), max over the limb's bones). auto: code with "
+                      "--heatmap_loss=sigmoid, gaussian otherwise.", **d)
     flags.DEFINE_float("points_loss_weight", 0.0, "shn: weight of an extra L1 (metres) on the soft-argmax points "
                        "(integral regression); 0 = the paper's heatmap loss only.", **d)
     flags.DEFINE_boolean("smpl_loss", False, "SMPLR stages: add L_SMPL (L1 on SMPL joints and landmarks).", **d)
     flags.DEFINE_float("smpl_loss_weight", 1.0, "Weight of L_SMPL.", **d)
     flags.DEFINE_float("beta_reg", 0.01, "Weight of the |beta| regulariser of L_beta.", **d)
+    flags.DEFINE_enum("beta_reg_outputs", "betas", ["betas", "all"], "What the L_beta regulariser penalises: the "
+                      "10 predicted betas, or all 11 Psi outputs, the gender code included (the authors' code).", **d)
     flags.DEFINE_float("gender_loss_weight", 1.0, "Weight of the L1 on the gender code (+-1) in L_beta.", **d)
     flags.DEFINE_float("dae_bone_loss", 0.0, "DAE: weight of an extra L1 on bone lengths (paper: no effect).", **d)
-    flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: weight of the hourglass heatmap loss against the others.", **d)
+    flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: the balance w (~1e-5 in the paper) between the hourglass heatmap "
+                       "loss and the DAE / SMPL point losses; see --e2e_balance.", **d)
+    flags.DEFINE_enum("e2e_balance", "shn", ["shn", "smplr"], "e2e: where the balance w goes: shn: w * L_heatmaps "
+                      "+ L_points (with the softmax CE, the larger term scaled down); smplr: L_heatmaps + w * "
+                      "L_points (the paper's reasoning: the hourglass loss is the small one, as with the sigmoid "
+                      "CE).", **d)
 
 
 # ============================================================================================ stage inputs
@@ -145,7 +174,14 @@ def define_input_flags(fv):
     flags.DEFINE_enum("dae_input", "noise", ["noise", "gt", "depth0", "run"],
                       "Input of dae / smplr stages: ground truth + uniform noise, ground truth, ground truth with "
                       "depth 0 (2D lifting), or the predictions of --input_run.", **d)
-    flags.DEFINE_float("noise_scale", 1.0, "Multiplier of the per-point noise bounds sigma_i (5-91 mm).", **d)
+    flags.DEFINE_float("noise_scale", 1.0, "Multiplier of the per-point noise bounds (5-91 mm).", **d)
+    flags.DEFINE_enum("noise_table", "authors", ["authors", "tree_depth"],
+                      "Bounds of the uniform input noise (--dae_input=noise / depth0): the authors' per-point, "
+                      "per-coordinate table (depth about twice x and y), or our earlier isotropic guess growing "
+                      "with the point's depth in the tree.", **d)
+    flags.DEFINE_boolean("val_noise", True, "Point stages: draw the input noise at validation too (the authors' "
+                         "code does; the validation loss is then noisy). --noval_noise validates on clean "
+                         "points.", **d)
     flags.DEFINE_string("input_run", "", "Run (shn or alexnet) whose predictions feed dae / smplr stages.", **d)
     flags.DEFINE_boolean("input_depth0", False, "With --input_run: set the predictions' depth to 0 (DAE^2d).", **d)
     flags.DEFINE_string("shn_run", "", "e2e: the trained hourglass run.", **d)
@@ -166,7 +202,17 @@ def define_model_flags(fv):
     flags.DEFINE_boolean("limbs", False, "Add the 4 limb heatmaps (SHN^final).", **d)
     flags.DEFINE_integer("hg_stacks", 5, "Hourglass stacks.", **d)
     flags.DEFINE_integer("hg_features", 256, "Hourglass features.", **d)
-    flags.DEFINE_integer("hg_downsamplings", 3, "Downsamplings per hourglass.", **d)
+    flags.DEFINE_integer("hg_downsamplings", 4, "Max-pool levels per hourglass (4: 64 -> 4, the authors' code and "
+                         "Newell's).", **d)
+    flags.DEFINE_enum("hg_stem", "code", ["code", "newell"], "Hourglass stem: the authors' code (pad 2, 6x6 "
+                      "stride-2 conv without norm) or Newell's (7x7 stride-2 conv + BN + ReLU); then residual, "
+                      "pool, residual, residual in both.", **d)
+    flags.DEFINE_boolean("hg_bn_scale", False, "Hourglass batch norms with a learned scale (gamma); the authors' "
+                         "code has none.", **d)
+    flags.DEFINE_enum("hg_init", "glorot_normal", ["glorot_normal", "glorot_uniform"], "Hourglass convolution "
+                      "kernels' initialiser (Xavier; normal in the authors' code).", **d)
+    flags.DEFINE_boolean("hg_conv_bias", False, "Hourglass convolutions not followed by a batch norm get a bias "
+                         "(the authors' code: no biases).", **d)
     flags.DEFINE_float("hg_dropout", 0.1, "Hourglass dropout rate.", **d)
     flags.DEFINE_float("alexnet_width", 1.0, "AlexNet width multiplier (1 = the original channel counts).", **d)
     flags.DEFINE_integer("alexnet_fc", 4096, "AlexNet fully connected width.", **d)
@@ -178,6 +224,9 @@ def define_model_flags(fv):
     flags.DEFINE_float("dae_keep_prob", 0.8, "DAE dropout keep probability.", **d)
     flags.DEFINE_boolean("dae_zero_init", True, "Initialise the DAE's last (correction) layer to zero: the "
                          "untrained DAE is the identity (the paper: Xavier everywhere).", **d)
+    flags.DEFINE_enum("mlp_bias_init", "glorot_uniform", ["glorot_uniform", "zeros"], "DAE / Psi / Omega: initial "
+                      "biases of the linear output layers (the authors' code: Glorot-uniform, like the kernels).",
+                      **d)
     flags.DEFINE_list("smplr_trunk", ["1024", "1024", "512", "512", "512"], "Psi / Omega trunk widths.", **d)
     flags.DEFINE_integer("smplr_head", 256, "Psi / Omega head width.", **d)
 

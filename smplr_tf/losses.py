@@ -10,7 +10,13 @@ Reductions (documented per function; all are means, so the loss scale does not g
   elements (0 when all weights are 0), where ``l`` is the per-(sample, channel) or per-element loss.
 
 Heatmaps: :func:`volumetric_softmax_ce` (the paper), :func:`volumetric_sigmoid_ce` (the authors' code),
-:func:`heatmap_mse` (2D hourglass), and :func:`hourglass_loss` for intermediate supervision over stacks.
+:func:`heatmap_mse` (2D hourglass), and :func:`hourglass_loss` for intermediate supervision over stacks
+(summed, as in the authors' code). The softmax loss normalises each target channel over its volume, so it
+takes the peak-1 Gaussians of :mod:`smplr_tf.data.targets` (form "gaussian"; the Gaussian of the distance to
+the limb for the 4 limb channels) and trains on their normalised versions. The sigmoid loss takes the targets
+as they are, and is paired with the authors' target values (form "code": the normal density, peak ~0.0635,
+and the softmaxed limb maps); with every channel valid it is the code's loss exactly: per stack the mean of
+the sigmoid cross-entropy over all B x H x W x D x C elements, the stacks summed.
 Points and parameters: :func:`l2_loss` (AlexNet), :func:`l1_loss` (DAE, L_R, L_SMPL), :func:`beta_loss`
 (L_beta with the 0.01 |beta| term), :func:`smpl_points_loss` (L_SMPL on joints + landmarks),
 :func:`bone_length_l1` (the DAE's optional loss on B, eq. 3).
@@ -83,8 +89,9 @@ def _broadcast_bc(weights, like):
 
 
 def volumetric_sigmoid_ce(y_true, logits, weights=None):
-    """Scalar: per-voxel sigmoid cross-entropy with the (unnormalised, peak-1) targets as labels, averaged
-    over voxels, channels and samples (the authors' code). ``weights`` (B,) or (B, C)."""
+    """Scalar: per-voxel sigmoid cross-entropy with the targets as labels (as given: the authors' code pairs it
+    with density targets, see the module docstring), averaged over voxels, channels and samples (the authors'
+    code). ``weights`` (B,) or (B, C): channels of weight 0 are left out of the mean."""
     x = _flatten_volume(logits)
     t = _flatten_volume(y_true)
     per = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=x), axis=1)  # (B, C)
@@ -131,15 +138,21 @@ def l2_loss(y_true, y_pred, weights=None):
     return _weighted_mean(tf.square(_f32(y_pred) - _f32(y_true)), weights)
 
 
-def beta_loss(y_true, y_pred, beta_reg: float = BETA_REG, num_betas: int = 10, weights=None):
+def beta_loss(y_true, y_pred, beta_reg: float = BETA_REG, num_betas: int = 10, weights=None,
+              reg_outputs: str = "betas"):
     """L_beta: mean |y_pred - y_true| over the num_betas + 1 shape outputs (betas + gender code in {-1,+1})
-    plus ``beta_reg`` * mean |predicted betas| (the authors' 0.01 |beta| term; gender not regularised).
+    plus ``beta_reg`` * mean |regularised outputs|.
 
+    reg_outputs: "betas" (the predicted betas only; the paper names no regulariser, and a beta penalty is what
+    it would mean) or "all" (the authors' code: all num_betas + 1 outputs, the gender code included).
     y_true, y_pred: (B, num_betas + 1). ``weights`` (B,) or (B, num_betas + 1) for the L1 part (e.g. 0 on
     the gender entry of neutral-gender samples).
     """
     y_pred = _f32(y_pred)
-    return l1_loss(y_true, y_pred, weights) + beta_reg * tf.reduce_mean(tf.abs(y_pred[:, :num_betas]))
+    if reg_outputs not in ("betas", "all"):
+        raise ValueError(f"reg_outputs must be 'betas' or 'all', got {reg_outputs!r}")
+    reg = y_pred[:, :num_betas] if reg_outputs == "betas" else y_pred
+    return l1_loss(y_true, y_pred, weights) + beta_reg * tf.reduce_mean(tf.abs(reg))
 
 
 def rotation_loss(y_true, y_pred, weights=None):

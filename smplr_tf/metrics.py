@@ -13,9 +13,12 @@ Definitions (choices recorded in BUILD_NOTES.md):
 * Protocol 2: the prediction is aligned to the ground truth with a similarity Procrustes (scale, proper
   rotation, translation; :mod:`smplr_tf.procrustes`) fitted on the 24 joints (the zero root included),
   then applied to every point (landmarks follow the joints' alignment).
-* Groups ``Hd Ts Sr Ew Wt Hp Kn Ft``: mean over the joints of ``skeleton.EVAL_GROUPS``; ``Jt``: mean over
-  the 23 joints; ``Lm``: mean over the 18 landmarks; ``Bn``: mean absolute bone-length error over the
-  bones of the 42-node tree (``skeleton.bone_vectors``): the 41 bones, or the 23 joint bones for 23 points.
+* Groups ``Hd Ts Sr Ew Wt Hp Kn Ft``: mean over the joints of ``skeleton.EVAL_GROUPS`` (the authors' test
+  script's groups); ``Jt``: mean over the 23 non-root joints (Table 1's column); ``Jt16``: mean over the 16
+  joints of ``skeleton.EVAL_JOINTS_16`` (the authors' test script's average, close to the Human3.6M 17-joint
+  protocol: what Tables 2 and 3 compare with other methods); ``Lm``: mean over the 18 landmarks; ``Bn``: mean
+  absolute bone-length error over the bones of the 42-node tree (``skeleton.bone_vectors``): the 41 bones,
+  or the 23 joint bones for 23 points.
 * Surface: mean per-vertex distance after subtracting each mesh's own pelvis joint (protocol 1).
 * IoU: |A ∩ B| / |A ∪ B| of the projected predicted mesh and the ground-truth mask, per image, averaged.
 * Gender accuracy: Psi's gender output (male where >= 0) against the ground-truth index (0 f, 1 m);
@@ -32,6 +35,7 @@ from smplr_tf.body import skeleton
 MM = 1000.0
 GROUPS = skeleton.GROUP_NAMES  # ("Hd", "Ts", "Sr", "Ew", "Wt", "Hp", "Kn", "Ft")
 TABLE1_COLUMNS = GROUPS + ("Jt", "Lm", "Bn")
+JOINT_SET_KEYS = tuple(skeleton.JOINT_SETS)  # ("Jt", "Jt16"): 23 and 16 joints
 NUM_JOINT_POINTS = skeleton.NUM_JOINTS - 1  # 23
 
 
@@ -87,7 +91,8 @@ def table1_row(pred: np.ndarray, gt: np.ndarray, protocol: int = 1) -> dict:
     """Table-1 columns (mm) for one set of predictions.
 
     pred, gt: (B, P, 3) root-relative metres, P = 23 or 41. protocol: 1 or 2.
-    Returns {"Hd": .., ..., "Ft": .., "Jt": .., "Lm": .. (None for 23 points), "Bn": ..}.
+    Returns {"Hd": .., ..., "Ft": .., "Jt": .. (23 joints), "Jt16": .. (16 joints), "Lm": .. (None for 23
+    points), "Bn": ..}.
     """
     acc = PointMetrics()
     acc.update(pred, gt)
@@ -136,7 +141,8 @@ class PointMetrics:
             per_point = self._sum[p] / self.count * MM
             bones = self._bone[p] / self.count * MM
             row = {g: float(per_point[skeleton.group_point_indices(g)].mean()) for g in GROUPS}
-            row["Jt"] = float(per_point[:NUM_JOINT_POINTS].mean())
+            for key in JOINT_SET_KEYS:
+                row[key] = float(per_point[skeleton.joint_set_point_indices(key)].mean())
             row["Lm"] = float(per_point[NUM_JOINT_POINTS:].mean()) if self.num_points > NUM_JOINT_POINTS else None
             row["Bn"] = float(bones.mean())
             out[f"p{p}"] = row

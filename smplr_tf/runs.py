@@ -61,8 +61,10 @@ def parse_flags_text(text: str, where: str = "flags.txt"):
     """A flagfile's text -> a fresh, parsed FlagValues with every training flag (absl parses the lines).
 
     Blank lines and ``#`` / ``//`` comments are skipped, as in any absl flagfile; flags this version does not
-    define (an older or newer run's) are ignored, so every run's flags.txt reads. A line that is not a flag, or
-    a value a flag does not accept, raises RunError naming ``where``."""
+    define (an older or newer run's) are ignored, so every run's flags.txt reads. A flag of
+    ``smplr_tf.flags.LEGACY_FLAG_VALUES`` that the text does not name takes its legacy value (what runs did
+    before the flag existed), not today's default. A line that is not a flag, or a value a flag does not
+    accept, raises RunError naming ``where``."""
     fv = sflags.new_flag_values()
     args = []
     for raw in text.splitlines():
@@ -76,6 +78,9 @@ def parse_flags_text(text: str, where: str = "flags.txt"):
         fv([where] + args, known_only=True)
     except flags.Error as e:
         raise RunError(f"{where}: {e}") from None
+    for name, value in sflags.LEGACY_FLAG_VALUES.items():
+        if name in fv and not fv[name].present:
+            fv[name].value = value
     return fv
 
 

@@ -180,3 +180,25 @@ def test_flipped_targets_are_mirrored_and_swapped():
     np.testing.assert_allclose(fvol, vol[:, ::-1][..., skeleton.POINT_FLIP_PERM], atol=1e-6)
     lim, flim = targets.limb_heatmaps(p3[:24], shape).numpy(), targets.limb_heatmaps(f3[:24], shape).numpy()
     np.testing.assert_allclose(flim, lim[:, ::-1][..., skeleton.LIMB_FLIP_PERM], atol=1e-5)
+
+
+def test_rotation_comes_last_and_fills_with_the_image_mean():
+    # the authors' code rotates after standardising, with zero fill: the corners get the image's mean
+    p3, p2, _, _ = _scene(6)
+    rng = np.random.default_rng(6)
+    img = rng.uniform(0.2, 0.9, size=(S, S, 3)).astype(np.float32)
+    mask = np.zeros((S, S), np.float32)
+    only_rotation = augment.AugmentConfig(flip_prob=0.0, rotation_prob=1.0, max_rotation=0.15,
+                                          background_prob=0.0, occlusion_prob=0.0, colour_gain=0.0, brightness=0.0)
+    im = augment.augment_example(img, mask, p3, p2, tf.constant([3, 1], tf.int64), cfg=only_rotation)[0].numpy()
+    assert not np.allclose(im, img)  # rotated
+    np.testing.assert_allclose(im[0, 0], img.mean(), atol=1e-6)
+    np.testing.assert_allclose(im[-1, -1], img.mean(), atol=1e-6)
+    # with the background swapped first (no person in the mask), the corners take the new image's mean: the
+    # rotation sees the swapped image, not the original
+    swap_then_rotate = augment.AugmentConfig(flip_prob=0.0, rotation_prob=1.0, max_rotation=0.15,
+                                             background_prob=1.0, occlusion_prob=0.0, colour_gain=0.0,
+                                             brightness=0.0)
+    im2 = augment.augment_example(img, mask, p3, p2, tf.constant([3, 1], tf.int64), cfg=swap_then_rotate)[0].numpy()
+    assert abs(float(im2[0, 0, 0]) - float(img.mean())) > 1e-3
+    np.testing.assert_allclose(im2[0, 0], im2[0, 0, 0])  # one grey value: a mean over pixels and channels

@@ -121,6 +121,9 @@ def test_l1_l2_beta_and_rotation_losses():
     sp = RNG.normal(size=(5, 11)).astype(np.float32)
     ref = np.abs(st - sp).mean() + 0.01 * np.abs(sp[:, :10]).mean()
     np.testing.assert_allclose(losses.beta_loss(st, sp).numpy(), ref, rtol=1e-6)
+    # the authors' code regularises all 11 outputs, the gender code included
+    ref_all = np.abs(st - sp).mean() + 0.01 * np.abs(sp).mean()
+    np.testing.assert_allclose(losses.beta_loss(st, sp, reg_outputs="all").numpy(), ref_all, rtol=1e-6)
     rt = RNG.normal(size=(2, 24, 3, 3)).astype(np.float32)
     rp = RNG.normal(size=(2, 24, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(losses.rotation_loss(rt, rp).numpy(), np.abs(rt - rp).mean(), rtol=1e-6)
@@ -137,3 +140,35 @@ def test_bone_length_l1_matches_numpy():
 
     np.testing.assert_allclose(losses.bone_length_l1(a, b).numpy(),
                                np.abs(lengths(a) - lengths(b)).mean(), rtol=1e-5)
+
+
+def test_sigmoid_hourglass_loss_is_the_authors_per_stack_mean_summed_over_stacks():
+    t = RNG.uniform(0, 0.07, size=(2, 4, 4, 3, 5)).astype(np.float32)
+    hs = [RNG.normal(size=t.shape).astype(np.float32) for _ in range(3)]
+
+    def ce(x):  # sigmoid cross-entropy, elementwise, mean over ALL B x H x W x D x C elements
+        return np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))
+
+    np.testing.assert_allclose(losses.hourglass_loss(t, hs, kind="sigmoid").numpy(), sum(ce(h) for h in hs),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("balance", ["shn", "smplr"])
+def test_e2e_balance_placement(tmp_path, balance):
+    from smplr_tf.runs import flag_values
+    from smplr_tf.stages.e2e import E2eStage
+
+    (tmp_path / "flags.txt").write_text("--stage=shn\n--heatmap_loss=softmax\n--depth_bins=2\n")
+    cfg = flag_values(stage="e2e", shn_run=str(tmp_path), e2e_shn_weight=1e-5, e2e_balance=balance)
+    stage = E2eStage(cfg)
+    t = RNG.uniform(size=(2, 4, 4, 2, 41)).astype(np.float32)
+    y = {"heatmaps": t, "points": RNG.normal(size=(2, 41, 3)).astype(np.float32)}
+    pred = {"heatmaps": [RNG.normal(size=t.shape).astype(np.float32)],
+            "dae_points": RNG.normal(size=(2, 41, 3)).astype(np.float32),
+            "smpl_points": RNG.normal(size=(2, 41, 3)).astype(np.float32)}
+    out = {k: float(v) for k, v in stage.loss_fn(None, y, pred, True).items()}
+    hl = float(losses.hourglass_loss(t, pred["heatmaps"], kind="softmax"))
+    pts = np.abs(pred["dae_points"] - y["points"]).mean() + np.abs(pred["smpl_points"] - y["points"]).mean()
+    want = 1e-5 * hl + pts if balance == "shn" else hl + 1e-5 * pts
+    assert out["heatmap_loss"] == pytest.approx(hl, rel=1e-5)
+    assert out["loss"] == pytest.approx(want, rel=1e-5)

@@ -22,6 +22,7 @@ def test_protocol1_hand_case():
     row = metrics.table1_row(pred, gt, protocol=1)
     assert row["Hd"] == pytest.approx(10.0 / 2)  # Hd = joints 12, 15
     assert row["Jt"] == pytest.approx(10.0 / 23)
+    assert row["Jt16"] == pytest.approx(10.0 / 16)  # the head is one of the authors' 16 joints
     assert row["Lm"] == pytest.approx(30.0 / 18)
     for g in ("Ts", "Sr", "Ew", "Wt", "Hp", "Kn", "Ft"):
         assert row[g] == pytest.approx(0.0, abs=1e-9)
@@ -156,3 +157,14 @@ def test_all_proc_recovers_input_frame():
     np.testing.assert_allclose(pts, inp, atol=1e-9)
     np.testing.assert_allclose(v[:, :41], inp, atol=1e-9)
     np.testing.assert_allclose(v[:, 41], 0.0, atol=1e-9)
+
+
+def test_joint_sets_16_and_23():
+    gt = _points(8, b=2)
+    pred = gt.copy()
+    pred[:, skeleton.joint_to_point(22), 0] += 0.100  # left hand: in Jt (23 joints), not in Jt16
+    pred[:, skeleton.joint_to_point(20), 1] += 0.032  # left wrist: in both, and in the Wt group
+    row = metrics.table1_row(pred, gt)
+    assert row["Jt"] == pytest.approx((100.0 + 32.0) / 23)
+    assert row["Jt16"] == pytest.approx(32.0 / 16)
+    assert row["Wt"] == pytest.approx(32.0 / 2)  # Wt = the two wrists only

@@ -433,3 +433,101 @@ def test_alexnet_dropout_rate_is_configurable():
     assert rates == [0.3, 0.3]
     assert not [l for l in build_alexnet(input_size=64, width=0.05, fc_units=8, dropout=0.0).layers
                 if type(l).__name__ == "Dropout"]
+
+
+# ------------------------------------------------------------------------------ the authors' hourglass
+def _expected_hourglass_params(stacks=5, f=256, points=41, bins=16, levels=4):
+    """Weights of the authors' hourglass counted from its structure: convolutions without biases, batch norms
+    with beta, moving mean and moving variance (no gamma)."""
+    def conv(cin, cout, k):
+        return k * k * cin * cout
+
+    def bn(c):
+        return 3 * c
+
+    def residual(cin, cout):
+        h = cout // 2
+        n = bn(cin) + conv(cin, h, 1) + bn(h) + conv(h, h, 3) + bn(h) + conv(h, cout, 1)
+        return n + (conv(cin, cout, 1) if cin != cout else 0)
+
+    total = conv(3, f // 4, 6) + residual(f // 4, f // 2) + residual(f // 2, f // 2) + residual(f // 2, f)
+    head = points * bins
+    for i in range(stacks):
+        total += (3 * levels + 1) * residual(f, f)  # up1, low1, low3 per level + the innermost low2
+        total += residual(f, f) + conv(f, f, 1) + bn(f) + conv(f, head, 1)  # res, lin, head
+        if i < stacks - 1:
+            total += conv(f, f, 1) + conv(head, f, 1)  # lin2, remap
+    return total
+
+
+def test_full_size_hourglass_is_the_authors_network():
+    import keras
+
+    m = build_hourglass()
+    assert _n_params(m) == _expected_hourglass_params()
+    # 4 pooling levels per hourglass: 64 -> 32 -> 16 -> 8 -> 4
+    for s in range(5):
+        pools = [layer for layer in m.layers if layer.name.startswith(f"s{s}_hg_") and layer.name.endswith("_pool")]
+        assert sorted(tuple(p.output.shape[1:3]) for p in pools) == [(4, 4), (8, 8), (16, 16), (32, 32)]
+        assert tuple(m.get_layer(f"s{s}_hg_l1_low2_add").output.shape) == (None, 4, 4, 256)
+    # stem: 2-pixel padding, 6x6 stride-2 conv to 64 channels without bias, no norm after it
+    pad, conv = m.get_layer("stem1_pad"), m.get_layer("stem1_conv")
+    assert tuple(pad.output.shape) == (None, 260, 260, 3)
+    assert conv.kernel.shape == (6, 6, 3, 64) and conv.strides == (2, 2) and not conv.use_bias
+    assert tuple(conv.output.shape) == (None, 128, 128, 64)
+    assert tuple(m.get_layer("stem_pool").output.shape) == (None, 64, 64, 128)
+    assert tuple(m.get_layer("stem_res3_add").output.shape) == (None, 64, 64, 256)
+    assert "stem1_bn" not in [layer.name for layer in m.layers]
+    bns = [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(not b.scale and b.momentum == 0.9 and b.epsilon == 1e-5 for b in bns)
+    convs = [layer for layer in m.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert all(not c.use_bias and isinstance(c.kernel_initializer, keras.initializers.GlorotNormal) for c in convs)
+    # FLOPs: the 6x6 stem and the 4th level counted
+    assert hourglass_flops() > hourglass_flops(downsamplings=3)
+    assert hourglass_flops(stem="newell") - hourglass_flops() == pytest.approx(
+        2.0 * 128 * 128 * 3 * 64 * (49 - 36))
+
+
+def test_old_runs_rebuild_the_first_hourglass_and_fold():
+    import keras
+
+    from smplr_tf.runs import flag_values, parse_flags_text
+    from smplr_tf.stages import get_stage
+
+    old = parse_flags_text("--stage=shn\n--hg_stacks=1\n--hg_features=16\n--input_size=64\n--heatmap_size=16\n"
+                           "--depth_bins=2\n--hg_downsamplings=2\n")
+    net = get_stage("shn")(old).build_network()
+    assert isinstance(net.get_layer("stem1_bn"), keras.layers.BatchNormalization)
+    assert net.get_layer("stem1_conv").kernel.shape[:2] == (7, 7) and net.get_layer("stem1_bn").scale
+    assert net.get_layer("s0_head").use_bias
+    new = flag_values(stage="shn", hg_stacks=1, hg_features=16, input_size=64, heatmap_size=16, depth_bins=2,
+                      hg_downsamplings=2)
+    net2 = get_stage("shn")(new).build_network()
+    assert net2.get_layer("stem1_conv").kernel.shape[:2] == (6, 6) and not net2.get_layer("s0_head").use_bias
+    # the inference rewrite handles both (gamma-free norms, bias-free convolutions)
+    for m in (net, net2):
+        randomize_batch_norms(m, seed=5)
+        x = RNG.normal(size=(2, 64, 64, 3)).astype(np.float32)
+        ref = m(x, training=False)
+        out = hourglass_inference_model(m)(x, training=False)
+        _close(out["heatmaps"][0], ref["heatmaps"][-1])
+
+
+def test_mlps_follow_the_authors_batch_norms_and_initialisers():
+    import keras
+
+    for m in (build_dae(num_points=9, hidden=32, bottleneck=16), build_psi(**TINY), build_omega(**TINY)):
+        bns = [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        assert bns and all(b.momentum == 0.99 and b.epsilon == 1e-3 and b.scale and b.center for b in bns)
+        outs = [layer for layer in m.layers if isinstance(layer, keras.layers.Dense) and layer.use_bias]
+        assert outs
+        for layer in outs:  # Glorot-uniform biases: U(-sqrt(3 / n), sqrt(3 / n)), not zeros
+            b = layer.bias.numpy()
+            assert np.abs(b).max() <= np.sqrt(3.0 / b.size) + 1e-6 and np.abs(b).max() > 0
+    zero = build_dae(num_points=9, hidden=32, bottleneck=16, bias_initializer="zeros")
+    assert not zero.get_layer("correction").bias.numpy().any()
+    # the skip additions take the ELU outputs; the residual adds the input before its dropout
+    dae = build_dae(num_points=9, hidden=32, bottleneck=16)
+    skip_inputs = [t._keras_history.operation.name for t in dae.get_layer("dec1_skip").input]
+    assert skip_inputs == ["dec1_elu", "enc2_elu"]
+    assert [t._keras_history.operation.name for t in dae.get_layer("residual").input] == ["flatten", "correction"]

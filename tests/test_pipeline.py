@@ -104,6 +104,26 @@ def test_hourglass_shapes_values_and_targets(data_dir):
         assert np.all(hm[b, ..., 41:].max(axis=(0, 1, 2)) > 0.5)
 
 
+def test_authors_targets_with_the_sigmoid_loss(data_dir):
+    from smplr_tf.runs import flag_values, parse_flags_text
+    from smplr_tf.stages import get_stage
+
+    gauss = _all(pipeline.hourglass_dataset(data_dir, "train", 3, limbs=True, **SMALL))[0][1]["heatmaps"]
+    code = _all(pipeline.hourglass_dataset(data_dir, "train", 3, limbs=True, target_form="code", **SMALL))[0][1]
+    hm = code["heatmaps"]
+    # points: the Gaussians divided by (2 pi)^1.5 (the normal density, peak <= 0.0635)
+    np.testing.assert_allclose(hm[..., :41], gauss[..., :41] / (2 * np.pi) ** 1.5, atol=1e-7)
+    # limbs: softmax over the volume, so every channel sums to between 1 and 4 (a max over up to 4 bones)
+    n = 16 * 16 * 4
+    sums = hm[..., 41:].sum(axis=(1, 2, 3))
+    assert np.all(sums >= 1 - 1e-4) and np.all(sums <= 4 + 1e-4) and hm[..., 41:].max() <= np.e / n
+    # the stage picks the form from its loss; an old run (no --heatmap_targets) keeps its Gaussians
+    assert get_stage("shn")(flag_values(stage="shn", heatmap_loss="sigmoid")).target_form == "code"
+    assert get_stage("shn")(flag_values(stage="shn", heatmap_loss="softmax")).target_form == "gaussian"
+    old = parse_flags_text("--stage=shn\n--heatmap_loss=sigmoid\n")
+    assert get_stage("shn")(old).target_form == "gaussian"
+
+
 def test_joints_only_and_2d(data_dir):
     img, t = next(iter(pipeline.hourglass_dataset(data_dir, "train", 2, num_points=23, **SMALL)))
     assert t["heatmaps"].shape == (2, 16, 16, 4, 23) and t["points"].shape == (2, 23, 3)
@@ -247,12 +267,12 @@ def test_points_from_records_match_smpl(data_dir, smpl_layer):
 def test_points_noise_modes(data_dir, smpl_layer):
     b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="uniform", seed=0))[0]
     diff = np.abs(b["noisy"] - b["points"])
-    assert np.all(diff <= noise.POINT_NOISE_SIGMA[None, :, None] + 1e-6) and diff.max() > 0.01
+    assert np.all(diff <= noise.POINT_NOISE_BOUNDS[None] + 1e-6) and diff.max() > 0.01
     b = _all(pipeline.points_dataset(data_dir, "train", 6, smpl_layer=smpl_layer, noise="depth0", seed=0,
                                      num_points=23))[0]
     assert b["points"].shape == (6, 23, 3)
     np.testing.assert_array_equal(b["noisy"][..., 2], 0)
-    assert np.all(np.abs(b["noisy"][..., :2] - b["points"][..., :2]) <= noise.POINT_NOISE_SIGMA[:23, None] + 1e-6)
+    assert np.all(np.abs(b["noisy"][..., :2] - b["points"][..., :2]) <= noise.POINT_NOISE_BOUNDS[:23, :2] + 1e-6)
 
 
 def test_points_sampled(smpl_layer):

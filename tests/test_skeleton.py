@@ -1,6 +1,7 @@
 """The skeleton module: tree, flips, groups, bone vectors, landmark-parent derivation."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from smplr_tf.body import skeleton as sk
@@ -84,15 +85,53 @@ def test_derive_landmark_parents_recovers_constructed_parents():
     assert np.all(parents2 != true) and np.all(residual2 > 1e-3)
 
 
-def test_groups_cover_the_23_non_root_joints_once():
-    joints = [j for g in sk.GROUP_NAMES for j in sk.EVAL_GROUPS[g]]
-    assert sorted(joints) == list(range(1, 24))
+def test_evaluation_groups_are_the_authors_by_joint_name():
+    names = {g: tuple(sk.JOINT_NAMES[j] for j in sk.EVAL_GROUPS[g]) for g in sk.GROUP_NAMES}
     assert sk.GROUP_NAMES == ("Hd", "Ts", "Sr", "Ew", "Wt", "Hp", "Kn", "Ft")
+    assert names == {
+        "Hd": ("neck", "head"),
+        "Ts": ("spine1", "spine2", "spine3"),
+        "Sr": ("left_collar", "right_collar", "left_shoulder", "right_shoulder"),
+        "Ew": ("left_elbow", "right_elbow"),
+        "Wt": ("left_wrist", "right_wrist"),  # the wrists only, not the hands
+        "Hp": ("left_hip", "right_hip"),
+        "Kn": ("left_knee", "right_knee"),
+        "Ft": ("left_ankle", "right_ankle", "left_foot", "right_foot"),
+    }
+    joints = [j for g in sk.GROUP_NAMES for j in sk.EVAL_GROUPS[g]]
+    assert len(joints) == len(set(joints)) == 21  # disjoint; the hands (22, 23) are in no group
+    assert sorted(set(range(1, 24)) - set(joints)) == [22, 23]
     for g in sk.GROUP_NAMES:
         np.testing.assert_array_equal(sk.group_point_indices(g), np.array(sk.EVAL_GROUPS[g]) - 1)
 
 
+def test_the_16_joint_set():
+    assert sk.EVAL_JOINTS_16 == (1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 18, 19, 20, 21)
+    left_out = sorted(set(range(1, 24)) - set(sk.EVAL_JOINTS_16))
+    assert [sk.JOINT_NAMES[j] for j in left_out] == [
+        "spine2", "left_foot", "right_foot", "left_collar", "right_collar", "left_hand", "right_hand"]
+    assert sk.JOINT_SETS == {"Jt": tuple(range(1, 24)), "Jt16": sk.EVAL_JOINTS_16}
+    np.testing.assert_array_equal(sk.joint_set_point_indices("Jt16"), np.array(sk.EVAL_JOINTS_16) - 1)
+    np.testing.assert_array_equal(sk.joint_set_point_indices("Jt"), np.arange(23))
+
+
+def test_official_bone_template():
+    t = sk.OFFICIAL_TEMPLATE_BONE_LENGTHS
+    assert t.shape == (41,)
+    # child joint -> length: left hip -> left knee, right collar -> right shoulder, right wrist -> right hand
+    assert t[4 - 1] == pytest.approx(0.3656) and t[17 - 1] == pytest.approx(0.0955)
+    assert t[23 - 1] == pytest.approx(0.0814)
+    np.testing.assert_array_equal(t[23:], sk.LANDMARK_PARENT_DISTANCES)
+    # left / right bones agree to 1.5 cm (a symmetric template)
+    flip = sk.JOINT_FLIP_PERM[1:] - 1
+    assert np.abs(t[:23] - t[:23][flip]).max() < 0.015
+
+
 def test_limb_chains_follow_the_tree():
+    # the authors' limbs: the arms from the collar to the hand, the legs from the hip to the foot
+    names = [tuple(sk.JOINT_NAMES[j] for j in c) for c in sk.LIMB_CHAINS]
+    assert names[0] == ("left_collar", "left_shoulder", "left_elbow", "left_wrist", "left_hand")
+    assert names[3] == ("right_hip", "right_knee", "right_ankle", "right_foot")
     for chain in sk.LIMB_CHAINS:
         for a, b in zip(chain[:-1], chain[1:]):
             assert sk.JOINT_PARENTS[b] == a

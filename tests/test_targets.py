@@ -138,3 +138,48 @@ def test_windowed_single_example_equals_dense_batch():
     j2 = rng.uniform(0, 255, (24, 2)).astype(np.float32)
     np.testing.assert_allclose(targets.limb_heatmaps_2d(tf.constant(j2), 256, (32, 32)).numpy(),
                                targets.limb_heatmaps_2d(tf.constant(j2[None]), 256, (32, 32)).numpy()[0], atol=4e-6)
+
+
+def test_code_form_point_targets_are_the_normal_density():
+    shape = (16, 16, 8)
+    p = np.array([[0.1, -0.2, 0.05], [0.0, 0.0, 0.0]], np.float32)
+    vol = targets.volumetric_heatmaps(tf.constant(p), shape, form="code").numpy()
+    vx = (p / CUBE + 0.5) * np.array([16, 16, 8]) - 0.5
+    yy, xx, zz = np.meshgrid(np.arange(16), np.arange(16), np.arange(8), indexing="ij")
+    for i in range(2):
+        d2 = (xx - vx[i, 0]) ** 2 + (yy - vx[i, 1]) ** 2 + (zz - vx[i, 2]) ** 2
+        np.testing.assert_allclose(vol[..., i], np.exp(-0.5 * d2) / (2 * np.pi) ** 1.5, atol=1e-7)
+    assert vol.max() <= (2 * np.pi) ** -1.5 + 1e-7 and vol.max() > 0.03  # peak ~0.0635, not 1
+    np.testing.assert_allclose(vol.sum(axis=(0, 1, 2)), 1.0, atol=0.02)  # a density: sums to ~1
+
+
+def test_code_form_limb_targets_against_brute_force():
+    rng = np.random.default_rng(7)
+    shape = (12, 10, 4)
+    h, w, d = shape
+    j = _joints_with_limbs(rng)
+    maps = targets.limb_heatmaps(tf.constant(j), shape, form="code").numpy()
+    assert maps.shape == (12, 10, 4, 4)
+    batched = targets.limb_heatmaps(tf.constant(j[None]), shape, form="code").numpy()[0]
+    np.testing.assert_allclose(batched, maps, rtol=1e-6)
+    yy, xx, zz = np.meshgrid(np.arange(h), np.arange(w), np.arange(d), indexing="ij")
+    g = np.stack([xx, yy, zz], -1).astype(np.float64)  # (H, W, D, 3) voxel coordinates (x, y, z)
+    for limb, chain in enumerate(skeleton.LIMB_CHAINS):
+        per_bone = []
+        for a_id, b_id in zip(chain[:-1], chain[1:]):
+            a = (j[a_id] / CUBE + 0.5) * np.array([w, h, d]) - 0.5
+            b = (j[b_id] / CUBE + 0.5) * np.array([w, h, d]) - 0.5
+            t = np.clip(((g - a) @ (b - a)) / np.dot(b - a, b - a), 0, 1)
+            dist2 = np.sum((g - a - t[..., None] * (b - a)) ** 2, -1)
+            z = 1.0 / (1.0 + dist2)
+            per_bone.append(np.exp(z) / np.exp(z).sum())  # softmax over the whole volume
+        np.testing.assert_allclose(maps[..., limb], np.max(per_bone, axis=0), rtol=1e-5)
+    # nearly flat: every value between 1/(e N) and e/N
+    n = h * w * d
+    assert maps.min() >= 1.0 / (np.e * n) and maps.max() <= np.e / n
+
+
+def test_target_form_follows_the_loss():
+    assert targets.target_form_for_loss("sigmoid") == "code"
+    assert targets.target_form_for_loss("softmax") == "gaussian"
+    assert targets.target_form_for_loss("sigmoid", "gaussian") == "gaussian"

@@ -7,7 +7,6 @@ Everything here is tiny (few hundred steps of small networks) so the file stays 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import socket
@@ -50,17 +49,6 @@ def records(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------------------------- units
-def test_sigmoid_schedule_matches_formula():
-    from smplr_tf.stages.schedule import SigmoidRamp
-
-    sched = SigmoidRamp(0.01, 1e-4, 4.0, 12.5, steps_per_epoch=10)
-    for epoch in (0, 12.5, 50, 100):
-        want = 0.01 * (1 - 1 / (1 + math.exp(-(4 - epoch / 12.5)))) + 1e-4
-        assert float(sched(int(epoch * 10))) == pytest.approx(want, rel=1e-5)
-    # the authors' curve rises from ~2.8e-4 to ~1e-2 (a slow warm-up)
-    assert float(sched(0)) == pytest.approx(2.7986e-4, rel=1e-3)
-
-
 def test_cosine_schedule_runs_from_lr_to_the_floor_over_the_run():
     from smplr_tf.stages.schedule import make_learning_rate
 

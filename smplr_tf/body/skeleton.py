@@ -72,6 +72,16 @@ LANDMARK_PARENTS = np.array(
 
 POINT_NAMES = JOINT_NAMES[1:] + LANDMARK_NAMES
 
+# Template bone lengths B* (m) of the 23 joint bones on the official SMPL model, indexed by child joint
+# 1..23 (bone of joint j = joint j minus its SMPL parent), as the authors' code holds them (a fixed constant
+# there, not recomputed from the model). With LANDMARK_PARENT_DISTANCES these are the 41 entries of B*
+# for official SMPL; the free body model has its own template (computed from the model: see
+# smplr_tf.body.smpl.template_bone_lengths, which is what the networks use with either model).
+SMPL_JOINT_BONE_LENGTHS = np.array(
+    [0.1148, 0.1127, 0.1056, 0.3656, 0.3725, 0.1277, 0.3860, 0.3862, 0.0565, 0.1289, 0.1286, 0.2141,
+     0.1446, 0.1451, 0.0801, 0.0913, 0.0955, 0.2530, 0.2472, 0.2382, 0.2454, 0.0813, 0.0814], dtype=np.float32)
+OFFICIAL_TEMPLATE_BONE_LENGTHS = np.concatenate([SMPL_JOINT_BONE_LENGTHS, LANDMARK_PARENT_DISTANCES])  # (41,)
+
 
 def _node_of_joint(j: int) -> int:
     """Node index (0..41) of SMPL joint ``j``: the pelvis is the root node 0, joint j >= 1 is node j."""
@@ -99,11 +109,12 @@ POINT_FLIP_PERM = np.concatenate([JOINT_FLIP_PERM[1:] - 1, LANDMARK_FLIP_PERM + 
 
 # ---------------------------------------------------------------------------------------------- limbs
 # The 4 limb heatmaps of SHN^final (paper Sec. 4.4.1, Fig. 4): chains of SMPL joints whose segments are
-# drawn into one volume each. Our choice (the paper does not list them): the four limbs.
+# drawn into one volume each. The authors' code: the two arms from the collar to the hand, the two legs from
+# the hip to the foot (pelvis -> hip not included; a fifth, spine chain is defined there but unused).
 LIMB_NAMES = ("left_arm", "right_arm", "left_leg", "right_leg")
 LIMB_CHAINS = (
-    (16, 18, 20, 22),
-    (17, 19, 21, 23),
+    (13, 16, 18, 20, 22),
+    (14, 17, 19, 21, 23),
     (1, 4, 7, 10),
     (2, 5, 8, 11),
 )
@@ -111,14 +122,15 @@ NUM_LIMBS = len(LIMB_CHAINS)
 LIMB_FLIP_PERM = np.array([1, 0, 3, 2], dtype=np.int32)
 
 # ---------------------------------------------------------------------------------------------- groups
-# Evaluation groups of Table 1, as SMPL joint indices. The paper names the groups only; our assignment is
-# recorded in BUILD_NOTES.md.
+# Evaluation groups of Table 1, as SMPL joint indices: the paper names the groups only; these are the
+# authors' test script's (the shoulder group holds the collars, the foot group the ankles; the wrist group
+# is the two wrists, not the hands).
 EVAL_GROUPS = {
     "Hd": (12, 15),
     "Ts": (3, 6, 9),
     "Sr": (13, 14, 16, 17),
     "Ew": (18, 19),
-    "Wt": (20, 21, 22, 23),
+    "Wt": (20, 21),
     "Hp": (1, 2),
     "Kn": (4, 5),
     "Ft": (7, 8, 10, 11),
@@ -136,6 +148,20 @@ def joint_to_point(j: int) -> int:
 def group_point_indices(name: str) -> np.ndarray:
     """Indices among the 41 points of the joints of evaluation group ``name`` (e.g. 'Hd')."""
     return np.array([joint_to_point(j) for j in EVAL_GROUPS[name]], dtype=np.int32)
+
+
+# The joint sets that an MPJPE averages over, as SMPL joint indices. EVAL_JOINTS_16: the authors' test script
+# (hips, spine1, knees, ankles, spine3, neck, head, shoulders, elbows, wrists; close to the 17-joint Human3.6M
+# protocol of the methods the paper compares with in Tables 2 and 3). EVAL_JOINTS_23: every non-root joint.
+# The groups above are not a partition of either (the 16 leave out spine2, the feet, collars and hands).
+EVAL_JOINTS_16 = (1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 18, 19, 20, 21)
+EVAL_JOINTS_23 = tuple(range(1, NUM_JOINTS))
+JOINT_SETS = {"Jt": EVAL_JOINTS_23, "Jt16": EVAL_JOINTS_16}  # metrics.json key -> SMPL joints
+
+
+def joint_set_point_indices(key: str) -> np.ndarray:
+    """Indices among the 41 points of the joints of ``JOINT_SETS[key]`` ("Jt": 23 joints, "Jt16": 16)."""
+    return np.array([joint_to_point(j) for j in JOINT_SETS[key]], dtype=np.int32)
 
 
 JOINT_POINTS = np.arange(NUM_JOINTS - 1, dtype=np.int32)  # points 0..22

@@ -1,8 +1,12 @@
-"""Hourglass input augmentation (paper Sec. 4.4.1 and DESIGN.md), one example at a time, pure TF.
+"""Hourglass input augmentation (paper Sec. 4.4.1 and the authors' code), one example at a time, pure TF.
 
-Order: flip (p 0.5) -> in-plane rotation (p 0.25, +-0.15 rad) -> background swap (p 0.35, needs the mask)
--> object occlusion (p 0.35) -> colour noise (always) -> per-image standardisation (done by the pipeline).
-Rotating before the background swap lets the new background fill the corners the rotation leaves empty.
+Order: flip (p 0.5) -> background swap (p 0.35, needs the mask) -> object occlusion (p 0.35) -> colour noise
+(always) -> in-plane rotation (p 0.25, +-0.15 rad) -> per-image standardisation (after this module).
+The authors' code: crop -> background -> occluder -> per-image standardisation -> rotation with zero fill
+(so the corners the rotation leaves take the image's mean), and no flip or colour noise (the paper lists
+both: ours, placed before the rotation). Here the rotation comes last among the augmentations and fills with
+the image's mean (over all pixels and channels), which the standardisation that follows maps to ~0: the
+code's result, up to the mean and deviation being taken after the rotation rather than before.
 
 Every random choice comes from stateless ops seeded by a per-example ``seed`` (2,) int, so an example's
 augmentation is a pure function of (data, seed).
@@ -43,13 +47,13 @@ IMAGE_EXTENSIONS = ("*.jpg", "*.jpeg", "*.png", "*.JPG", "*.JPEG", "*.PNG")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Probabilities and ranges. Defaults: the paper / DESIGN.md where given, our choice otherwise."""
+    """Probabilities and ranges. Defaults: the authors' code where given, our choice otherwise."""
 
     flip_prob: float = 0.5  # our choice (the paper only says "flipping")
-    rotation_prob: float = 0.25  # DESIGN.md
-    max_rotation: float = 0.15  # radians, DESIGN.md
-    background_prob: float = 0.35  # DESIGN.md
-    occlusion_prob: float = 0.35  # DESIGN.md
+    rotation_prob: float = 0.25  # the authors' code
+    max_rotation: float = 0.15  # radians, the authors' code
+    background_prob: float = 0.35  # the authors' code
+    occlusion_prob: float = 0.35  # the authors' code
     occluder_min: float = 0.15  # occluder side as a fraction of the crop (our choice)
     occluder_max: float = 0.5
     colour_gain: float = 0.2  # per-channel gain in [1 - g, 1 + g] (our choice)
@@ -90,8 +94,9 @@ def rotate_points(points3d, points2d, angle, size):
     return points3d, points2d
 
 
-def rotate_image(image, angle, interpolation="BILINEAR"):
-    """Turn an (S, S, C) float image by ``angle`` about its centre (see the module docstring); zeros outside."""
+def rotate_image(image, angle, interpolation="BILINEAR", fill_value=0.0):
+    """Turn an (S, S, C) float image by ``angle`` about its centre (see the module docstring); ``fill_value``
+    (a float scalar, may be a tensor) outside."""
     size = tf.cast(tf.shape(image)[1], tf.float32)
     c = (size - 1.0) / 2.0
     cos, sin = tf.cos(angle), tf.sin(angle)
@@ -100,7 +105,8 @@ def rotate_image(image, angle, interpolation="BILINEAR"):
                           -sin, cos, c + sin * c - cos * c, 0.0, 0.0])
     out = tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None], transforms=tf.cast(transform[None], tf.float32),
-        output_shape=tf.shape(image)[:2], fill_value=0.0, interpolation=interpolation, fill_mode="CONSTANT")
+        output_shape=tf.shape(image)[:2], fill_value=tf.cast(fill_value, tf.float32), interpolation=interpolation,
+        fill_mode="CONSTANT")
     return out[0]
 
 
@@ -222,17 +228,6 @@ def augment_example(image, mask, points3d, points2d, seed, *, has_mask=True, cfg
         lambda: flip(image, mask, points3d, points2d, flip_perm),
         lambda: (image, mask, points3d, points2d))
 
-    angle = tf.random.stateless_uniform((), seeds[1], -cfg.max_rotation, cfg.max_rotation)
-
-    def _rot():
-        img = rotate_image(image, angle)
-        m = rotate_image(mask[..., None], angle)[..., 0]
-        p3, p2 = rotate_points(points3d, points2d, angle, size)
-        return img, m, p3, p2
-
-    image, mask, points3d, points2d = tf.cond(coin[1] < cfg.rotation_prob, _rot,
-                                              lambda: (image, mask, points3d, points2d))
-
     do_bg = tf.logical_and(coin[2] < cfg.background_prob, tf.cast(has_mask, tf.bool))
     image = tf.cond(do_bg, lambda: swap_background(image, mask, random_background(seeds[2], size, backgrounds)),
                     lambda: image)
@@ -243,4 +238,16 @@ def augment_example(image, mask, points3d, points2d, seed, *, has_mask=True, cfg
 
     image = tf.cond(coin[3] < cfg.occlusion_prob, _occlude, lambda: image)
     image = colour_noise(image, seeds[4], cfg)
+
+    angle = tf.random.stateless_uniform((), seeds[1], -cfg.max_rotation, cfg.max_rotation)
+
+    def _rot():
+        # fill = the image's mean, i.e. ~0 after the per-image standardisation (the code's zero fill)
+        img = rotate_image(image, angle, fill_value=tf.reduce_mean(image))
+        m = rotate_image(mask[..., None], angle)[..., 0]
+        p3, p2 = rotate_points(points3d, points2d, angle, size)
+        return img, m, p3, p2
+
+    image, mask, points3d, points2d = tf.cond(coin[1] < cfg.rotation_prob, _rot,
+                                              lambda: (image, mask, points3d, points2d))
     return image, mask, points3d, points2d

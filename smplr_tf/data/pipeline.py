@@ -174,7 +174,8 @@ def _resize_labels_2d(points2d, src: int, dst: int):
 
 
 def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins, num_points, limbs, augment,
-                       base_seed, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device):
+                       base_seed, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
+                       target_form="gaussian"):
     ex = schema.parse_example(record, decode_images=False)
     image = tf.io.decode_jpeg(ex["image"], channels=3)
     mask = tf.io.decode_png(ex["mask"], channels=1)
@@ -218,9 +219,10 @@ def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins,
         out["joints2d"] = p2[:24]
         return image, out
     if depth_bins > 0:
-        hm = targets.volumetric_heatmaps(points, shape, dtype=heatmap_dtype)
+        hm = targets.volumetric_heatmaps(points, shape, dtype=heatmap_dtype, form=target_form)
         if limbs:
-            hm = tf.concat([hm, targets.limb_heatmaps(p3[:24], shape, dtype=heatmap_dtype)], axis=-1)
+            hm = tf.concat([hm, targets.limb_heatmaps(p3[:24], shape, dtype=heatmap_dtype, form=target_form)],
+                           axis=-1)
     else:
         hm = targets.heatmaps_2d(points2d, input_size, (heatmap_size, heatmap_size), dtype=heatmap_dtype)
         if limbs:
@@ -231,7 +233,7 @@ def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins,
 
 
 def heatmaps_on_device(targets_batch, *, input_size=256, heatmap_size=64, depth_bins=16, limbs=False,
-                       dtype=tf.float32):
+                       dtype=tf.float32, target_form="gaussian"):
     """The ``heatmaps`` of a ``targets_on_device=True`` batch, built where this runs (e.g. on the GPU in the loss).
 
     targets_batch: the targets dict of such a batch (``points (B, P, 3)``, ``points2d (B, P, 2)``, ``joints
@@ -240,9 +242,10 @@ def heatmaps_on_device(targets_batch, *, input_size=256, heatmap_size=64, depth_
     """
     if depth_bins > 0:
         shape = (heatmap_size, heatmap_size, depth_bins)
-        hm = targets.volumetric_heatmaps(targets_batch["points"], shape, dtype=dtype)
+        hm = targets.volumetric_heatmaps(targets_batch["points"], shape, dtype=dtype, form=target_form)
         if limbs:
-            hm = tf.concat([hm, targets.limb_heatmaps(targets_batch["joints"], shape, dtype=dtype)], axis=-1)
+            hm = tf.concat([hm, targets.limb_heatmaps(targets_batch["joints"], shape, dtype=dtype,
+                                                      form=target_form)], axis=-1)
         return hm
     size = (heatmap_size, heatmap_size)
     hm = targets.heatmaps_2d(targets_batch["points2d"], input_size, size, dtype=dtype)
@@ -256,13 +259,14 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
                       background_dir=None, occluder_dir=None, augment_config: aug.AugmentConfig | None = None,
                       shuffle_buffer=512, drop_remainder=None, heatmap_dtype=tf.float32,
                       targets_on_device=False, num_shards=1, shard_index=0, check_records=True,
-                      cache=False):
+                      cache=False, target_form="gaussian"):
     """The stacked-hourglass input.
 
     Yields ``(image (B, S, S, 3) float32 standardised, targets)`` with targets:
 
     * ``heatmaps``: ``(B, h, h, D, C)`` (``depth_bins`` > 0) or ``(B, h, h, C)`` (``depth_bins`` = 0), C =
-      num_points [+ 4 limbs], unnormalised Gaussians (see :mod:`smplr_tf.data.targets`), ``heatmap_dtype``;
+      num_points [+ 4 limbs], of ``target_form`` (volumetric: "gaussian", unnormalised Gaussians, or "code",
+      the authors' values; see :mod:`smplr_tf.data.targets`), ``heatmap_dtype``;
       absent when ``targets_on_device`` (the loss builds them from ``points`` / ``joints``).
     * ``points``: ``(B, P, 3)`` root-relative metres (after augmentation).
     * ``points2d``: ``(B, P, 2)`` pixels of the ``input_size`` crop.
@@ -300,7 +304,7 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
             record, counter, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
             num_points=num_points, limbs=limbs, augment=augment, base_seed=base, cfg=cfg,
             backgrounds=backgrounds, occluders=occluders, heatmap_dtype=heatmap_dtype,
-            targets_on_device=targets_on_device)
+            targets_on_device=targets_on_device, target_form=target_form)
 
     if cache:  # decode once (no augmentation: the counter is unused), then shuffle / repeat the cached examples
         ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()

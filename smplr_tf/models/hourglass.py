@@ -1,19 +1,24 @@
 """Stacked hourglass network (Newell et al. 2016) with volumetric or 2D heads (paper Sec. 4.1).
 
-Architecture (Newell's Torch model, sizes as constructor arguments; Glorot-uniform ("Xavier") init):
+Architecture (sizes and the choices below are constructor arguments; defaults: the authors' code):
 
-* Stem: 7x7 stride-2 conv (features/4) + BN + ReLU -> residual (features/2) -> 2x2 max-pool ->
-  residual (features/2) -> residual (features). 256x256 -> 64x64 (input_size / 4).
+* Stem, ``stem="code"`` (the authors' code): 2-pixel zero padding -> 6x6 stride-2 conv (features/4, no
+  norm or activation after it) -> residual (features/2) -> 2x2 max-pool -> residual (features/2) ->
+  residual (features). ``stem="newell"`` (Newell's Torch model): a 7x7 stride-2 "same" conv + BN + ReLU in
+  place of the first two. Either maps 256x256 -> 64x64 (input_size / 4).
 * Residual module: pre-activation bottleneck BN-ReLU-conv1x1(f/2) -> BN-ReLU-conv3x3(f/2) ->
   BN-ReLU-conv1x1(f), plus the input (a 1x1 conv when the channel count changes).
-* Hourglass with ``downsamplings`` levels (3 = 64 -> 32 -> 16 -> 8): at each level an upper residual
-  branch and a max-pool -> residual -> (inner hourglass | residual) -> residual -> nearest-upsample branch,
-  added.
+* Hourglass with ``downsamplings`` max-pool levels (4, the authors' code and Newell's: 64 -> 32 -> 16 -> 8
+  -> 4): at each level an upper residual branch and a max-pool -> residual -> (inner hourglass | residual)
+  -> residual -> nearest-upsample branch, added.
 * Per stack: hourglass -> dropout -> residual -> 1x1 conv + BN + ReLU ("lin") -> head (1x1 conv, logits).
   Intermediate supervision: every stack's head is an output; between stacks the next input is
   ``x + conv1x1(lin) + conv1x1(head)`` (the usual remap of the head back to features).
 * Heads: volumetric: 1x1 conv to ``depth_bins * C`` channels reshaped to (S, S, depth_bins, C), C =
   num_points + num_limbs, channel index = depth * C + c. 2D (``depth_bins=0``): 1x1 conv to C channels.
+* Batch norms: momentum 0.9, epsilon 1e-5 (the code's), with a learned scale (gamma) only when
+  ``bn_scale`` (the code has none). Convolutions: ``init`` kernels ("glorot_normal", the code's Xavier-normal;
+  "glorot_uniform"), biases only when ``conv_bias`` and no batch norm follows (the code has none at all).
 
 Output dict: ``heatmaps``: list (one per stack) of logits (B, S, S, D, C) or (B, S, S, C);
 ``points``: read from the last stack's first ``num_points`` channels: soft-argmax, (B, P, 3) root-relative
@@ -33,25 +38,34 @@ from keras import layers
 from smplr_tf.models.layers import ChannelAffine
 from smplr_tf.models.softargmax import SoftArgmax
 
-INIT = "glorot_uniform"  # Xavier (paper Sec. 4.1)
+INIT = "glorot_normal"  # Xavier (paper Sec. 4.1); normal in the authors' code
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+STEMS = ("code", "newell")
+# The arguments of the network as first built here (Newell's stem, Glorot-uniform, scaled batch norms, conv
+# biases, 3 levels); runs trained before these became arguments rebuild with them.
+LEGACY_ARGS = dict(stem="newell", bn_scale=True, init="glorot_uniform", conv_bias=True, downsamplings=3)
 
 
 class _Builder:
     """Holds the build mode. ``inference=True``: no BatchNormalization; convolutions that a BN follows get a
     bias (the folded BN), the pre-activation BNs become :class:`ChannelAffine`."""
 
-    def __init__(self, inference: bool):
+    def __init__(self, inference: bool, bn_scale: bool = False, init: str = INIT, conv_bias: bool = False):
         self.inference = inference
+        self.bn_scale, self.init, self.conv_bias = bool(bn_scale), init, bool(conv_bias)
 
-    def conv(self, x, filters, k, name, stride=1, bias=True):
-        return layers.Conv2D(filters, k, strides=stride, padding="same", use_bias=bias or self.inference,
-                             kernel_initializer=INIT, name=name)(x)
+    def conv(self, x, filters, k, name, stride=1, bias=True, padding="same"):
+        """``bias=False``: a batch norm follows (a bias only in the inference graph, holding the folded norm);
+        ``bias=True``: none follows (a bias when ``conv_bias``); ``bias="always"``: a bias in any case."""
+        use_bias = True if bias == "always" else (self.conv_bias if bias else self.inference)
+        return layers.Conv2D(filters, k, strides=stride, padding=padding, use_bias=use_bias,
+                             kernel_initializer=self.init, name=name)(x)
 
     def bn(self, x, name, after_conv: bool):
         if not self.inference:
-            return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
+            return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, scale=self.bn_scale,
+                                             name=name)(x)
         if after_conv:
             return x  # folded into the preceding convolution
         return ChannelAffine(name=name)(x)
@@ -98,9 +112,16 @@ def _check_sizes(input_size, downsamplings):
 
 
 def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 256, num_points: int = 41,
-                    depth_bins: int = 16, num_limbs: int = 0, downsamplings: int = 3, dropout: float = 0.1,
-                    name: str = "hourglass", inference: bool = False, readout_2d: str = "peak") -> keras.Model:
+                    depth_bins: int = 16, num_limbs: int = 0, downsamplings: int = 4, dropout: float = 0.1,
+                    name: str = "hourglass", inference: bool = False, readout_2d: str = "peak",
+                    stem: str = "code", bn_scale: bool = False, init: str = INIT,
+                    conv_bias: bool = False) -> keras.Model:
     """Build the stacked hourglass.
+
+    The defaults are the authors' code's network: ``downsamplings=4`` pooling levels per hourglass,
+    ``stem="code"``, batch norms without a learned scale (``bn_scale=False``), Xavier-normal kernels
+    (``init="glorot_normal"``) and no convolution biases (``conv_bias=False``). ``LEGACY_ARGS`` is the network
+    first built here (Newell's 7x7 stem, scaled batch norms, Glorot-uniform, biases, 3 levels).
 
     Input: image (B, input_size, input_size, 3) float32 (standardised). Output dict, see module docstring.
     ``depth_bins=0`` builds the 2D model. ``inference=True`` builds the batch-norm-free inference graph with
@@ -111,12 +132,18 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     heatmaps trained with softmax cross-entropy).
     """
     s = _check_sizes(input_size, downsamplings)
-    b = _Builder(inference)
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r}: expected one of {STEMS}")
+    b = _Builder(inference, bn_scale=bn_scale, init=init, conv_bias=conv_bias)
     channels = num_points + num_limbs
     head_channels = channels * depth_bins if depth_bins else channels
 
     image = keras.Input((input_size, input_size, 3), name="image")
-    x = b.conv_bn_relu(image, max(features // 4, 1), 7, "stem1", stride=2)
+    if stem == "code":
+        x = layers.ZeroPadding2D(2, name="stem1_pad")(image)
+        x = b.conv(x, max(features // 4, 1), 6, "stem1_conv", stride=2, padding="valid")
+    else:
+        x = b.conv_bn_relu(image, max(features // 4, 1), 7, "stem1", stride=2)
     x = b.residual(x, max(features // 2, 1), "stem_res1")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     x = b.residual(x, max(features // 2, 1), "stem_res2")
@@ -133,7 +160,7 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
         ll = b.conv_bn_relu(ll, features, 1, f"{p}_lin")
         if inference and not last:
             # lin2(ll) + remap(head(ll)) is linear in ll: one 1x1 conv (weights merged by inference.py).
-            x = layers.Add(name=f"{p}_merge_add")([x, b.conv(ll, features, 1, f"{p}_merge")])
+            x = layers.Add(name=f"{p}_merge_add")([x, b.conv(ll, features, 1, f"{p}_merge", bias="always")])
             continue
         head = b.conv(ll, head_channels, 1, f"{p}_head")
         if depth_bins:
@@ -152,13 +179,16 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     model.smplr_config = dict(kind="hourglass", num_stacks=num_stacks, features=features,
                               input_size=input_size, num_points=num_points, depth_bins=depth_bins,
                               num_limbs=num_limbs, downsamplings=downsamplings, dropout=dropout, name=name,
-                              readout_2d=readout_2d)
+                              readout_2d=readout_2d, stem=stem, bn_scale=bool(bn_scale), init=init,
+                              conv_bias=bool(conv_bias))
     return model
 
 
 def hourglass_flops(num_stacks=5, features=256, input_size=256, num_points=41, depth_bins=16, num_limbs=0,
-                    downsamplings=3, inference=False) -> float:
-    """Multiply-adds x 2 of the convolutions for one image (the dominant cost), counted analytically."""
+                    downsamplings=4, inference=False, stem="code") -> float:
+    """Multiply-adds x 2 of the convolutions for one image (the dominant cost), counted analytically.
+
+    The arguments mean what they mean for :func:`build_hourglass` (biases, norms and pooling not counted)."""
     s = input_size // 4
     total = 0.0
 
@@ -171,7 +201,7 @@ def hourglass_flops(num_stacks=5, features=256, input_size=256, num_points=41, d
         return f + (conv(hw, cin, cout, 1) if cin != cout else 0.0)
 
     f4, f2 = max(features // 4, 1), max(features // 2, 1)
-    total += conv(input_size // 2, 3, f4, 7) + residual(input_size // 2, f4, f2)
+    total += conv(input_size // 2, 3, f4, 6 if stem == "code" else 7) + residual(input_size // 2, f4, f2)
     total += residual(s, f2, f2) + residual(s, f2, features)
     c = (num_points + num_limbs) * (depth_bins or 1)
     for i in range(num_stacks):

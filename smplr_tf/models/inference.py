@@ -11,7 +11,7 @@
   intermediate heads are not needed, and ``lin2(ll) + remap(head(ll))`` is linear in ``ll``, so each
   intermediate stack's head, remap and lin2 become ONE 1x1 convolution (features x features). For the
   full-size volumetric model this removes 4 x (256x656 + 656x256) 1x1 convolutions at 64x64: 47.8 ->
-  36.7 GFLOPs. Its output dict has ``heatmaps`` = [last stack only] and the same ``points``.
+  36.8 GFLOPs. Its output dict has ``heatmaps`` = [last stack only] and the same ``points``.
 * :func:`inference_model`: picks the right one for a model.
 
 ``python -m smplr_tf.models.inference --bench`` times (round robin, so that all variants see the same load;
@@ -182,7 +182,8 @@ def hourglass_inference_model(model, dtype_policy: str | None = None) -> keras.M
         else:
             orig = model.get_layer(name)
             if isinstance(orig, _FOLDABLE):
-                layer.set_weights(list(folded_kernel_bias(orig, fold.get(id(orig)))))
+                kernel, bias = folded_kernel_bias(orig, fold.get(id(orig)))
+                layer.set_weights([kernel, bias] if layer.use_bias else [kernel])
             else:
                 layer.set_weights(orig.get_weights())
     return new

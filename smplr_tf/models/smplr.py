@@ -3,8 +3,10 @@
 Inputs of the encoders are built from the 41 root-relative points JL by :func:`bone_features`:
 N (unit bone vectors, eq. 1) for Omega and B (bone length minus template bone length, eqs. 2-3) for Psi.
 
-Encoder architecture (DESIGN.md, from the authors' code); every hidden layer is Dense + BatchNorm + ELU
-(as in the DAE; the authors' code fixes the sizes, the norm/activation are our reading), Glorot init:
+Encoder architecture (the authors' code); every hidden layer is Dense + BatchNorm (momentum 0.99, epsilon
+1e-3, with gamma: Keras' defaults and TF1's) + ELU, Glorot-uniform kernels; the linear output layers' biases
+start Glorot-uniform like the code's (``bias_initializer``; "zeros" is Keras' usual). The hidden Dense layers
+have no bias: the batch norm after each would cancel it (the code has one; same function, fewer weights):
 
 * trunk: in -> 1024 -> 1024 -> 512 -> 512 -> 512 = t
 * head A: t -> 256 -> 256 -> out (linear); head B: t -> 256 -> out (linear); concat (2 out) -> out (linear)
@@ -53,27 +55,27 @@ def _hidden(x, units, name):
     return layers.ELU(name=name + "_elu")(x)
 
 
-def _encoder(flat, out_dim, trunk, head_a, head_b):
+def _encoder(flat, out_dim, trunk, head_a, head_b, bias_initializer="glorot_uniform"):
     t = flat
     for i, u in enumerate(trunk):
         t = _hidden(t, u, f"trunk{i}")
     a = t
     for i, u in enumerate(head_a):
         a = _hidden(a, u, f"headA{i}")
-    a = layers.Dense(out_dim, kernel_initializer=INIT, name="headA_out")(a)
+    a = layers.Dense(out_dim, kernel_initializer=INIT, bias_initializer=bias_initializer, name="headA_out")(a)
     b = t
     for i, u in enumerate(head_b):
         b = _hidden(b, u, f"headB{i}")
-    b = layers.Dense(out_dim, kernel_initializer=INIT, name="headB_out")(b)
+    b = layers.Dense(out_dim, kernel_initializer=INIT, bias_initializer=bias_initializer, name="headB_out")(b)
     return layers.Concatenate(name="heads")([a, b])
 
 
 def build_psi(num_bones: int = skeleton.NUM_BONES, num_betas: int = NUM_BETAS, trunk=TRUNK, head_a=HEAD_A,
-              head_b=HEAD_B, name: str = "psi") -> keras.Model:
+              head_b=HEAD_B, name: str = "psi", bias_initializer: str = "glorot_uniform") -> keras.Model:
     """Psi: B (B, num_bones) metres -> (B, num_betas + 1) = betas then the gender code (~ -1 female, +1 male)."""
     x = keras.Input((num_bones,), name="bone_length_offsets")
-    h = _encoder(x, num_betas + 1, trunk, head_a, head_b)
-    out = layers.Dense(num_betas + 1, kernel_initializer=INIT, name="shape")(h)
+    h = _encoder(x, num_betas + 1, trunk, head_a, head_b, bias_initializer)
+    out = layers.Dense(num_betas + 1, kernel_initializer=INIT, bias_initializer=bias_initializer, name="shape")(h)
     model = keras.Model(x, out, name=name)
     model.smplr_config = dict(kind="psi", num_bones=num_bones, num_betas=num_betas, trunk=tuple(trunk),
                               head_a=tuple(head_a), head_b=tuple(head_b))
@@ -81,13 +83,15 @@ def build_psi(num_bones: int = skeleton.NUM_BONES, num_betas: int = NUM_BETAS, t
 
 
 def build_omega(num_bones: int = skeleton.NUM_BONES, num_joints: int = skeleton.NUM_JOINTS, trunk=TRUNK,
-                head_a=HEAD_A, head_b=HEAD_B, name: str = "omega") -> keras.Model:
+                head_a=HEAD_A, head_b=HEAD_B, name: str = "omega",
+                bias_initializer: str = "glorot_uniform") -> keras.Model:
     """Omega: N (B, num_bones, 3) unit vectors -> (B, num_joints, 3, 3) tanh-bounded rotation matrices."""
     x = keras.Input((num_bones, 3), name="bone_directions")
     flat = layers.Flatten(name="flatten")(x)
     out_dim = num_joints * 9
-    h = _encoder(flat, out_dim, trunk, head_a, head_b)
-    r = layers.Dense(out_dim, activation="tanh", kernel_initializer=INIT, name="rot")(h)
+    h = _encoder(flat, out_dim, trunk, head_a, head_b, bias_initializer)
+    r = layers.Dense(out_dim, activation="tanh", kernel_initializer=INIT, bias_initializer=bias_initializer,
+                     name="rot")(h)
     r = layers.Reshape((num_joints, 3, 3), name="rotmats")(r)
     model = keras.Model(x, r, name=name)
     model.smplr_config = dict(kind="omega", num_bones=num_bones, num_joints=num_joints, trunk=tuple(trunk),

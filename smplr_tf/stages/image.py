@@ -50,6 +50,19 @@ class ImageStage(Stage):
     def depth_bins(self) -> int:
         return int(self.cfg.depth_bins if self.depth_bins_override is None else self.depth_bins_override)
 
+    @property
+    def target_form(self) -> str:
+        """Volumetric heatmap targets (smplr_tf.data.targets): --heatmap_targets, auto = the loss's pairing."""
+        from smplr_tf.data.targets import target_form_for_loss
+
+        if self.depth_bins == 0 or not hasattr(self, "_kind"):
+            return "gaussian"
+        return target_form_for_loss(self._kind(), self._heatmap_flags().heatmap_targets)
+
+    def _heatmap_flags(self):
+        """The flags that define the heatmaps (the run's own; e2e: its hourglass run's)."""
+        return self.cfg
+
     def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
         from smplr_tf.data.pipeline import hourglass_dataset
 
@@ -65,7 +78,8 @@ class ImageStage(Stage):
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
             drop_remainder=True, num_shards=num_shards, shard_index=shard_index,
-            cache=bool(cfg.cache_images) and train and not bool(cfg.augment))
+            cache=bool(cfg.cache_images) and train and not bool(cfg.augment),
+            target_form=self.target_form)
         n = _manifest_count(cfg.data_dir, split)
         if n < bs:
             raise ValueError(f"{cfg.data_dir}: split '{split}' has {n} examples, fewer than one batch of {bs}")
@@ -91,7 +105,9 @@ class ShnStage(ImageStage):
         return build_hourglass(num_stacks=int(c.hg_stacks), features=int(c.hg_features),
                                input_size=int(c.input_size), num_points=self.num_points,
                                depth_bins=self.depth_bins, num_limbs=skeleton.NUM_LIMBS if c.limbs else 0,
-                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout))
+                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout),
+                               stem=c.hg_stem, bn_scale=bool(c.hg_bn_scale), init=c.hg_init,
+                               conv_bias=bool(c.hg_conv_bias))
 
     def _kind(self):
         return "mse" if self.depth_bins == 0 else self.cfg.heatmap_loss

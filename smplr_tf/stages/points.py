@@ -4,16 +4,19 @@ Data: ``smplr_tf.data.pipeline.points_dataset`` -- ground-truth root-relative po
 layer from the records' SMPL parameters (or from sampled parameters when --data_dir is empty) -- with the
 input chosen by --dae_input:
 
-* ``noise``: ground truth + uniform noise (+-sigma_i per coordinate, smplr_tf.data.noise);
+* ``noise``: ground truth + uniform noise (the authors' per-point, per-coordinate bounds, smplr_tf.data.noise;
+  drawn afresh for every batch, in training and, unless --noval_noise, at validation: the authors' code does
+  both, for the DAE, Psi, Omega and their fine-tune);
 * ``gt``: ground truth;
 * ``depth0``: ground truth + noise with depth set to 0 (2D lifting);
 * ``run``: the predictions of the trained hourglass / AlexNet run --input_run on the records (precomputed
   once into ``<run_dir>/inputs/<split>.npz``; --input_depth0 sets their depth to 0 for DAE^2d).
 
-Losses (paper Sec. 3.2-3.3, DESIGN.md): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
-Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta|; Omega L_R = L1 on the 24 rotation matrices;
---smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points (joints + landmarks), SMPL fed with the
-prediction and the ground truth of the other factor (pose for Psi, shape + gender for Omega).
+Losses (paper Sec. 3.2-3.3, the authors' code): DAE L1 on the points (+ --dae_bone_loss * L1 on bone lengths);
+Psi L_beta = L1 on (betas, gender code +-1) + beta_reg * |beta| (or |all 11 outputs|, --beta_reg_outputs);
+Omega L_R = L1 on the 24 rotation matrices; --smpl_loss adds L_SMPL = L1 on SMPL's 41 root-relative points
+(joints + landmarks), SMPL fed with the prediction and the ground truth of the other factor (pose for Psi,
+shape + gender for Omega).
 
 Networks saved by these stages (what runs.load_model_from_run returns):
 dae: points (B,P,3) -> (B,P,3); smplr_shape: points (B,41,3) -> {"betas" (B,10), "gender" (B,)};
@@ -70,7 +73,8 @@ class BoneFeatures(keras.layers.Layer):
 
 def _smplr_sizes(cfg):
     h = int(cfg.smplr_head)
-    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,))
+    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,),
+                bias_initializer=cfg.mlp_bias_init)
 
 
 def build_psi_net(cfg, template_lengths=None) -> keras.Model:
@@ -118,7 +122,11 @@ class PointStage(Stage):
     def num_points(self) -> int:
         return int(self.cfg.num_points)
 
-    def _noise_mode(self):
+    def _noise_mode(self, train: bool = True):
+        """The noise of the stage's input points: --dae_input noise / depth0 draw the authors' uniform noise
+        (--noise_table, times --noise_scale) in training, and at validation unless --noval_noise."""
+        if not train and not self.cfg.val_noise:
+            return "depth0_clean" if self.cfg.dae_input == "depth0" else "none"
         return {"noise": "uniform", "gt": "none", "depth0": "depth0"}[self.cfg.dae_input]
 
     def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
@@ -135,30 +143,37 @@ class PointStage(Stage):
             n = dataset_size(data_dir, split)
         if n < bs:
             raise ValueError(f"split '{split}' has {n} examples, fewer than one batch of {bs}")
+        # Clean points from the pipeline; the noise is drawn here, afresh for every batch (both paths).
+        keys = ("points", "rotmats", "betas", "gender")
         if cfg.cache_points:
-            # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch;
-            # the noise is drawn afresh for every batch.
+            # Clean points computed once by SMPL (the costly part), cached in memory, reshuffled every epoch.
             ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise="none", seed=seed,
                                 num_points=self.num_points, shuffle=False, repeat=False,
                                 num_samples=None if data_dir else n, drop_remainder=True,
                                 num_shards=num_shards, shard_index=shard_index)
-            ds = ds.map(lambda b: {k: b[k] for k in ("points", "rotmats", "betas", "gender")}).cache()
+            ds = ds.map(lambda b: {k: b[k] for k in keys}).cache()
             if train:
                 ds = ds.unbatch().shuffle(min(n, 200000), seed=seed, reshuffle_each_iteration=True).batch(
                     bs, drop_remainder=True)
-            ds = ds.repeat().map(self._add_noise, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.repeat()
         else:
-            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise=self._noise_mode(),
+            ds = points_dataset(data_dir or None, split, bs, smpl_layer=self.smpl, noise="none",
                                 seed=seed, num_points=self.num_points, shuffle=train, repeat=True,
                                 num_samples=None if data_dir else n, drop_remainder=True,
-                                noise_scale=float(cfg.noise_scale),
                                 num_shards=num_shards, shard_index=shard_index)
+            ds = ds.map(lambda b: {k: b[k] for k in keys})
+        mode = self._noise_mode(train)
+        ds = ds.map(lambda b: self._add_noise(b, mode), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.map(self._to_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n
 
-    def _add_noise(self, batch):
+    def _add_noise(self, batch, mode):
         from smplr_tf.data.noise import apply_noise
 
-        return dict(batch, noisy=apply_noise(batch["points"], self._noise_mode(), scale=float(self.cfg.noise_scale)))
+        if mode == "depth0_clean":
+            p = batch["points"]
+            return dict(batch, noisy=tf.concat([p[..., :2], tf.zeros_like(p[..., 2:])], axis=-1))
+        return dict(batch, noisy=apply_noise(batch["points"], mode, scale=float(self.cfg.noise_scale),
+                                             table=self.cfg.noise_table))
 
     def _to_xy(self, batch):
         y = {k: batch[k] for k in ("points", "rotmats", "betas", "gender") if k in batch}
@@ -246,7 +261,7 @@ class DaeStage(PointStage):
 
         c = self.cfg
         net = build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
-                        keep_prob=float(c.dae_keep_prob))
+                        keep_prob=float(c.dae_keep_prob), bias_initializer=c.mlp_bias_init)
         if c.dae_zero_init:
             # Start as the identity (zero correction), so that training only ever improves on the input.
             layer = net.get_layer("correction")
@@ -300,7 +315,7 @@ class PsiStage(PointStage):
         w = tf.constant([1.0] * NUM_BETAS + [float(self.cfg.gender_loss_weight)], tf.float32)[None, :]
         w = tf.broadcast_to(w, tf.shape(true_shape))
         lb = losses.beta_loss(true_shape, pred_shape, beta_reg=float(self.cfg.beta_reg), num_betas=NUM_BETAS,
-                              weights=w)
+                              weights=w, reg_outputs=self.cfg.beta_reg_outputs)
         terms = {"l_beta": lb, "loss": lb}
         if self.cfg.smpl_loss:
             pts = self.smpl_points(pred["betas"], y["rotmats"], y["gender"])
