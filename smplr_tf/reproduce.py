@@ -297,7 +297,7 @@ QUICK_TRAIN_EXAMPLES = 600
 QUICK_VAL_EXAMPLES = 64
 # The quick set's procedural backgrounds are a bare wall and floor (make_synthetic --background_clutter=0): on the
 # default cluttered ones the quick hourglass (600 CPU steps) gets only ~12 % below the mean-pose error, on bare
-# ones ~24 % (BUILD_NOTES, "Second session"). Full-size runs use the default clutter.
+# ones ~24 % (BUILD_NOTES, "Quick reproduction (CPU)"). Full-size runs use the default clutter.
 QUICK_BACKGROUND_CLUTTER = 0.0
 
 

@@ -4,8 +4,8 @@ A cube of side ``CUBE_SIZE`` metres, centred on the root (pelvis), axes aligned 
 (x right, y down, z forward). The heatmap tensor of one point is laid out (H, W, D) = (y, x, z):
 rows follow y, columns follow x, depth bins follow z. Voxel ``i`` along an axis of ``n`` voxels has its
 centre at ``((i + 0.5) / n - 0.5) * CUBE_SIZE`` metres, so that the continuous voxel coordinate of a
-point ``p`` (metres, root-relative) is ``(p / CUBE_SIZE + 0.5) * n - 0.5`` (DESIGN.md: voxel index =
-(p / 2.5 + 0.5) * (64, 64, 16), measured from the voxel's lower face).
+point ``p`` (metres, root-relative) is ``(p / CUBE_SIZE + 0.5) * n - 0.5``: the index (p / 2.5 + 0.5) * (64, 64, 16) of the authors' code measured from
+the voxel's lower face, i.e. a half-voxel shift from sampling at i / n (shared by targets and read-out).
 """
 
 from __future__ import annotations

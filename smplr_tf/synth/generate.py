@@ -33,7 +33,7 @@ from smplr_tf.synth import appearance, pose as pose_lib
 SOURCE_SIZE = (240, 320)  # (H, W) of the source frame
 FOCAL = 600.0
 K_SOURCE = np.array([[FOCAL, 0.0, 160.0], [0.0, FOCAL, 120.0], [0.0, 0.0, 1.0]], np.float64)
-# Pelvis depth, metres (the 3-7 m). SURREAL's own renderer draws the camera distance from N(8, 1) m:
+# Pelvis depth, metres (uniform in 3-7 m). SURREAL's own renderer draws the camera distance from N(8, 1) m:
 # pass depth_range=(6, 10) / --depth_range=6,10 for data closer to SURREAL (fewer bodies leave the frame).
 DEPTH_RANGE = (3.0, 7.0)
 OFFSET_PX = (30.0, 20.0)  # max offset of the projected pelvis from the image centre
