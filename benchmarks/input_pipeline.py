@@ -17,8 +17,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from absl import app  # noqa: E402
-
 from smplr_tf import flags as smplr_flags  # noqa: E402  (the flags: section "benchmarks"; absl only)
 
 FLAGS = smplr_flags.FLAGS  # --batch_size: default 6 here (the paper's hourglass batch), see TOOL_DEFAULTS
@@ -147,5 +145,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     smplr_flags.prepare_tool("input_pipeline")
-    app.run(main)
+    cli.run(main)

@@ -135,9 +135,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
-
+    from smplr_tf import cli
     from smplr_tf import flags as smplr_flags  # defines the flags before parsing
 
     smplr_flags.prepare_tool("export")  # --helpshort lists this command's flags
-    app.run(main)
+    cli.run(main)

@@ -9,7 +9,7 @@ import tensorflow as tf
 from smplr_tf.body import skeleton
 from smplr_tf.body.smpl import SMPL
 from smplr_tf.body.testing import random_model_data
-from smplr_tf.data import crop, noise, pipeline, schema
+from smplr_tf.data import crop, noise, pipeline, records, schema
 
 K_SRC = np.array([[600.0, 0, 160.0], [0, 600.0, 120.0], [0, 0, 1]], np.float32)
 SMALL = dict(input_size=64, heatmap_size=16, depth_bins=4)
@@ -208,17 +208,44 @@ def _bad_dir(tmp_path, case):
                                        ("size", "128x128"), ("nan", "NaN")])
 def test_bad_record_names_file_and_index(tmp_path, case, what):
     d, path = _bad_dir(tmp_path, case)
+    files = schema.split_files(d, "train")
     ds = pipeline.hourglass_dataset(d, "train", 1, **SMALL)
-    with pytest.raises(Exception) as ei:
-        for _ in ds:
-            pass
+    with pytest.raises(records.RecordError) as ei:
+        with records.named_errors(files):
+            for _ in ds:
+                pass
     msg = str(ei.value)
-    assert f"{path} record 3" in msg and what in msg, msg
+    assert msg.startswith(f"{path} record 3") and what in msg, msg
     if case in ("nan", "missing", "corrupt"):  # the points pipeline reads the same way
         smpl = SMPL(models={"female": random_model_data(60, 0, "female"), "male": random_model_data(60, 1, "male")})
-        with pytest.raises(Exception, match="record 3"):
-            for _ in pipeline.points_dataset(d, "train", 1, smpl_layer=smpl):
-                pass
+        with pytest.raises(records.RecordError, match="record 3"):
+            with records.named_errors(files):
+                for _ in pipeline.points_dataset(d, "train", 1, smpl_layer=smpl):
+                    pass
+
+
+def test_nan_stops_the_input_naming_file_and_record_in_the_graph(tmp_path):
+    # without the diagnosis: the in-graph check itself names the file and the record
+    d, path = _bad_dir(tmp_path, "nan")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"record\]? \[?3.*NaN or inf") as ei:
+        for _ in pipeline.hourglass_dataset(d, "train", 1, **SMALL):
+            pass
+    assert path in str(ei.value)
+
+
+def test_named_errors_reraises_what_the_records_did_not_cause(data_dir):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not from the records"):
+        with records.named_errors(schema.split_files(data_dir, "train")):
+            raise tf.errors.InvalidArgumentError(None, None, "not from the records")
+
+
+def test_auto_shard_policy_by_file_only_when_every_worker_gets_a_file():
+    from tensorflow.data.experimental import AutoShardPolicy
+
+    assert records.auto_shard_policy(4, 2) == AutoShardPolicy.AUTO
+    assert records.auto_shard_policy(2, 2) == AutoShardPolicy.AUTO
+    assert records.auto_shard_policy(1, 2) == AutoShardPolicy.DATA
+    assert records.auto_shard_policy(0, 1) == AutoShardPolicy.DATA
 
 
 # ------------------------------------------------------------------------------------------ points

@@ -270,10 +270,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
-
+    from smplr_tf import cli
     from smplr_tf import flags as smplr_flags  # the flags: section "records tools"
 
     smplr_flags.prepare_tool("convert_surreal")
     logging.basicConfig(level=logging.INFO)
-    app.run(main)
+    cli.run(main)

@@ -38,6 +38,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     smplr_flags.prepare_tool("make_synthetic")
     flags.mark_flag_as_required("out_dir")
-    app.run(main)
+    cli.run(main)
