@@ -95,24 +95,24 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self._epoch = int(epoch)
 
     def _stop(self, what: str, batch: int | None):
-        where = f"epoch {self._epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
-        runs.update_run_json(self.run_dir, last_stop={"reason": f"non-finite {what}", "epoch": self._epoch + 1,
+        epoch = self._epoch + 1
+        where = f"epoch {epoch}" + ("" if batch is None else f", batch {batch + 1}")
+        runs.update_run_json(self.run_dir, last_stop={"reason": f"{what} not finite", "epoch": epoch,
                                                       "batch": None if batch is None else batch + 1})
         raise TrainingDiverged(
-            f"{self.run_dir}: training diverged: {what} became NaN or inf at {where}. Nothing of this epoch was "
-            f"saved; the run keeps the state after epoch {self._epoch} and is not finished. Try a lower --lr "
-            f"(this run: {self.lr:g}) or --clipnorm, then run the same command again: it resumes at epoch "
-            f"{self._epoch + 1}.")
+            f"{self.run_dir}: training diverged: {what} became NaN or inf at {where}. Nothing of epoch {epoch} "
+            f"was saved and the run is not finished ({epoch - 1} epoch(s) done). Try a lower --lr (this run: "
+            f"{self.lr:g}) or a --clipnorm, then run the same command again: it resumes at epoch {epoch}.")
 
     def on_train_batch_end(self, batch, logs=None):
         bad = _non_finite(logs)
         if bad:
-            self._stop("the " + ", ".join(sorted(bad)), batch)
+            self._stop(f"the loss ({', '.join(sorted(bad))})", batch)
 
     def on_epoch_end(self, epoch, logs=None):
         bad = _non_finite(logs)
         if bad:
-            self._stop("the " + ", ".join(sorted(bad)), None)
+            self._stop(f"the epoch's logs ({', '.join(sorted(bad))})", None)
         if not weights_finite(self.net):
             self._stop("the network's weights", None)
 

@@ -38,19 +38,19 @@ def _resize_labels_2d(points2d, src: int, dst: int):
     return (points2d + 0.5) * (dst / src) - 0.5
 
 
+def _seed_draw(base_seed: int):
+    """A stateless-op seed (2,) int64: (base_seed, the next draw of a stream seeded by base_seed).
+
+    Called in a sequential ``map``, it gives one seed per element in order, repeatable for a given seed and
+    new every epoch (the stream runs on across ``repeat``). Used rather than ``enumerate``: a counter zipped
+    into the dataset would keep tf.data's auto-sharding from splitting the input by file."""
+    k = tf.random.uniform([], maxval=tf.int64.max, dtype=tf.int64, seed=int(base_seed) & 0x7FFFFFFF)
+    return tf.stack([tf.constant(int(base_seed), tf.int64), k])
+
+
 def _augment_seeds(ds, base_seed: int):
-    """Append to each (file, index, record) a stateless-op seed (2,) int64: (base_seed, a draw from a seeded
-    stream), one per example in order, new ones every epoch (the stream runs on across ``repeat``).
-
-    A sequential map of a seeded random op rather than ``enumerate``: the same repeatable per-example seeds,
-    and a dataset that tf.data's auto-sharding can still split by file (a counter zipped in cannot be)."""
-    op_seed = int(base_seed) & 0x7FFFFFFF
-
-    def draw(path, index, record):
-        k = tf.random.uniform([], maxval=tf.int64.max, dtype=tf.int64, seed=op_seed)
-        return path, index, record, tf.stack([tf.constant(int(base_seed), tf.int64), k])
-
-    return ds.map(draw)  # sequential: the draws follow the example order
+    """Append to each (file, index, record) its augmentation seed (:func:`_seed_draw`)."""
+    return ds.map(lambda path, index, record: (path, index, record, _seed_draw(base_seed)))  # sequential
 
 
 def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, depth_bins, num_points, limbs,
@@ -265,11 +265,10 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
-    ds = ds.enumerate()
+    ds = ds.map(lambda d: (d, _seed_draw(base + 1)))  # sequential: one noise seed per batch, in order
 
-    def smpl_fn(k, d):
+    def smpl_fn(d, seed):
         out = points_lib.smpl_points(smpl_layer, d["pose"], d["betas"], d["gender"], num_points)
-        seed = tf.stack([tf.constant(base + 1, tf.int64), tf.cast(k, tf.int64)])
         noisy = noise_lib.apply_noise(out["points"], noise, seed=seed, scale=noise_scale)
         return {"points": out["points"], "noisy": noisy, "rotmats": out["rotmats"], "betas": d["betas"],
                 "gender": tf.cast(d["gender"], tf.int32)}
