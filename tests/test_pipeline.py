@@ -11,45 +11,9 @@ from smplr_tf.body.smpl import SMPL
 from smplr_tf.body.testing import random_model_data
 from smplr_tf.data import crop, noise, pipeline, records, schema
 
-K_SRC = np.array([[600.0, 0, 160.0], [0, 600.0, 120.0], [0, 0, 1]], np.float32)
+from fixtures.records import make_example, write_split
+
 SMALL = dict(input_size=64, heatmap_size=16, depth_bins=4)
-
-
-def make_example(rng, index=0):
-    """A schema example with consistent geometry (the paper's crop) and a random image / disc mask."""
-    root = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.3), rng.uniform(4.0, 6.0)], np.float32)
-    rel = rng.uniform(-0.7, 0.7, size=(42, 3)).astype(np.float32)
-    rel[:, 2] *= 0.4
-    rel[0] = 0.0
-    pts = rel + root
-    box = crop.crop_box(root, K_SRC)
-    Kc = crop.crop_intrinsics(K_SRC, box, 256)
-    p2 = crop.project(pts, Kc)
-    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[:256, :256]
-    mask = ((xx - 127.5) ** 2 + (yy - 127.5) ** 2) < 60 ** 2
-    return {
-        "image": schema.encode_image(img), "mask": schema.encode_mask(mask),
-        "joints3d": pts[:24], "landmarks3d": pts[24:], "joints2d": p2[:24], "landmarks2d": p2[24:],
-        "pose": rng.normal(0, 0.2, 72).astype(np.float32), "betas": rng.normal(0, 1, 10).astype(np.float32),
-        "gender": int(index % 2), "intrinsics": Kc, "root_depth": float(root[2]), "crop_box": box,
-        "dataset": "test", "subject": "s", "sequence": "q", "frame": index, "camera": 0,
-        "has_3d": 1, "has_smpl": 1, "has_mask": 1, "has_landmarks": 1,
-    }
-
-
-def write_split(data_dir, split="train", n=6, shards=2, seed=0, examples=None):
-    rng = np.random.default_rng(seed)
-    examples = examples or [make_example(rng, i) for i in range(n)]
-    info = []
-    for s in range(shards):
-        name = schema.shard_name(split, s, shards)
-        with schema.ShardWriter(os.path.join(data_dir, name)) as w:
-            for ex in examples[s::shards]:
-                w.write(ex)
-        info.append({"file": name, "count": w.count})
-    schema.update_manifest(str(data_dir), split, info)
-    return examples
 
 
 @pytest.fixture(scope="module")

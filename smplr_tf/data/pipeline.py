@@ -256,7 +256,13 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             return {"pose": ex["pose"], "betas": ex["betas"], "gender": g, "has_smpl": ex["has_smpl"]}
 
         ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-        ds = ds.filter(lambda d: d["has_smpl"] > 0).map(lambda d: {k: v for k, v in d.items() if k != "has_smpl"})
+        def has_smpl(d):
+            return d["has_smpl"] > 0
+
+        def drop_flag(d):
+            return {k: v for k, v in d.items() if k != "has_smpl"}
+
+        ds = ds.filter(has_smpl).map(drop_flag)
         if num_samples is not None:
             ds = ds.take(int(num_samples))
         if shuffle:

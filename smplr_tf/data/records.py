@@ -22,6 +22,7 @@ example. ``read_records(num_shards=, shard_index=)`` splits by hand, for use out
 from __future__ import annotations
 
 import contextlib
+import re
 
 import tensorflow as tf
 
@@ -113,6 +114,13 @@ def iter_records(files):
             i += 1
 
 
+def _op_message(err) -> str:
+    """The first line of a TF error's message without TF's function-node prefix and op suffix."""
+    msg = str(getattr(err, "message", err)).strip().splitlines()[0]
+    msg = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", msg)
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", msg).strip()
+
+
 def validate_files(files, keep: int = 0, on_example=None, bar=None, max_errors: int | None = None):
     """Validate every record of ``files`` with :func:`smplr_tf.data.schema.validate_record`.
 
@@ -126,7 +134,7 @@ def validate_files(files, keep: int = 0, on_example=None, bar=None, max_errors: 
             bar.update(1)
         where = f"{f} record {i}"
         if isinstance(rec, Exception):
-            msg = str(getattr(rec, "message", rec)).strip().splitlines()[0]
+            msg = _op_message(rec)
             errors.append(f"{where}: unreadable, the file is corrupt or truncated ({msg})")
         else:
             n += 1
