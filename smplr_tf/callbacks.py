@@ -82,13 +82,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
     in the list, before BackupAndRestore) the epoch logs (validation included) and the network's weights are
     checked the same way, for a last training step that broke the weights without showing in its own loss.
 
-    net: the trained network (its weights are checked at epoch ends). run_dir: named in the message and
-    where run.json records the stop (``last_stop``). lr: the learning rate the message quotes.
+    net: the trained network (its weights are checked at epoch ends). run_dir: named in the message and,
+    with ``record`` (the chief worker only), where run.json records the stop (``last_stop``). lr: the learning
+    rate the message quotes.
     """
 
-    def __init__(self, net, run_dir: str, lr: float):
+    def __init__(self, net, run_dir: str, lr: float, record: bool = True):
         super().__init__()
-        self.net, self.run_dir, self.lr = net, run_dir, float(lr)
+        self.net, self.run_dir, self.lr, self.record = net, run_dir, float(lr), bool(record)
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -97,8 +98,9 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _stop(self, what: str, batch: int | None):
         epoch = self._epoch + 1
         where = f"epoch {epoch}" + ("" if batch is None else f", batch {batch + 1}")
-        runs.update_run_json(self.run_dir, last_stop={"reason": f"{what} not finite", "epoch": epoch,
-                                                      "batch": None if batch is None else batch + 1})
+        if self.record:
+            runs.update_run_json(self.run_dir, last_stop={"reason": f"{what} not finite", "epoch": epoch,
+                                                          "batch": None if batch is None else batch + 1})
         raise TrainingDiverged(
             f"{self.run_dir}: training diverged: {what} became NaN or inf at {where}. Nothing of epoch {epoch} "
             f"was saved and the run is not finished ({epoch - 1} epoch(s) done). Try a lower --lr (this run: "

@@ -196,7 +196,7 @@ def train(cfg) -> dict:
         trainer.optimizer.build(trainer.trainable_variables)
 
     # StopOnNonFinite first: its epoch-end check must run before anything saves the epoch
-    callbacks = [cbs.StopOnNonFinite(net, run_dir, lr=float(cfg.lr)),
+    callbacks = [cbs.StopOnNonFinite(net, run_dir, lr=float(cfg.lr), record=is_chief),
                  keras.callbacks.BackupAndRestore(os.path.join(work_dir, runs.BACKUP), double_checkpoint=True)]
     if cfg.lr_schedule == "constant":  # after BackupAndRestore: a resume may change --lr
         callbacks.append(cbs.SetLearningRate(float(cfg.lr)))

@@ -277,7 +277,8 @@ def test_nan_stop_keeps_the_last_finite_epoch_and_resume_starts_at_the_broken_on
     def callbacks(net, seen, lr=1e-2):
         return [cbs.StopOnNonFinite(net, run_dir, lr=lr),
                 keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
-                cbs.SetLearningRate(lr), cbs.NetCheckpoint(net, os.path.join(run_dir, "checkpoints")), cbs.RunProgress(run_dir),
+                cbs.SetLearningRate(lr), cbs.NetCheckpoint(net, os.path.join(run_dir, "checkpoints")),
+                cbs.RunProgress(run_dir),
                 keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e + 1))]
 
     net, seen = model(), []

@@ -151,7 +151,8 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
 
     Training (shuffle) batches drop the remainder unless ``drop_remainder`` says otherwise. ``seed`` makes
     the order and the augmentation repeatable. ``num_shards`` / ``shard_index``: a part of the records, outside
-    tf.distribute only (see :func:`smplr_tf.data.records.read_records`). ``augment_config``: probabilities and ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
+    tf.distribute only (see :func:`smplr_tf.data.records.read_records`). ``augment_config``: probabilities and
+    ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
 
     ``cache``: keep every decoded, resized example with its targets in memory after the first pass, so that
     later epochs cost no decoding (on a 2-core CPU the decoding threads otherwise slow every training step
