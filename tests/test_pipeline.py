@@ -308,8 +308,10 @@ def test_on_generated_records_root_at_crop_centre_and_flip_term(tmp_path):
 
     d = str(tmp_path / "synth")
     generate_split(d, "train", 3, seed=1, num_workers=0, progress=False)
-    exs = [schema.parse_example(r, decode_images=False)
-           for _, _, r in pipeline.read_records(schema.split_files(d, "train"))]
+    tagged = list(pipeline.read_records(schema.split_files(d, "train")))
+    assert [(os.path.basename(f.numpy().decode()), int(i)) for f, i, _ in tagged] == \
+        [(os.path.basename(schema.split_files(d, "train")[0]), k) for k in range(3)]
+    exs = [schema.parse_example(r, decode_images=False) for _, _, r in tagged]
     assert len(exs) == 3
     for ex in exs:
         j3, j2, K = ex["joints3d"].numpy(), ex["joints2d"].numpy(), ex["intrinsics"].numpy()

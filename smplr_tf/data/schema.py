@@ -176,7 +176,10 @@ def decode_images(ex: dict, where: str = "example") -> dict:
     import tensorflow as tf
 
     out = dict(ex)
-    for key, decode, fmt, channels in (("image", tf.io.decode_jpeg, "JPEG", 3), ("mask", tf.io.decode_png, "PNG", 1)):
+    for key, decode, fmt, magic, channels in (("image", tf.io.decode_jpeg, "JPEG", b"\xff\xd8", 3),
+                                              ("mask", tf.io.decode_png, "PNG", b"\x89PNG\r\n\x1a\n", 1)):
+        if not bytes(ex[key][:len(magic)]) == magic:  # (TF's decoders read any format: check the signature)
+            raise SchemaError(f"{where}: field '{key}' is not a {fmt}")
         try:
             arr = decode(tf.constant(ex[key]), channels=channels).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
