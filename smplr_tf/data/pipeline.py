@@ -257,6 +257,7 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             return {"pose": ex["pose"], "betas": ex["betas"], "gender": g, "has_smpl": ex["has_smpl"]}
 
         ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+
         def has_smpl(d):
             return d["has_smpl"] > 0
 
