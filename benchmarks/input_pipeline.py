@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 VARIANTS = ("full_f32", "full_f16", "full_bf16", "on_device", "no_augment")
@@ -166,5 +166,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -1,7 +1,8 @@
-"""Keras callbacks of a training run: network checkpoints, run.json progress, TensorBoard images and hparams.
+"""Keras callbacks of a training run: network checkpoints, run.json progress, the stop on a NaN / inf loss,
+TensorBoard images and hparams.
 
-(The scalar logging — losses, metrics, learning rate — is keras.callbacks.TensorBoard; resume is
-keras.callbacks.BackupAndRestore; both are set up in smplr_tf/train.py.)
+(The scalar logging — losses, metrics, learning rate — is keras.callbacks.TensorBoard, the per-epoch text log
+keras.callbacks.CSVLogger; resume is keras.callbacks.BackupAndRestore; all are set up in smplr_tf/train.py.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from smplr_tf import runs, volume
 from smplr_tf.body import skeleton
+from smplr_tf.cli import UserError
 
 
 def _py(logs):
@@ -61,19 +63,81 @@ class RunProgress(keras.callbacks.Callback):
         runs.update_run_json(self.run_dir, epochs_done=epoch + 1, last=_py(logs))
 
 
-class EpochLogger(keras.callbacks.Callback):
-    """Appends one JSON line per epoch to ``<run_dir>/log.jsonl`` (epoch, time, logs): a plain-text record."""
+class TrainingDiverged(UserError):
+    """The loss (or the weights) of a run became NaN or inf; the message says where and what to try."""
 
-    def __init__(self, path: str):
+
+def _non_finite(logs) -> dict:
+    """{name: value} of the entries of ``logs`` that are numbers but not finite."""
+    return {k: v for k, v in _py(logs).items() if not np.isfinite(v)}
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops a diverging run within the epoch and keeps the last finite state.
+
+    After every training batch: a NaN / inf in the batch logs (the running loss terms) raises
+    :class:`TrainingDiverged`. Raising (rather than ``stop_training``) leaves ``fit`` before ``on_epoch_end``, so
+    neither BackupAndRestore nor the checkpoints save the broken state and run.json is not marked finished: the
+    same command resumes from the start of this epoch. At the end of an epoch (this callback must come first
+    in the list, before BackupAndRestore) the epoch logs (validation included) and the network's weights are
+    checked the same way, for a last training step that broke the weights without showing in its own loss.
+
+    net: the trained network (its weights are checked at epoch ends). run_dir: named in the message and,
+    with ``record`` (the chief worker only), where run.json records the stop (``last_stop``). lr: the learning
+    rate the message quotes.
+    """
+
+    def __init__(self, net, run_dir: str, lr: float, record: bool = True):
         super().__init__()
-        self.path = path
+        self.net, self.run_dir, self.lr, self.record = net, run_dir, float(lr), bool(record)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = int(epoch)
+
+    def _stop(self, what: str, batch: int | None):
+        epoch = self._epoch + 1
+        where = f"epoch {epoch}" + ("" if batch is None else f", batch {batch + 1}")
+        if self.record:
+            runs.update_run_json(self.run_dir, last_stop={"reason": f"{what} not finite", "epoch": epoch,
+                                                          "batch": None if batch is None else batch + 1})
+        raise TrainingDiverged(
+            f"{self.run_dir}: training diverged: {what} became NaN or inf at {where}. Nothing of epoch {epoch} "
+            f"was saved and the run is not finished ({epoch - 1} epoch(s) done). Try a lower --lr (this run: "
+            f"{self.lr:g}) or a --clipnorm, then run the same command again: it resumes at epoch {epoch}.")
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = _non_finite(logs)
+        if bad:
+            self._stop(f"the loss ({', '.join(sorted(bad))})", batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        import json
-        import time
+        bad = _non_finite(logs)
+        if bad:
+            self._stop(f"the epoch's logs ({', '.join(sorted(bad))})", None)
+        if not weights_finite(self.net):
+            self._stop("the network's weights", None)
 
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, "time": time.time(), **_py(logs)}) + "\n")
+
+class SetLearningRate(keras.callbacks.Callback):
+    """Sets the optimizer's constant learning rate to ``lr`` when training starts, after BackupAndRestore has
+    restored the optimizer of an interrupted run: a resume with another --lr trains with the new one."""
+
+    def __init__(self, lr: float):
+        super().__init__()
+        self.lr = float(lr)
+
+    def on_train_begin(self, logs=None):
+        self.model.optimizer.learning_rate = self.lr
+
+
+def weights_finite(net) -> bool:
+    """True when every floating-point weight of ``net`` is finite."""
+    for w in net.weights:
+        a = np.asarray(keras.ops.convert_to_numpy(w.value))
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------- images

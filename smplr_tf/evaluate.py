@@ -31,12 +31,10 @@ import time
 import numpy as np
 from absl import flags
 
-from smplr_tf import metrics
+from smplr_tf import metrics, runs
 from smplr_tf.body import skeleton
 
 FLAGS = flags.FLAGS
-
-METRICS_NAME = "metrics.json"
 IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
 POINT_STAGES = ("dae", "smplr_shape", "smplr_pose")
 
@@ -78,7 +76,7 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
     from smplr_tf.data import pipeline, schema
 
     files = schema.split_files(data_dir, split)
-    ds = pipeline.read_records(files, check_images=with_images)
+    ds = pipeline.read_records(files)
 
     def parse(f, i, r):
         ex = schema.parse_example(r, decode_images=False)
@@ -416,12 +414,9 @@ def write_metrics(out_dir: str, result: dict, tag: str = "", step: int | None = 
     """metrics.json (+ metrics-<tag>.json) in out_dir and TensorBoard scalars under out_dir/tb/eval."""
     os.makedirs(out_dir, exist_ok=True)
     result = dict(result, written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    paths = [os.path.join(out_dir, METRICS_NAME)] + ([os.path.join(out_dir, f"metrics-{tag}.json")] if tag else [])
+    paths = [os.path.join(out_dir, runs.METRICS_NAME)] + ([os.path.join(out_dir, f"metrics-{tag}.json")] if tag else [])
     for path in paths:
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, path)
+        runs.write_json_atomic(path, result, sort_keys=False)  # strict JSON: a NaN is written as null
     write_tensorboard(os.path.join(out_dir, "tb", "eval" + (f"_{tag}" if tag else "")), result, step or 0)
     return paths[0]
 
@@ -539,7 +534,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from smplr_tf import cli
 
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -156,7 +156,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from smplr_tf import cli
 
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -28,9 +28,9 @@ from absl import flags
 
 from smplr_tf import paper_results as paper
 
-FLAGS = flags.FLAGS
+from smplr_tf.runs import FINAL_WEIGHTS, METRICS_NAME
 
-METRICS_NAME = "metrics.json"
+FLAGS = flags.FLAGS
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,7 @@ def _finished(run_dir: str) -> bool:
 def _evaluated(run_dir: str) -> bool:
     """metrics.json newer than the run's final weights."""
     m = os.path.join(run_dir, METRICS_NAME)
-    w = os.path.join(run_dir, "final.weights.h5")
+    w = os.path.join(run_dir, FINAL_WEIGHTS)
     if not os.path.exists(m):
         return False
     return not os.path.exists(w) or os.path.getmtime(m) >= os.path.getmtime(w)
@@ -461,7 +461,7 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
     k += 1
     all_dir = os.path.join(quick_dir, "table1", "all")
     if not _evaluated(all_dir) or any(os.path.getmtime(os.path.join(all_dir, METRICS_NAME)) <
-                                      os.path.getmtime(os.path.join(runs[r], "final.weights.h5"))
+                                      os.path.getmtime(os.path.join(runs[r], FINAL_WEIGHTS))
                                       for r in ("shn", "dae_shn", "psi", "omega_smpl")):
         _run([py, "-m", "smplr_tf.evaluate", f"--shn_run={runs['shn']}", f"--dae_run={runs['dae_shn']}",
               f"--psi_run={runs['psi']}", f"--omega_run={runs['omega_smpl']}", f"--data={data_dir}",
@@ -519,7 +519,7 @@ def _up_to_date(out_dir: str, inputs) -> bool:
         return False
     newest = 0.0
     for r in inputs:
-        for f in ("final.weights.h5",):
+        for f in (FINAL_WEIGHTS,):
             p = os.path.join(r, f)
             if os.path.exists(p):
                 newest = max(newest, os.path.getmtime(p))
@@ -596,7 +596,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from smplr_tf import cli
 
     define_flags()
-    app.run(main)
+    cli.run(main)

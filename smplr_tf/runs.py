@@ -3,39 +3,47 @@
 Layout of ``<run_dir>/``::
 
     flags.txt            every flag of smplr_tf.flags' sections, one ``--name=value`` a line (a flagfile)
-    run.json             {"stage", "finished", "epochs", "epochs_done", "last": {...}, "final": {...}}
+    run.json             {"stage", "finished", "epochs", "epochs_done", "last": {...}, "final": {...},
+                         "last_stop": {...} after a run stopped on a NaN / inf}
+    log.csv              one line per epoch: the losses and validation metrics (keras CSVLogger)
+    metrics.json         what smplr_tf.evaluate measured (once evaluated)
     checkpoints/         the network's weights after the last epochs: epoch_003.weights.h5 ...
     backup/              keras BackupAndRestore state (trainer + optimizer) while a run is unfinished
     tb/                  TensorBoard: tb/train, tb/validation (scalars), tb/images, hparams in tb/
     final.weights.h5     the trained network (what load_model_from_run loads)
 
-A run is resumed by running the same command again; a finished run is never started again unless
-``--overwrite`` is given.
+A run is resumed by running the same command again (with, at most, the flags of RESUME_FREE_FLAGS changed,
+e.g. a lower --lr after a diverged run); a finished run is never started again unless ``--overwrite`` is given.
+The JSON files hold no NaN / Infinity tokens: :func:`write_json_atomic` writes a non-finite number as null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 
 from absl import flags
 
 from smplr_tf import flags as sflags
+from smplr_tf.cli import UserError
 
 FLAGS_FILE = "flags.txt"
 RUN_FILE = "run.json"
 FINAL_WEIGHTS = "final.weights.h5"
+METRICS_NAME = "metrics.json"
+LOG_CSV = "log.csv"
 CHECKPOINTS = "checkpoints"
 BACKUP = "backup"
 TB = "tb"
 
 # Flags that may change between the first start and a resume of the same run.
 RESUME_FREE_FLAGS = frozenset({"overwrite", "verbose", "epochs", "log_example_ids", "run_dir", "runs_root",
-                               "distribution", "tb_images", "xla"})
+                               "distribution", "tb_images", "xla", "lr", "clipnorm"})
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """A run directory that cannot be used as asked (finished, other flags, missing files)."""
 
 
@@ -121,10 +129,27 @@ def read_run_json(run_dir: str) -> dict | None:
         return json.load(f)
 
 
-def write_json_atomic(path: str, obj) -> None:
+def json_safe(obj):
+    """``obj`` with every float NaN / inf replaced by None and numpy scalars / arrays made plain Python
+    (JSON has no NaN: a NaN token breaks strict readers)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalar or array
+        return json_safe(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+def write_json_atomic(path: str, obj, indent: int = 2, sort_keys: bool = True) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (a temporary file, then a rename), non-finite numbers as
+    null (:func:`json_safe`); strict JSON (``allow_nan=False``). The one JSON writer of run directories."""
+    text = json.dumps(json_safe(obj), indent=indent, sort_keys=sort_keys, allow_nan=False, default=float)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
+        f.write(text + "\n")
     os.replace(tmp, path)
 
 
@@ -182,7 +207,7 @@ def prepare_run_dir(run_dir: str, cfg, write: bool = True) -> str:
 
 
 def _clear_run_dir(run_dir: str) -> None:
-    for name in (FLAGS_FILE, RUN_FILE, FINAL_WEIGHTS, "metrics.json"):
+    for name in (FLAGS_FILE, RUN_FILE, FINAL_WEIGHTS, METRICS_NAME, LOG_CSV):
         p = os.path.join(run_dir, name)
         if os.path.exists(p):
             os.remove(p)
@@ -233,7 +258,7 @@ def load_model_from_run(run_dir: str, which: str = "auto"):
     fv = read_flags(run_dir)
     model = build_network(fv)
     _ensure_built(model, fv)
-    model.load_weights(weights_path(run_dir, which))
+    load_weights_file(model, weights_path(run_dir, which))
     return fv.stage, model, flags_dict(fv)
 
 
@@ -254,5 +279,18 @@ def _ensure_built(model, fv) -> None:
 def load_weights_into(model, run_dir: str) -> str:
     """Load ``run_dir``'s weights (final, else the latest checkpoint) into ``model``; returns the path."""
     path = weights_path(run_dir, "auto")
-    model.load_weights(path)
+    load_weights_file(model, path)
     return path
+
+
+def load_weights_file(model, path: str) -> None:
+    """``model.load_weights(path)``; a missing, truncated or corrupt file, or one that holds another network,
+    raises RunError naming ``path``."""
+    if not os.path.isfile(path):
+        raise RunError(f"{path}: no such weights file")
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as e:
+        reason = " ".join(str(e).split())[:300]
+        raise RunError(f"{path}: cannot load the network weights (truncated or corrupt file, or the weights of "
+                       f"another network): {reason}") from e

@@ -7,20 +7,25 @@ smplr_pose (Omega; --smpl_loss adds L_SMPL), e2e (--shn_run --dae_run --psi_run 
 Training runs through ``model.fit`` on a :class:`smplr_tf.stages.base.StageTrainer` with callbacks:
 TensorBoard (losses, metrics, learning rate; images; hparams), network checkpoints, BackupAndRestore
 (kill -9 at any moment, run the same command again: it continues from the last finished epoch), run.json
-progress. A finished run is never trained again unless --overwrite. See smplr_tf/runs.py for the layout.
+progress, log.csv. A finished run is never trained again unless --overwrite. See smplr_tf/runs.py for the layout.
 
-Distribution: --distribution=mirrored (one machine, all local devices) or multi_worker (TF_CONFIG; the
-training records are sharded per worker by file, as AutoShardPolicy.FILE would do; see distributed_dataset). --mixed_precision, --xla, --seed.
+Failing safely: a NaN / inf loss stops the run inside the epoch (callbacks.StopOnNonFinite) with a message that
+says so and what to try; nothing of that epoch is saved, the run is not marked finished, and the same command
+(e.g. with a lower --lr) resumes from that epoch. A corrupt record stops it naming the file and the record
+(data.records.named_errors). Run as a command, bad input ends in one line on stderr (smplr_tf.cli).
+
+Distribution: --distribution=mirrored (one machine, all local devices) or multi_worker (TF_CONFIG; tf.data's
+auto-sharding gives each worker its own files of the records, or its share of the examples when there are
+fewer files than workers; see distributed_dataset). --mixed_precision, --xla, --seed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from smplr_tf import flags as sflags
 
@@ -71,22 +76,37 @@ def seed_everything(cfg) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def num_workers() -> int:
+    """Workers of the cluster in TF_CONFIG (chief included); 1 without a cluster."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {})
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
+def split_files(cfg, split: str) -> list[str]:
+    """The record files of ``split`` under --data_dir ([] without records, or no such split)."""
+    from smplr_tf.data import schema
+
+    if not getattr(cfg, "data_dir", ""):
+        return []
+    try:
+        return schema.split_files(cfg.data_dir, split)
+    except (schema.SchemaError, OSError):
+        return []
+
+
 def distributed_dataset(strategy, stage, split: str, train: bool, global_batch: int):
-    """The stage's dataset for ``split`` split over the workers: each input pipeline (one per worker) reads
-    its own files of the records (``shard_index::num_shards``, i.e. sharding by file as
-    AutoShardPolicy.FILE would do; the pipeline's reader is a generator, which auto-sharding cannot rewrite)
-    with the per-replica batch size."""
+    """The stage's dataset for ``split`` (batches of ``global_batch``) split over the workers by tf.data's
+    auto-sharding: each worker reads its own files of the records when there are at least as many files as
+    workers, else every worker reads all and keeps its share of the examples (records.auto_shard_policy)."""
     import tensorflow as tf
 
-    def fn(ctx: tf.distribute.InputContext):
-        ds, _ = stage.make_dataset(split, train, num_shards=ctx.num_input_pipelines,
-                                   shard_index=ctx.input_pipeline_id,
-                                   batch_size=ctx.get_per_replica_batch_size(global_batch))
-        opt = tf.data.Options()
-        opt.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return ds.with_options(opt)
+    from smplr_tf.data import records
 
-    return strategy.distribute_datasets_from_function(fn)
+    ds, _ = stage.make_dataset(split, train, batch_size=global_batch)
+    opt = tf.data.Options()
+    opt.experimental_distribute.auto_shard_policy = records.auto_shard_policy(len(split_files(stage.cfg, split)),
+                                                                              num_workers())
+    return strategy.experimental_distribute_dataset(ds.with_options(opt))
 
 
 def configure_batch_norm(model, momentum: float = 0.0, synchronized: bool = False) -> int:
@@ -129,6 +149,7 @@ def train(cfg) -> dict:
 
     from smplr_tf import callbacks as cbs
     from smplr_tf import runs
+    from smplr_tf.data import records
     from smplr_tf.stages import get_stage
     from smplr_tf.stages.base import StageTrainer
     from smplr_tf.stages.schedule import make_learning_rate
@@ -182,14 +203,18 @@ def train(cfg) -> dict:
         trainer.compile(optimizer=optimizer, jit_compile=bool(cfg.xla))
         trainer.optimizer.build(trainer.trainable_variables)
 
-    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(work_dir, runs.BACKUP), double_checkpoint=True)]
+    # StopOnNonFinite first: its epoch-end check must run before anything saves the epoch
+    callbacks = [cbs.StopOnNonFinite(net, run_dir, lr=float(cfg.lr), record=is_chief),
+                 keras.callbacks.BackupAndRestore(os.path.join(work_dir, runs.BACKUP), double_checkpoint=True)]
+    if cfg.lr_schedule == "constant":  # after BackupAndRestore: a resume may change --lr
+        callbacks.append(cbs.SetLearningRate(float(cfg.lr)))
     if is_chief:
         tb_dir = os.path.join(run_dir, runs.TB)
         callbacks += [
             keras.callbacks.TensorBoard(tb_dir, write_graph=False, profile_batch=0, update_freq="epoch"),
             cbs.NetCheckpoint(net, os.path.join(run_dir, runs.CHECKPOINTS), every=cfg.checkpoint_every),
             cbs.RunProgress(run_dir),
-            cbs.EpochLogger(os.path.join(run_dir, "log.jsonl")),
+            keras.callbacks.CSVLogger(os.path.join(run_dir, runs.LOG_CSV), append=True),
         ]
         if stage.image_input and cfg.tb_images > 0:
             callbacks.append(cbs.ImageSummaries(net, stage, next(iter(val_ds)), os.path.join(tb_dir, "images"),
@@ -199,9 +224,13 @@ def train(cfg) -> dict:
                               runs.flags_dict(cfg))
 
     t0 = time.time()
-    trainer.fit(fit_train, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=fit_val,
-                validation_steps=val_steps, callbacks=callbacks, verbose=int(cfg.verbose), shuffle=False)
+    with records.named_errors(split_files(cfg, cfg.train_split) + split_files(cfg, cfg.val_split)):
+        trainer.fit(fit_train, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=fit_val,
+                    validation_steps=val_steps, callbacks=callbacks, verbose=int(cfg.verbose), shuffle=False)
     train_time = time.time() - t0
+    if not cbs.weights_finite(net):  # (StopOnNonFinite checks every epoch end: a safeguard for final weights)
+        raise cbs.TrainingDiverged(f"{run_dir}: the trained weights hold NaN or inf; {runs.FINAL_WEIGHTS} was "
+                                   "not written. Try a lower --lr, then run the same command again.")
 
     if not is_chief:
         net.save_weights(os.path.join(work_dir, runs.FINAL_WEIGHTS))  # for checking that workers agree
@@ -212,21 +241,17 @@ def train(cfg) -> dict:
         logging.info("final %s = %.2f", k, v)
         print(f"final {k} = {v:.2f}", flush=True)
     state = runs.update_run_json(run_dir, finished=True, epochs=int(cfg.epochs), final=report,
-                                 train_seconds_last_session=round(train_time, 1))
+                                 train_seconds_last_session=round(train_time, 1), last_stop=None)
     return state
 
 
 def main(argv):
     del argv
-    from smplr_tf import runs
-
-    try:
-        train(FLAGS)
-    except (runs.RunError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    train(FLAGS)  # bad input (a finished run, a missing file, a corrupt record, a NaN loss): cli.run's one line
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -177,3 +177,15 @@ def test_mesh_eval_scores_points_only_where_3d_is_true():
     res = acc.result()
     assert res["count"] == 1 and res["iou_count"] == 2 and res["iou"] > 0.85
     assert res["surface_mm"] == pytest.approx(0.0)
+
+
+def test_metrics_json_is_strict_json_with_nan_as_null(tmp_path):
+    result = {"evaluations": {"points": {"count": 3, "p1": {"Jt": float("nan"), "Lm": 12.5}, "iou": float("inf")}}}
+    path = evaluate.write_metrics(str(tmp_path), result)
+
+    def refuse(token):
+        raise AssertionError(f"metrics.json holds {token}")
+
+    with open(path) as f:
+        back = json.load(f, parse_constant=refuse)
+    assert back["evaluations"]["points"] == {"count": 3, "p1": {"Jt": None, "Lm": 12.5}, "iou": None}

@@ -9,47 +9,11 @@ import tensorflow as tf
 from smplr_tf.body import skeleton
 from smplr_tf.body.smpl import SMPL
 from smplr_tf.body.testing import random_model_data
-from smplr_tf.data import crop, noise, pipeline, schema
+from smplr_tf.data import crop, noise, pipeline, records, schema
 
-K_SRC = np.array([[600.0, 0, 160.0], [0, 600.0, 120.0], [0, 0, 1]], np.float32)
+from fixtures.records import make_example, write_split
+
 SMALL = dict(input_size=64, heatmap_size=16, depth_bins=4)
-
-
-def make_example(rng, index=0):
-    """A schema example with consistent geometry (the paper's crop) and a random image / disc mask."""
-    root = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.3), rng.uniform(4.0, 6.0)], np.float32)
-    rel = rng.uniform(-0.7, 0.7, size=(42, 3)).astype(np.float32)
-    rel[:, 2] *= 0.4
-    rel[0] = 0.0
-    pts = rel + root
-    box = crop.crop_box(root, K_SRC)
-    Kc = crop.crop_intrinsics(K_SRC, box, 256)
-    p2 = crop.project(pts, Kc)
-    img = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[:256, :256]
-    mask = ((xx - 127.5) ** 2 + (yy - 127.5) ** 2) < 60 ** 2
-    return {
-        "image": schema.encode_image(img), "mask": schema.encode_mask(mask),
-        "joints3d": pts[:24], "landmarks3d": pts[24:], "joints2d": p2[:24], "landmarks2d": p2[24:],
-        "pose": rng.normal(0, 0.2, 72).astype(np.float32), "betas": rng.normal(0, 1, 10).astype(np.float32),
-        "gender": int(index % 2), "intrinsics": Kc, "root_depth": float(root[2]), "crop_box": box,
-        "dataset": "test", "subject": "s", "sequence": "q", "frame": index, "camera": 0,
-        "has_3d": 1, "has_smpl": 1, "has_mask": 1, "has_landmarks": 1,
-    }
-
-
-def write_split(data_dir, split="train", n=6, shards=2, seed=0, examples=None):
-    rng = np.random.default_rng(seed)
-    examples = examples or [make_example(rng, i) for i in range(n)]
-    info = []
-    for s in range(shards):
-        name = schema.shard_name(split, s, shards)
-        with schema.ShardWriter(os.path.join(data_dir, name)) as w:
-            for ex in examples[s::shards]:
-                w.write(ex)
-        info.append({"file": name, "count": w.count})
-    schema.update_manifest(str(data_dir), split, info)
-    return examples
 
 
 @pytest.fixture(scope="module")
@@ -228,17 +192,44 @@ def _bad_dir(tmp_path, case):
                                        ("size", "128x128"), ("nan", "NaN")])
 def test_bad_record_names_file_and_index(tmp_path, case, what):
     d, path = _bad_dir(tmp_path, case)
+    files = schema.split_files(d, "train")
     ds = pipeline.hourglass_dataset(d, "train", 1, **SMALL)
-    with pytest.raises(Exception) as ei:
-        for _ in ds:
-            pass
+    with pytest.raises(records.RecordError) as ei:
+        with records.named_errors(files):
+            for _ in ds:
+                pass
     msg = str(ei.value)
-    assert f"{path} record 3" in msg and what in msg, msg
+    assert msg.startswith(f"{path} record 3") and what in msg, msg
     if case in ("nan", "missing", "corrupt"):  # the points pipeline reads the same way
         smpl = SMPL(models={"female": random_model_data(60, 0, "female"), "male": random_model_data(60, 1, "male")})
-        with pytest.raises(Exception, match="record 3"):
-            for _ in pipeline.points_dataset(d, "train", 1, smpl_layer=smpl):
-                pass
+        with pytest.raises(records.RecordError, match="record 3"):
+            with records.named_errors(files):
+                for _ in pipeline.points_dataset(d, "train", 1, smpl_layer=smpl):
+                    pass
+
+
+def test_nan_stops_the_input_naming_file_and_record_in_the_graph(tmp_path):
+    # without the diagnosis: the in-graph check itself names the file and the record
+    d, path = _bad_dir(tmp_path, "nan")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"record\]? \[?3.*NaN or inf") as ei:
+        for _ in pipeline.hourglass_dataset(d, "train", 1, **SMALL):
+            pass
+    assert path in str(ei.value)
+
+
+def test_named_errors_reraises_what_the_records_did_not_cause(data_dir):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not from the records"):
+        with records.named_errors(schema.split_files(data_dir, "train")):
+            raise tf.errors.InvalidArgumentError(None, None, "not from the records")
+
+
+def test_auto_shard_policy_by_file_only_when_every_worker_gets_a_file():
+    from tensorflow.data.experimental import AutoShardPolicy
+
+    assert records.auto_shard_policy(4, 2) == AutoShardPolicy.AUTO
+    assert records.auto_shard_policy(2, 2) == AutoShardPolicy.AUTO
+    assert records.auto_shard_policy(1, 2) == AutoShardPolicy.DATA
+    assert records.auto_shard_policy(0, 1) == AutoShardPolicy.DATA
 
 
 # ------------------------------------------------------------------------------------------ points
@@ -337,8 +328,10 @@ def test_on_generated_records_root_at_crop_centre_and_flip_term(tmp_path):
 
     d = str(tmp_path / "synth")
     generate_split(d, "train", 3, seed=1, num_workers=0, progress=False)
-    exs = [schema.parse_example(r, decode_images=False)
-           for _, _, r in pipeline.read_records(schema.split_files(d, "train"))]
+    tagged = list(pipeline.read_records(schema.split_files(d, "train")))
+    assert [(os.path.basename(f.numpy().decode()), int(i)) for f, i, _ in tagged] == \
+        [(os.path.basename(schema.split_files(d, "train")[0]), k) for k in range(3)]
+    exs = [schema.parse_example(r, decode_images=False) for _, _, r in tagged]
     assert len(exs) == 3
     for ex in exs:
         j3, j2, K = ex["joints3d"].numpy(), ex["joints2d"].numpy(), ex["intrinsics"].numpy()

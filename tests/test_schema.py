@@ -91,3 +91,43 @@ def test_manifest(tmp_path):
         json.dump(man, f)
     with pytest.raises(schema.SchemaError, match="schema_version"):
         schema.read_manifest(d)
+
+
+def test_validate_record_is_the_full_check():
+    import tensorflow as tf
+
+    rec = schema.serialize_example(make_example())
+    ex = schema.validate_record(rec, "f record 0")
+    assert ex["image"].shape == (256, 256, 3) and ex["mask"].shape == (256, 256) and ex["betas"].shape == (10,)
+    assert schema.validate_record(rec, images=False)["image"] == make_example()["image"]
+
+    def tampered(**fields):
+        proto = tf.train.Example.FromString(rec)
+        for k, v in fields.items():
+            feat = proto.features.feature[k]
+            if isinstance(v, bytes):
+                feat.bytes_list.value[:] = [v]
+            elif isinstance(v, int):
+                feat.int64_list.value[:] = [v]
+            else:
+                feat.float_list.value[:] = v
+        return proto.SerializeToString()
+
+    for fields, needle in ((dict(has_mask=2), "'has_mask' is 2"), (dict(root_depth=[-1.0]), "root_depth"),
+                           (dict(betas=[0.0] * 9), "'betas' has 9 floats"),
+                           (dict(mask=schema.encode_image(np.zeros((256, 256, 3), np.uint8))), "'mask' is not a PNG"),
+                           (dict(image=schema.encode_image(np.zeros((64, 64, 3), np.uint8))), "64x64")):
+        with pytest.raises(schema.SchemaError, match=needle) as ei:
+            schema.validate_record(tampered(**fields), "f record 7")
+        assert str(ei.value).startswith("f record 7: ")
+    with pytest.raises(schema.SchemaError, match="not a tf.train.Example"):
+        schema.validate_record(b"\x0a\xff\xff\xffnot a protobuf", "f record 1")
+
+
+def test_list_images_is_case_insensitive(tmp_path):
+    for name in ("a.JPG", "b.png", "c.bmp", "d.txt", "sub/e.jpeg"):
+        p = tmp_path / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"x")
+    got = [os.path.relpath(p, tmp_path) for p in schema.list_images(str(tmp_path))]
+    assert got == ["a.JPG", "b.png", "c.bmp", os.path.join("sub", "e.jpeg")]

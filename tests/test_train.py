@@ -141,11 +141,34 @@ def _train_cmd(run_dir, extra=()):
 
 
 def _epochs_logged(run_dir):
-    path = os.path.join(run_dir, "log.jsonl")
+    """Epochs (1-based) in the run's log.csv, in the order written (CSVLogger counts from 0)."""
+    path = os.path.join(run_dir, "log.csv")
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line)["epoch"] for line in f if line.strip()]
+        lines = f.read().splitlines()
+    out = []
+    for line in lines[1:]:
+        if line and line.split(",")[0].isdigit():
+            out.append(int(line.split(",")[0]) + 1)
+    return out
+
+
+def _strict_json(path):
+    """The JSON at ``path``; fails on a NaN / Infinity token (not JSON)."""
+    def refuse(token):
+        raise AssertionError(f"{path} holds {token}")
+
+    with open(path) as f:
+        return json.load(f, parse_constant=refuse)
+
+
+def _error_lines(stderr):
+    """stderr without TF's and absl's log lines (``I1130 ...``, ``W0000 ...``) and blank lines."""
+    import re
+
+    return [line for line in stderr.splitlines() if line.strip() and not re.match(r"^[IWEF]\d{4} ", line)
+            and not line.startswith("WARNING: All log messages before absl::InitializeLog()")]
 
 
 def test_kill_minus_9_resumes_losing_at_most_one_epoch(tmp_path):
@@ -176,6 +199,106 @@ def test_kill_minus_9_resumes_losing_at_most_one_epoch(tmp_path):
     r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Refusing to overwrite" in r.stderr
     assert _epochs_logged(run_dir) == epochs
+
+
+def test_nan_loss_stops_the_run_and_a_lower_lr_resumes_it(tmp_path):
+    import h5py
+
+    run_dir = str(tmp_path / "diverge")
+    cmd = _train_cmd(run_dir)
+    r = subprocess.run(cmd + ["--lr=1e8"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    errors = _error_lines(r.stderr)
+    assert r.returncode == 2 and len(errors) == 1, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr
+    msg = errors[0]
+    assert run_dir in msg and "diverged" in msg and "NaN or inf" in msg and "--lr" in msg and "resumes" in msg
+    state = _strict_json(os.path.join(run_dir, "run.json"))
+    assert state["finished"] is False and state["last_stop"]["reason"].endswith("not finite")
+    stopped = state["last_stop"]["epoch"]
+    assert state["epochs_done"] == stopped - 1  # the diverging epoch was not recorded as done
+    assert not os.path.exists(os.path.join(run_dir, "final.weights.h5"))
+    for name in os.listdir(os.path.join(run_dir, "checkpoints")) if stopped > 1 else []:
+        with h5py.File(os.path.join(run_dir, "checkpoints", name), "r") as f:
+            arrays = []
+            f.visititems(lambda n, o: arrays.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+        assert all(np.all(np.isfinite(a)) for a in arrays if np.issubdtype(np.asarray(a).dtype, np.floating))
+    before = _epochs_logged(run_dir)
+    assert before == list(range(1, stopped))
+
+    # the same command with a lower --lr resumes at the epoch that diverged and finishes
+    r = subprocess.run(cmd + ["--lr=1e-3"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _epochs_logged(run_dir) == list(range(1, 9))
+    state = _strict_json(os.path.join(run_dir, "run.json"))
+    assert state["finished"] is True and state["last_stop"] is None
+    assert np.isfinite(state["final"]["val_mpjpe_mm"])
+    with h5py.File(os.path.join(run_dir, "final.weights.h5"), "r") as f:
+        arrays = []
+        f.visititems(lambda n, o: arrays.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+    assert arrays and all(np.all(np.isfinite(a)) for a in arrays)
+
+
+def test_nan_stop_keeps_the_last_finite_epoch_and_resume_starts_at_the_broken_one(tmp_path):
+    """StopOnNonFinite with Keras' BackupAndRestore and the checkpoints: targets turn NaN in epoch 3; epochs 1-2
+    stay saved (finite), nothing of epoch 3 is, and fitting again (clean data) starts at epoch 3."""
+    import keras
+    import tensorflow as tf
+
+    from smplr_tf import callbacks as cbs
+    from smplr_tf import runs
+
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    runs.update_run_json(run_dir, finished=False, epochs_done=0)
+    steps = 4
+
+    def data(nan_from_step):
+        x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((x, x.sum(1, keepdims=True))).batch(8).repeat()
+        return ds.enumerate().map(lambda k, xy: (xy[0], tf.where(k >= nan_from_step, np.nan, xy[1])))
+
+    def model(lr=1e-2):
+        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        net.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
+        return net
+
+    def callbacks(net, seen, lr=1e-2):
+        return [cbs.StopOnNonFinite(net, run_dir, lr=lr),
+                keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), double_checkpoint=True),
+                cbs.SetLearningRate(lr), cbs.NetCheckpoint(net, os.path.join(run_dir, "checkpoints")),
+                cbs.RunProgress(run_dir),
+                keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(e + 1))]
+
+    net, seen = model(), []
+    with pytest.raises(cbs.TrainingDiverged, match="epoch 3, batch 2"):
+        net.fit(data(nan_from_step=2 * steps + 1), epochs=5, steps_per_epoch=steps, verbose=0,
+                callbacks=callbacks(net, seen))
+    assert seen == [1, 2, 3]
+    state = _strict_json(os.path.join(run_dir, "run.json"))
+    assert state["epochs_done"] == 2 and state["last_stop"] == {"reason": "the loss (loss) not finite", "epoch": 3,
+                                                                "batch": 2}
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["epoch_001.weights.h5",
+                                                                        "epoch_002.weights.h5"]
+    assert os.path.isdir(os.path.join(run_dir, "backup"))
+    saved = model()
+    saved.load_weights(os.path.join(run_dir, "checkpoints", "epoch_002.weights.h5"))
+    assert cbs.weights_finite(saved)
+
+    # resumed with a lower learning rate (BackupAndRestore alone would restore the old one with the optimizer)
+    net, seen = model(lr=1e-3), []
+    net.fit(data(nan_from_step=10 ** 9), epochs=5, steps_per_epoch=steps, verbose=0,
+            callbacks=callbacks(net, seen, lr=1e-3))
+    assert seen == [3, 4, 5] and cbs.weights_finite(net)
+    assert float(net.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_run_json_is_strict_json_with_non_finite_numbers_as_null(tmp_path):
+    from smplr_tf import runs
+
+    path = str(tmp_path / "x.json")
+    runs.write_json_atomic(path, {"a": float("nan"), "b": [1.0, float("inf"), np.float32(2.5)], "c": np.int64(3),
+                                  "d": {"e": -float("inf")}, "f": np.array([1.0, np.nan])})
+    assert _strict_json(path) == {"a": None, "b": [1.0, None, 2.5], "c": 3, "d": {"e": None}, "f": [1.0, None]}
 
 
 # --------------------------------------------------------------------------------------------- scale-out

@@ -429,9 +429,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from smplr_tf import cli
 
     define_flags()
     flags.mark_flags_as_required(["root", "out_dir"])
     logging.basicConfig(level=logging.INFO)
-    app.run(main)
+    cli.run(main)

@@ -2,9 +2,10 @@
 
     python tfrecords_tools/inspect_records.py --data_dir=data/synthetic --splits=train --png=train.png --png_examples=16
 
-Prints the counts (from the manifest and from reading), validates every record (parse with the schema, no
-NaN / inf, images decode to 256x256, flags are 0/1, the 2D joints are the projection of the 3D ones where
-both are known: a warning, an error with --strict) and exits with status 1 listing each bad record as
+Prints the counts (from the manifest and from reading), validates every record with the schema's validator
+(``smplr_tf.data.schema.validate_record``: the protobuf, every field and its length, no NaN / inf, flags 0 / 1,
+images that decode to 256x256), checks that the 2D joints are the projection of the 3D ones where both are
+known (a warning, an error with --strict), and exits with status 1 listing each bad record as
 ``<file> record <index>: <what>``.
 ``--png`` draws the first ``--png_examples`` crops with the projected skeleton (green), the landmarks (magenta,
 joined to their parent joints) and the mask's outline (yellow).
@@ -14,118 +15,32 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 
 REPROJECTION_TOL_PX = 1.0  # 2D vs projected 3D: a larger gap is reported as a warning (--strict: an error)
 
 
-class _Parser:
-    """Graph-mode schema parsing and image decoding (one trace, reused for every record)."""
+class ReprojectionCheck:
+    """Collects a warning for every example whose 2D points are not the pinhole projection of its 3D points
+    (by more than REPROJECTION_TOL_PX) where both are known: e.g. a converter that kept lens distortion."""
 
     def __init__(self):
-        import tensorflow as tf
-
-        from smplr_tf.data import schema
-
-        self.tf = tf
-        self._parse = tf.function(lambda s: schema.parse_example(s, decode_images=False))
-        self._jpeg = tf.function(lambda b: tf.io.decode_jpeg(b, channels=3))
-        self._png = tf.function(lambda b: tf.io.decode_png(b, channels=1))
         self.warnings = []
 
-    def parse(self, record: bytes, where: str) -> dict:
-        """Serialized record -> dict of numpy values with decoded ``image`` / ``mask``; SchemaError naming where."""
-        from smplr_tf.data import schema
-
-        tf = self.tf
-        try:
-            raw = self._parse(tf.constant(record))
-        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-            msg = str(getattr(e, "message", e)).strip().splitlines()[0]
-            raise schema.SchemaError(f"{where}: does not parse with the schema ({msg})") from None
-        ex = {k: v.numpy() for k, v in raw.items()}
-        schema.check_example(ex, where)
-        try:
-            ex["image"] = self._jpeg(tf.constant(ex["image"])).numpy()
-            ex["mask"] = self._png(tf.constant(ex["mask"])).numpy()[..., 0]
-        except tf.errors.InvalidArgumentError as e:
-            msg = str(getattr(e, "message", e)).strip().splitlines()[0]
-            raise schema.SchemaError(f"{where}: image or mask does not decode ({msg})") from None
-        size = schema.IMAGE_SIZE
-        if ex["image"].shape != (size, size, 3):
-            raise schema.SchemaError(f"{where}: field 'image' is {ex['image'].shape}, expected {(size, size, 3)}")
-        if ex["mask"].shape != (size, size):
-            raise schema.SchemaError(f"{where}: field 'mask' is {ex['mask'].shape}, expected {(size, size)}")
-        for k in ("has_3d", "has_smpl", "has_mask", "has_landmarks"):
-            if int(ex[k]) not in (0, 1):
-                raise schema.SchemaError(f"{where}: field '{k}' is {ex[k]}, expected 0 or 1")
-        if ex["has_3d"]:
-            if not ex["root_depth"] > 0:
-                raise schema.SchemaError(f"{where}: field 'root_depth' is {ex['root_depth']}, expected > 0")
-            pairs = [("joints3d", "joints2d")] + ([("landmarks3d", "landmarks2d")] if ex["has_landmarks"] else [])
-            for k3, k2 in pairs:
-                p = ex[k3] @ ex["intrinsics"].T.astype(np.float64)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    uv = p[:, :2] / p[:, 2:3]
-                err = np.max(np.abs(uv - ex[k2])) if np.all(np.isfinite(uv)) else np.inf
-                if not err <= REPROJECTION_TOL_PX:
-                    self.warnings.append(
-                        f"{where}: field '{k2}' is not the pinhole projection of '{k3}' by 'intrinsics' "
-                        f"(max difference {err:.2f} px)")
-        return ex
-
-
-def iter_records(files):
-    """Yield (file, index, serialized record or an Exception) for every record of ``files``, in order.
-
-    A corrupt file yields one DataLossError at the index of the first unreadable record, then stops.
-    """
-    import tensorflow as tf
-
-    for f in files:
-        i = 0
-        it = iter(tf.data.TFRecordDataset(f))
-        while True:
-            try:
-                rec = next(it)
-            except StopIteration:
-                break
-            except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as e:
-                yield f, i, e
-                break
-            yield f, i, rec.numpy()
-            i += 1
-
-
-def validate_files(files, keep: int = 0, parser=None, bar=None):
-    """Validate every record of ``files``.
-
-    Returns (num_read, errors: list of "<file> record <i>: <what>", examples: the first ``keep`` good
-    examples as numpy dicts). bar: optional tqdm bar updated per record.
-    """
-    from smplr_tf.data import schema
-
-    parser = parser or _Parser()
-    errors, examples, n = [], [], 0
-    for f, i, rec in iter_records(files):
-        if bar is not None:
-            bar.update(1)
-        where = f"{f} record {i}"
-        if isinstance(rec, Exception):
-            msg = str(getattr(rec, "message", rec)).strip().splitlines()[0]
-            errors.append(f"{where}: unreadable, the file is corrupt or truncated ({msg})")
-            continue
-        n += 1
-        try:
-            ex = parser.parse(rec, where)
-        except schema.SchemaError as e:
-            errors.append(str(e))
-            continue
-        if len(examples) < keep:
-            examples.append(ex)
-    return n, errors, examples
+    def __call__(self, ex: dict, where: str) -> None:
+        if not ex["has_3d"]:
+            return
+        pairs = [("joints3d", "joints2d")] + ([("landmarks3d", "landmarks2d")] if ex["has_landmarks"] else [])
+        for k3, k2 in pairs:
+            p = ex[k3] @ ex["intrinsics"].T.astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                uv = p[:, :2] / p[:, 2:3]
+            err = np.max(np.abs(uv - ex[k2])) if np.all(np.isfinite(uv)) else np.inf
+            if not err <= REPROJECTION_TOL_PX:
+                self.warnings.append(f"{where}: field '{k2}' is not the pinhole projection of '{k3}' by "
+                                     f"'intrinsics' (max difference {err:.2f} px)")
 
 
 def validate_split(data_dir: str, split: str, keep: int = 0, progress: bool = False):
@@ -141,11 +56,13 @@ def validate_split(data_dir: str, split: str, keep: int = 0, progress: bool = Fa
     entry = man["splits"][split]
     from tqdm import tqdm
 
-    parser = _Parser()
+    from smplr_tf.data import records
+
+    check = ReprojectionCheck()
     errors, examples, total = [], [], 0
     bar = tqdm(total=int(entry["num_examples"]), desc=f"validating {split}", unit="rec", disable=not progress)
     for shard, path in zip(sorted(entry["shards"], key=lambda s: s["file"]), files):
-        n, errs, exs = validate_files([path], keep - len(examples), parser, bar)
+        n, errs, exs = records.validate_files([path], keep=keep - len(examples), on_example=check, bar=bar)
         errors += errs
         examples += exs
         total += n
@@ -155,7 +72,7 @@ def validate_split(data_dir: str, split: str, keep: int = 0, progress: bool = Fa
     if total != entry["num_examples"] and not errors:
         errors.append(f"{data_dir}: manifest says {entry['num_examples']} '{split}' examples, read {total}")
     report = {"split": split, "manifest_count": int(entry["num_examples"]), "read_count": total,
-              "num_shards": len(files), "num_errors": len(errors), "warnings": parser.warnings}
+              "num_shards": len(files), "num_errors": len(errors), "warnings": check.warnings}
     return report, errors, examples
 
 
@@ -258,6 +175,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     define_flags()
     flags.mark_flag_as_required("data_dir")
-    app.run(main)
+    cli.run(main)

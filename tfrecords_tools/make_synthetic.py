@@ -10,7 +10,7 @@ has its own seed, so the output does not depend on --num_workers). See smplr_tf/
 
 import os
 
-from absl import app, flags  # no TensorFlow at import: spawned workers re-import this file
+from absl import flags  # no TensorFlow at import: spawned workers re-import this file
 
 FLAGS = flags.FLAGS
 
@@ -58,6 +58,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from smplr_tf import cli
+
     define_flags()
     flags.mark_flag_as_required("out_dir")
-    app.run(main)
+    cli.run(main)

@@ -245,9 +245,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app
+    from smplr_tf import cli
 
     define_flags()
     flags.register_multi_flags_validator(["in_dir", "out_dir", "benchmark"], _in_and_out_or_benchmark,
                                          message="--in_dir and --out_dir are required (or --benchmark=N)")
-    app.run(main)
+    cli.run(main)

@@ -30,19 +30,17 @@ Geometry (crop pixels follow :mod:`smplr_tf.data.crop`: pixel centres are intege
 
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from smplr_tf.body import skeleton
+from smplr_tf.data import schema
 
 # Flip permutation on the 42 "all points" = 24 SMPL joints followed by the 18 landmarks.
 ALL_FLIP_PERM = np.concatenate([skeleton.JOINT_FLIP_PERM,
                                 skeleton.LANDMARK_FLIP_PERM + skeleton.NUM_JOINTS]).astype(np.int32)
-IMAGE_EXTENSIONS = ("*.jpg", "*.jpeg", "*.png", "*.JPG", "*.JPEG", "*.PNG")
 
 
 @dataclass(frozen=True)
@@ -125,11 +123,9 @@ class ImageBank:
     """Images from a folder, read on demand inside tf.data (backgrounds, or occluders with an alpha channel)."""
 
     def __init__(self, directory: str, what: str):
-        files = sorted(f for e in IMAGE_EXTENSIONS for f in glob.glob(os.path.join(directory, "**", e),
-                                                                      recursive=True))
-        files = sorted(set(files))
+        files = schema.list_images(directory)
         if not files:
-            raise FileNotFoundError(f"{what} folder '{directory}' holds no .jpg/.jpeg/.png image")
+            raise FileNotFoundError(f"{what} folder '{directory}' holds no {'/'.join(schema.IMAGE_EXTENSIONS)} image")
         self.files = tf.constant(files)
         self.count = len(files)
 

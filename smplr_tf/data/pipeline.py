@@ -1,12 +1,9 @@
 """tf.data input pipelines: the hourglass input (images -> heatmap targets) and the points input (DAE / SMPLR).
 
-Reading: the shards of a split (``schema.split_files``) are read file by file, each record tagged with its
-file and its index in that file, then interleaved. Every record is validated before use (a cheap check of the
-serialized bytes: the record framing / CRC, the protobuf, every schema field present with its length, no NaN
-or inf in a float field, and the 256 x 256 size in the JPEG / PNG headers); the first bad record stops the
-pipeline with a :class:`RecordError` whose message names the file and the record index, e.g.
-``data/train-00000-of-00002.tfrecord record 17: field 'betas' holds NaN or inf``. (TF's own reader reports a
-corrupt record without the file name, hence the per-file reader with the check.)
+Reading: :mod:`smplr_tf.data.records` (``tf.data.TFRecordDataset`` over the split's shards, interleaved, parsed
+in the graph). A NaN / inf in a record stops the input naming its file and index; a corrupt or truncated shard,
+or a record that does not parse, fails with TF's error, which :func:`smplr_tf.data.records.named_errors` turns
+into a :class:`RecordError` naming the file and the record (training wraps ``fit`` in it).
 
 Hourglass examples: decode -> resize to ``input_size`` -> augment (optional, :mod:`smplr_tf.data.augment`)
 -> per-image standardisation -> targets (:mod:`smplr_tf.data.targets`). The 41 points are root-relative
@@ -15,8 +12,6 @@ Hourglass examples: decode -> resize to ``input_size`` -> augment (optional, :mo
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import tensorflow as tf
 
@@ -24,141 +19,11 @@ from smplr_tf.body import skeleton
 from smplr_tf.data import augment as aug
 from smplr_tf.data import noise as noise_lib
 from smplr_tf.data import points as points_lib
-from smplr_tf.data import schema, targets
+from smplr_tf.data import records, schema, targets
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-class RecordError(schema.SchemaError):
-    """A bad record; the message starts with '<file> record <index>:'."""
-
-
-# ------------------------------------------------------------------------------------------- validation
-def jpeg_size(data: bytes):
-    """(height, width) from a JPEG's SOF header, or None if the bytes are not a readable JPEG header."""
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
-                return None
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return int(h), int(w)
-        i += 2 + seg_len
-    return None
-
-
-def png_size(data: bytes):
-    """(height, width) from a PNG's IHDR, or None."""
-    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        return None
-    w, h = struct.unpack(">II", data[16:24])
-    return int(h), int(w)
-
-
-def check_record(record: bytes, where: str, check_images: bool = True) -> None:
-    """Validate one serialized record against the schema; raise :class:`RecordError` naming ``where``."""
-    try:
-        ex = tf.train.Example.FromString(record)
-    except Exception as e:  # protobuf DecodeError
-        raise RecordError(f"{where}: corrupt record (not a tf.train.Example: {e})") from None
-    feats = ex.features.feature
-    missing = [k for k in schema.ALL_FIELDS if k not in feats]
-    if missing:
-        raise RecordError(f"{where}: missing field(s) {missing}")
-    for k, shape in schema.FLOAT_FIELDS.items():
-        vals = feats[k].float_list.value
-        size = int(np.prod(shape)) if shape else 1
-        if len(vals) != size:
-            raise RecordError(f"{where}: field '{k}' has {len(vals)} floats, expected {size}")
-        if not np.all(np.isfinite(np.asarray(vals, np.float32))):
-            raise RecordError(f"{where}: field '{k}' holds NaN or inf")
-    for k in schema.INT_FIELDS:
-        if len(feats[k].int64_list.value) != 1:
-            raise RecordError(f"{where}: field '{k}' must hold one int64")
-    for k in schema.BYTES_FIELDS:
-        if len(feats[k].bytes_list.value) != 1:
-            raise RecordError(f"{where}: field '{k}' must hold one bytes value")
-    if check_images:
-        size = (schema.IMAGE_SIZE, schema.IMAGE_SIZE)
-        for key, read_size, fmt in (("image", jpeg_size, "JPEG"), ("mask", png_size, "PNG")):
-            hw = read_size(feats[key].bytes_list.value[0])
-            if hw is None:
-                raise RecordError(f"{where}: field '{key}' is not a {fmt}")
-            if hw != size:
-                raise RecordError(f"{where}: {key} is {hw[1]}x{hw[0]}, expected {size[1]}x{size[0]}")
-
-
-def _record_iterator(path: str):
-    """Raw records of one file. TF 1's iterator: 0.02 ms per record against 0.36 ms for iterating a
-    TFRecordDataset eagerly (measured); its deprecation notice is silenced (it still ships with TF 2.21)."""
-    try:
-        from tensorflow.python.util import deprecation
-
-        with deprecation.silence():
-            return tf.compat.v1.io.tf_record_iterator(path)
-    except (ImportError, AttributeError):  # pragma: no cover - other TF versions
-        return iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
-
-
-def iter_file(path: str, check_images: bool = True):
-    """Yield (index, serialized record) of one TFRecord file, validating each; RecordError on the first bad one."""
-    it = _record_iterator(path)
-    index = 0
-    while True:
-        try:
-            record = next(it)
-        except StopIteration:
-            return
-        except tf.errors.DataLossError as e:
-            raise RecordError(f"{path} record {index}: corrupt record ({e.message})") from None
-        check_record(record, f"{path} record {index}", check_images)
-        yield index, record
-        index += 1
-
-
-@tf.autograph.experimental.do_not_convert
-def _file_dataset(path, check_images: bool):
-    def gen(p):
-        yield from iter_file(p.decode() if isinstance(p, bytes) else str(p), check_images)
-
-    ds = tf.data.Dataset.from_generator(
-        gen, args=(path,), output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.string)))
-    return ds.map(lambda i, r: (path, i, r))
-
-
-def read_records(files, *, shuffle_files: bool = False, seed=None, check_images: bool = True,
-                 cycle_length: int = 4, num_shards: int = 1, shard_index: int = 0):
-    """Dataset of (file (), index () int64, record () string), validated, interleaved over ``files``.
-
-    num_shards / shard_index: keep every num_shards-th file (one worker's part); with fewer files than shards
-    the records are sharded instead.
-    """
-    files = list(files)
-    if not files:
-        raise ValueError("read_records: no files")
-    by_file = num_shards > 1 and len(files) >= num_shards
-    if by_file:
-        files = files[shard_index::num_shards]
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(files))
-    if shuffle_files and len(files) > 1:
-        ds = ds.shuffle(len(files), seed=seed)
-    ds = ds.interleave(lambda f: _file_dataset(f, check_images), cycle_length=max(1, min(cycle_length, len(files))),
-                       block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if num_shards > 1 and not by_file:
-        ds = ds.shard(num_shards, shard_index)
-    return ds
+RecordError = records.RecordError
+read_records = records.read_records
 
 
 def _base_seed(seed):
@@ -173,10 +38,25 @@ def _resize_labels_2d(points2d, src: int, dst: int):
     return (points2d + 0.5) * (dst / src) - 0.5
 
 
-def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins, num_points, limbs, augment,
-                       base_seed, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
+def _seed_draw(base_seed: int):
+    """A stateless-op seed (2,) int64: (base_seed, the next draw of a stream seeded by base_seed).
+
+    Called in a sequential ``map``, it gives one seed per element in order, repeatable for a given seed and
+    new every epoch (the stream runs on across ``repeat``). Used rather than ``enumerate``: a counter zipped
+    into the dataset would keep tf.data's auto-sharding from splitting the input by file."""
+    k = tf.random.uniform([], maxval=tf.int64.max, dtype=tf.int64, seed=int(base_seed) & 0x7FFFFFFF)
+    return tf.stack([tf.constant(int(base_seed), tf.int64), k])
+
+
+def _augment_seeds(ds, base_seed: int):
+    """Append to each (file, index, record) its augmentation seed (:func:`_seed_draw`)."""
+    return ds.map(lambda path, index, record: (path, index, record, _seed_draw(base_seed)))  # sequential
+
+
+def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, depth_bins, num_points, limbs,
+                       augment, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
                        target_form="gaussian"):
-    ex = schema.parse_example(record, decode_images=False)
+    ex = records.parse_record(path, index, record)
     image = tf.io.decode_jpeg(ex["image"], channels=3)
     mask = tf.io.decode_png(ex["mask"], channels=1)
     image = tf.ensure_shape(image, (schema.IMAGE_SIZE, schema.IMAGE_SIZE, 3))
@@ -192,7 +72,6 @@ def _hourglass_example(record, counter, *, input_size, heatmap_size, depth_bins,
         p2 = _resize_labels_2d(p2, schema.IMAGE_SIZE, input_size)
     mask = mask[..., 0]
     if augment:
-        seed = tf.stack([tf.constant(base_seed, tf.int64), tf.cast(counter, tf.int64)])
         image, mask, p3, p2 = aug.augment_example(image, mask, p3, p2, seed, has_mask=ex["has_mask"] > 0,
                                                   cfg=cfg, backgrounds=backgrounds, occluders=occluders)
     image = tf.image.per_image_standardization(image)
@@ -258,8 +137,8 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
                       num_points=41, limbs=False, augment=False, shuffle=False, repeat=False, seed=None,
                       background_dir=None, occluder_dir=None, augment_config: aug.AugmentConfig | None = None,
                       shuffle_buffer=512, drop_remainder=None, heatmap_dtype=tf.float32,
-                      targets_on_device=False, num_shards=1, shard_index=0, check_records=True,
-                      cache=False, target_form="gaussian"):
+                      targets_on_device=False, num_shards=1, shard_index=0, cache=False,
+                      target_form="gaussian"):
     """The stacked-hourglass input.
 
     Yields ``(image (B, S, S, 3) float32 standardised, targets)`` with targets:
@@ -276,9 +155,9 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
       for the limb maps.
 
     Training (shuffle) batches drop the remainder unless ``drop_remainder`` says otherwise. ``seed`` makes
-    the order and the augmentation repeatable. ``num_shards`` / ``shard_index``: this worker's part (see
-    :func:`read_records`). ``check_records=False`` skips the image-header size check (the field / NaN checks
-    always run). ``augment_config``: probabilities and ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
+    the order and the augmentation repeatable. ``num_shards`` / ``shard_index``: a part of the records, outside
+    tf.distribute only (see :func:`smplr_tf.data.records.read_records`). ``augment_config``: probabilities and
+    ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
 
     ``cache``: keep every decoded, resized example with its targets in memory after the first pass, so that
     later epochs cost no decoding (on a 2-core CPU the decoding threads otherwise slow every training step
@@ -295,25 +174,25 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     cfg = augment_config or aug.AugmentConfig()
     backgrounds = aug.ImageBank(background_dir, "background") if (augment and background_dir) else None
     occluders = aug.ImageBank(occluder_dir, "occluder") if (augment and occluder_dir) else None
-    ds = read_records(files, shuffle_files=shuffle, seed=base, check_images=check_records,
-                      num_shards=num_shards, shard_index=shard_index)
-    ds = ds.map(lambda f, i, r: r)
+    ds = read_records(files, shuffle_files=shuffle, seed=base, num_shards=num_shards, shard_index=shard_index)
 
-    def fn(counter, record):
+    def fn(path, index, record, seed=None):
         return _hourglass_example(
-            record, counter, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
-            num_points=num_points, limbs=limbs, augment=augment, base_seed=base, cfg=cfg,
-            backgrounds=backgrounds, occluders=occluders, heatmap_dtype=heatmap_dtype,
-            targets_on_device=targets_on_device, target_form=target_form)
+            path, index, record, seed, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
+            num_points=num_points, limbs=limbs, augment=augment, cfg=cfg, backgrounds=backgrounds,
+            occluders=occluders, heatmap_dtype=heatmap_dtype, targets_on_device=targets_on_device,
+            target_form=target_form)
 
-    if cache:  # decode once (no augmentation: the counter is unused), then shuffle / repeat the cached examples
-        ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+    if cache:  # decode once (no augmentation), then shuffle / repeat the cached examples
+        ds = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=base, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if not cache:  # a running counter: per-example augmentation seeds that differ across epochs
-        ds = ds.enumerate().map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if not cache:
+        if augment:  # per-example augmentation seeds that differ across epochs
+            ds = _augment_seeds(ds, base)
+        ds = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
     if drop_remainder is None:
         drop_remainder = bool(shuffle)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -372,11 +251,10 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             ds = ds.enumerate().map(trim)
     else:
         files = schema.split_files(data_dir, split)
-        ds = read_records(files, shuffle_files=shuffle, seed=base, check_images=False,
-                          num_shards=num_shards, shard_index=shard_index)
+        ds = read_records(files, shuffle_files=shuffle, seed=base, num_shards=num_shards, shard_index=shard_index)
 
         def parse(f, i, r):
-            ex = schema.parse_example(r, decode_images=False)
+            ex = records.parse_record(f, i, r)
             g = ex["gender"]
             ok = tf.debugging.Assert(g < num_genders, [f, "record", i, ": gender index", g,
                                                        "needs a SMPL layer with genders", str(smpl_layer.genders)])
@@ -385,7 +263,14 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             return {"pose": ex["pose"], "betas": ex["betas"], "gender": g, "has_smpl": ex["has_smpl"]}
 
         ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-        ds = ds.filter(lambda d: d["has_smpl"] > 0).map(lambda d: {k: v for k, v in d.items() if k != "has_smpl"})
+
+        def has_smpl(d):
+            return d["has_smpl"] > 0
+
+        def drop_flag(d):
+            return {k: v for k, v in d.items() if k != "has_smpl"}
+
+        ds = ds.filter(has_smpl).map(drop_flag)
         if num_samples is not None:
             ds = ds.take(int(num_samples))
         if shuffle:
@@ -394,11 +279,10 @@ def points_dataset(data_dir, split, batch_size, *, smpl_layer, noise="uniform", 
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
-    ds = ds.enumerate()
+    ds = ds.map(lambda d: (d, _seed_draw(base + 1)))  # sequential: one noise seed per batch, in order
 
-    def smpl_fn(k, d):
+    def smpl_fn(d, seed):
         out = points_lib.smpl_points(smpl_layer, d["pose"], d["betas"], d["gender"], num_points)
-        seed = tf.stack([tf.constant(base + 1, tf.int64), tf.cast(k, tf.int64)])
         noisy = noise_lib.apply_noise(out["points"], noise, seed=seed, scale=noise_scale)
         return {"points": out["points"], "noisy": noisy, "rotmats": out["rotmats"], "betas": d["betas"],
                 "gender": tf.cast(d["gender"], tf.int32)}
@@ -412,5 +296,4 @@ def dataset_size(data_dir, split) -> int:
     return int(schema.read_manifest(data_dir)["splits"][split]["num_examples"])
 
 
-__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "check_record", "iter_file",
-           "RecordError", "jpeg_size", "png_size", "dataset_size"]
+__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "RecordError", "dataset_size"]

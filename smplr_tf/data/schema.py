@@ -45,10 +45,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from smplr_tf.body.skeleton import GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL  # noqa: F401  (owner: skeleton)
+from smplr_tf.cli import UserError
 
 SCHEMA_VERSION = 1
 IMAGE_SIZE = 256
 MANIFEST_NAME = "manifest.json"
+# Image files the tools read from folders (backgrounds, occluders), matched case-insensitively.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 # name -> (shape, numpy dtype); floats are stored as float32 lists, ints as int64.
 FLOAT_FIELDS = {
@@ -63,11 +66,12 @@ FLOAT_FIELDS = {
     "crop_box": (4,),
 }
 INT_FIELDS = ("gender", "frame", "camera", "has_3d", "has_smpl", "has_mask", "has_landmarks")
+HAS_FIELDS = ("has_3d", "has_smpl", "has_mask", "has_landmarks")  # 0 / 1 flags
 BYTES_FIELDS = ("image", "mask", "dataset", "subject", "sequence")
 ALL_FIELDS = tuple(FLOAT_FIELDS) + INT_FIELDS + BYTES_FIELDS
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A record or an example that does not follow the schema; the message names where."""
 
 
@@ -97,7 +101,14 @@ def encode_mask(mask: np.ndarray) -> bytes:
 
 
 def check_example(ex: dict, where: str = "example") -> None:
-    """Raise :class:`SchemaError` naming ``where`` and the field if ``ex`` is incomplete, misshapen or NaN."""
+    """Raise :class:`SchemaError` naming ``where`` and the field if ``ex`` breaks the schema.
+
+    ``ex``: one example as a dict (numpy arrays / scalars, images as encoded bytes). Checked: every field
+    present; float fields with the schema's shapes and finite; int fields scalar; gender 0 / 1 / 2; the
+    ``has_*`` flags 0 or 1; ``root_depth`` > 0 where ``has_3d``; image and mask non-empty bytes. The one
+    definition of a valid example: the writers (:func:`serialize_example`), the records validator
+    (:func:`validate_record`) and ``tfrecords_tools/inspect_records.py`` all go through it.
+    """
     missing = [k for k in ALL_FIELDS if k not in ex]
     if missing:
         raise SchemaError(f"{where}: missing field(s) {missing}")
@@ -112,9 +123,86 @@ def check_example(ex: dict, where: str = "example") -> None:
             raise SchemaError(f"{where}: field '{k}' must be a scalar")
     if int(ex["gender"]) not in (GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL):
         raise SchemaError(f"{where}: field 'gender' is {ex['gender']}, expected 0, 1 or 2")
+    for k in HAS_FIELDS:
+        if int(ex[k]) not in (0, 1):
+            raise SchemaError(f"{where}: field '{k}' is {ex[k]}, expected 0 or 1")
+    if int(ex["has_3d"]) and not float(ex["root_depth"]) > 0:
+        raise SchemaError(f"{where}: field 'root_depth' is {float(ex['root_depth'])}, expected > 0")
     for k in ("image", "mask"):
         if not isinstance(ex[k], (bytes, bytearray)) or len(ex[k]) == 0:
             raise SchemaError(f"{where}: field '{k}' must be non-empty encoded bytes")
+
+
+def example_from_record(record: bytes, where: str = "record") -> dict:
+    """A serialized tf.train.Example -> dict of numpy values with the schema's shapes (images still encoded).
+
+    Raises :class:`SchemaError` naming ``where`` when the bytes are not an Example, a field is missing, or a
+    field holds the wrong number of values. Does not check values: see :func:`check_example`.
+    """
+    import tensorflow as tf
+
+    try:
+        proto = tf.train.Example.FromString(bytes(record))
+    except Exception as e:  # noqa: BLE001  (protobuf's DecodeError)
+        raise SchemaError(f"{where}: corrupt record (not a tf.train.Example: {e})") from None
+    feats = proto.features.feature
+    missing = [k for k in ALL_FIELDS if k not in feats]
+    if missing:
+        raise SchemaError(f"{where}: missing field(s) {missing}")
+    ex = {}
+    for k, shape in FLOAT_FIELDS.items():
+        vals = feats[k].float_list.value
+        if len(vals) != _size(shape):
+            raise SchemaError(f"{where}: field '{k}' has {len(vals)} floats, expected {_size(shape)}")
+        ex[k] = np.asarray(vals, np.float32).reshape(shape)
+    for k in INT_FIELDS:
+        vals = feats[k].int64_list.value
+        if len(vals) != 1:
+            raise SchemaError(f"{where}: field '{k}' must hold one int64, holds {len(vals)}")
+        ex[k] = np.int64(vals[0])
+    for k in BYTES_FIELDS:
+        vals = feats[k].bytes_list.value
+        if len(vals) != 1:
+            raise SchemaError(f"{where}: field '{k}' must hold one bytes value, holds {len(vals)}")
+        ex[k] = bytes(vals[0])
+    return ex
+
+
+def decode_images(ex: dict, where: str = "example") -> dict:
+    """``ex`` with ``image`` decoded to (256, 256, 3) uint8 RGB and ``mask`` to (256, 256) uint8 0/255.
+
+    Raises :class:`SchemaError` naming ``where`` if the image is not a JPEG, the mask not a PNG, or either is
+    not 256 x 256."""
+    import tensorflow as tf
+
+    out = dict(ex)
+    for key, decode, fmt, magic, channels in (("image", tf.io.decode_jpeg, "JPEG", b"\xff\xd8", 3),
+                                              ("mask", tf.io.decode_png, "PNG", b"\x89PNG\r\n\x1a\n", 1)):
+        if not bytes(ex[key][:len(magic)]) == magic:  # (TF's decoders read any format: check the signature)
+            raise SchemaError(f"{where}: field '{key}' is not a {fmt}")
+        try:
+            arr = decode(tf.constant(ex[key]), channels=channels).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            msg = str(getattr(e, "message", e)).strip().splitlines()[0]
+            raise SchemaError(f"{where}: field '{key}' is not a {fmt} ({msg})") from None
+        if arr.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise SchemaError(f"{where}: field '{key}' is {arr.shape[1]}x{arr.shape[0]}, "
+                              f"expected {IMAGE_SIZE}x{IMAGE_SIZE}")
+        out[key] = arr if channels == 3 else arr[..., 0]
+    return out
+
+
+def validate_record(record: bytes, where: str = "record", images: bool = True) -> dict:
+    """Validate one serialized record against the schema: the full check.
+
+    record: the bytes of one tf.train.Example. Returns the example as a dict of numpy values (``image`` (256,
+    256, 3) uint8 and ``mask`` (256, 256) uint8 decoded when ``images``, else their encoded bytes). Raises
+    :class:`SchemaError` whose message starts with ``where``, e.g. ``"<file> record 17: field 'betas' holds NaN
+    or inf"``.
+    """
+    ex = example_from_record(record, where)
+    check_example(ex, where)
+    return decode_images(ex, where) if images else ex
 
 
 def serialize_example(ex: dict, where: str = "example") -> bytes:
@@ -177,6 +265,14 @@ def parse_example(serialized, decode_images: bool = True) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ files
+def list_images(folder: str) -> list[str]:
+    """Sorted paths of the IMAGE_EXTENSIONS files under ``folder`` (recursive); may be empty."""
+    out = []
+    for root, _, files in os.walk(folder):
+        out += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(out)
+
+
 def shard_name(split: str, index: int, num_shards: int) -> str:
     return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
 

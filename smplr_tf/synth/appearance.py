@@ -12,10 +12,10 @@ weight (``argmax``), and each face to the part of its first vertex. Joint -> clo
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
+
+from smplr_tf.data import schema
 
 # Regions of a face.
 SKIN, HEAD, TOP, SLEEVE, BOTTOM, LEG, SHOES, HAIR = range(8)
@@ -32,7 +32,6 @@ _JOINT_REGION = {
 _SKIN_TONES = np.array([[255, 224, 196], [241, 194, 150], [224, 172, 120], [198, 134, 86], [141, 85, 46],
                         [92, 58, 36]], np.float32)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def face_regions(weights: np.ndarray, faces: np.ndarray, v_template: np.ndarray) -> np.ndarray:
@@ -153,12 +152,10 @@ def procedural_background(rng: np.random.Generator, size=(240, 320), clutter: fl
 
 def list_images(folder: str) -> list[str]:
     """Sorted image paths under ``folder`` (recursive); a clear error if there are none."""
-    out = []
-    for root, _, files in os.walk(folder):
-        out += [os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    out = schema.list_images(folder)
     if not out:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{folder}'")
-    return sorted(out)
+        raise FileNotFoundError(f"no images ({', '.join(schema.IMAGE_EXTENSIONS)}) found under '{folder}'")
+    return out
 
 
 def image_background(rng: np.random.Generator, paths: list[str], size=(240, 320)) -> np.ndarray:
