@@ -31,8 +31,6 @@ def tiny_pipeline(tmp_path_factory):
 
 
 def test_savedmodel_roundtrip(tmp_path, tiny_pipeline):
-    from smplr_tf.evaluate import standardize_image
-
     pipe, size = tiny_pipeline
     out_dir = str(tmp_path / "saved")
     export.export_pipeline(pipe, size, out_dir)
@@ -40,10 +38,9 @@ def test_savedmodel_roundtrip(tmp_path, tiny_pipeline):
     serve = export.load_exported(out_dir)
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    images = rng.uniform(size=(2, size, size, 3)).astype(np.float32)  # [0, 1], as every network takes
     got = serve(image=tf.constant(images))
-    x = np.concatenate([standardize_image(im, size) for im in images])
-    ref = pipe(x, training=False)
+    ref = pipe(images, training=False)
     root = ref["joints"].numpy()[:, :1]
     np.testing.assert_allclose(got["joints"].numpy(), ref["joints"].numpy() - root, atol=1e-5)
     np.testing.assert_allclose(got["vertices"].numpy(), ref["vertices"].numpy() - root, atol=1e-5)
@@ -63,8 +60,8 @@ def test_tflite_export_matches_savedmodel(tmp_path, tiny_pipeline):
     export.export_pipeline(pipe, size, saved)
     path = export.export_tflite(pipe, size, os.path.join(saved, export.TFLITE_NAME), batch=2)
     run = tflite.Runner(path)
-    assert run.input_specs == {"image": ((2, size, size, 3), np.dtype("uint8"))}
-    images = np.random.default_rng(5).integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    assert run.input_specs == {"image": ((2, size, size, 3), np.dtype("float32"))}
+    images = np.random.default_rng(5).uniform(size=(2, size, size, 3)).astype(np.float32)
     got = run(image=images)
     ref = export.load_exported(saved)(image=tf.constant(images))
     assert sorted(got) == sorted(ref)

@@ -298,6 +298,9 @@ def test_run_dir_round_trip_and_resume_guard(tmp_path):
     trained.load_weights(os.path.join(a, "final.weights.h5"))
     np.testing.assert_allclose(net(x, training=False), trained(x, training=False), atol=1e-6)
     assert json.load(open(os.path.join(a, "run.json")))["final"]["val_mpjpe_mm"] > 0
+    # training wrote what rebuilds the network beside its weights
+    doc = json.load(open(os.path.join(a, runs.NETWORK_FILE)))
+    assert doc["stage"] == "dae" and doc["config"] == net.get_config() and doc["config"]["hidden"] == 32
 
     # --init_from: the new run starts from a's weights (lr 0: nothing moves, the BN statistics aside)
     b = str(tmp_path / "b")
@@ -321,3 +324,4 @@ def test_run_dir_round_trip_and_resume_guard(tmp_path):
         train.train(_cfg(run_dir=a, **kw))
     assert runs.prepare_run_dir(a, _cfg(run_dir=a, overwrite=True, **kw)) == "new"
     assert not os.path.exists(os.path.join(a, "final.weights.h5"))
+    assert not os.path.exists(os.path.join(a, runs.NETWORK_FILE))

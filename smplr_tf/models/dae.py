@@ -1,4 +1,4 @@
-"""Denoising autoencoder on the 41 (or P) points (paper Sec. 3.3; sizes from DESIGN.md).
+"""Denoising autoencoder on the 41 (or P) points (paper Sec. 3.3; sizes from the authors' code).
 
 input (B, P, 3) -> flatten (3P) -> dropout(1 - keep_prob) -> 1024 (e1) -> 1024 (e2) -> 512 -> dropout
 -> 1024, + e2 -> 1024, + e1 -> 3P linear -> + input (residual: the network predicts the correction).
@@ -15,6 +15,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from smplr_tf.models.network import Network
+
 INIT = "glorot_uniform"
 
 
@@ -26,7 +28,9 @@ def _hidden(x, units, name):
 
 def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, keep_prob: float = 0.8,
               name: str = "dae") -> keras.Model:
-    """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring."""
+    """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring.
+
+    Returns a :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments."""
     x = keras.Input((num_points, 3), name="points")
     # Input, residual and output stay float32 under a mixed-precision policy: the points (about 1 m) would lose
     # ~4 mm to bfloat16's 8-bit mantissa, while the correction (tens of mm once trained) loses ~0.1 mm.
@@ -42,7 +46,6 @@ def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, k
     delta = layers.Dense(num_points * 3, kernel_initializer=INIT, name="correction")(d)
     out = layers.Add(name="residual", dtype="float32")([flat, delta])
     out = layers.Reshape((num_points, 3), name="denoised", dtype="float32")(out)
-    model = keras.Model(x, out, name=name)
-    model.smplr_config = dict(kind="dae", num_points=num_points, hidden=hidden, bottleneck=bottleneck,
-                              keep_prob=keep_prob)
-    return model
+    config = dict(kind="dae", num_points=num_points, hidden=hidden, bottleneck=bottleneck, keep_prob=keep_prob,
+                  name=name)
+    return Network(config, x, out, name=name)

@@ -30,7 +30,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from smplr_tf.models.layers import ChannelAffine
+from smplr_tf.models.layers import ChannelAffine, Standardize
+from smplr_tf.models.network import Network
 from smplr_tf.models.softargmax import SoftArgmax
 
 INIT = "glorot_uniform"  # Xavier (paper Sec. 4.1)
@@ -102,7 +103,9 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
                     name: str = "hourglass", inference: bool = False, readout_2d: str = "peak") -> keras.Model:
     """Build the stacked hourglass.
 
-    Input: image (B, input_size, input_size, 3) float32 (standardised). Output dict, see module docstring.
+    Input: image (B, input_size, input_size, 3) float32 RGB in [0, 1], standardised per image by the first
+    layer (:class:`~smplr_tf.models.layers.Standardize`). Output dict, see module docstring. Returns a
+    :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments.
     ``depth_bins=0`` builds the 2D model. ``inference=True`` builds the batch-norm-free inference graph with
     only the last stack's head (see :func:`smplr_tf.models.inference.hourglass_inference_model`, which fills
     its weights from a trained model); call it only through that function. ``readout_2d``: how the 2D
@@ -116,7 +119,8 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     head_channels = channels * depth_bins if depth_bins else channels
 
     image = keras.Input((input_size, input_size, 3), name="image")
-    x = b.conv_bn_relu(image, max(features // 4, 1), 7, "stem1", stride=2)
+    x = Standardize(name="standardize")(image)
+    x = b.conv_bn_relu(x, max(features // 4, 1), 7, "stem1", stride=2)
     x = b.residual(x, max(features // 2, 1), "stem_res1")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     x = b.residual(x, max(features // 2, 1), "stem_res2")
@@ -148,12 +152,10 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
 
     mode = "softmax" if depth_bins else readout_2d
     points = SoftArgmax(num_points=num_points, mode=mode, name="points")(heatmaps[-1])
-    model = keras.Model(image, {"heatmaps": heatmaps, "points": points}, name=name)
-    model.smplr_config = dict(kind="hourglass", num_stacks=num_stacks, features=features,
-                              input_size=input_size, num_points=num_points, depth_bins=depth_bins,
-                              num_limbs=num_limbs, downsamplings=downsamplings, dropout=dropout, name=name,
-                              readout_2d=readout_2d)
-    return model
+    config = dict(kind="hourglass", num_stacks=num_stacks, features=features, input_size=input_size,
+                  num_points=num_points, depth_bins=depth_bins, num_limbs=num_limbs, downsamplings=downsamplings,
+                  dropout=dropout, name=name, readout_2d=readout_2d, inference=inference)
+    return Network(config, image, {"heatmaps": heatmaps, "points": points}, name=name)
 
 
 def hourglass_flops(num_stacks=5, features=256, input_size=256, num_points=41, depth_bins=16, num_limbs=0,
