@@ -1,6 +1,5 @@
 """export: a tiny pipeline saved as a SavedModel, reloaded without Keras objects, gives the same outputs."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -8,11 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from fixtures.pipeline import make_pipeline_runs  # noqa: E402
 from smplr_tf import export, infer  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_ti", os.path.join(os.path.dirname(__file__), "test_infer.py"))
-_ti = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ti)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +21,7 @@ def tiny_pipeline(tmp_path_factory):
     smpl_dir.mkdir()
     write_random_model(str(smpl_dir / "female.npz"), num_vertices=200, seed=0, gender="female")
     write_random_model(str(smpl_dir / "male.npz"), num_vertices=200, seed=1, gender="male")
-    r = _ti.make_pipeline_runs(str(tmp / "runs"), str(smpl_dir))
+    r = make_pipeline_runs(str(tmp / "runs"), str(smpl_dir))
     pipe, size, _ = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
     return pipe, size
 
