@@ -138,6 +138,13 @@ def test_pipeline_round_trips_through_get_config(tmp_path, smpl_dir):
         np.testing.assert_allclose(a, b, atol=1e-6)
     # only the hourglass trains in the pipeline
     assert not copy.dae.trainable_weights and not copy.psi.trainable_weights and copy.hourglass.trainable_weights
+    # its inference form (each part folded, the hourglass's heads merged) computes the same
+    from smplr_tf.models.inference import inference_model
+
+    fast = inference_model(pipe)
+    ref, got = pipe(IMAGES, training=False), fast(IMAGES, training=False)
+    for k in ("points", "dae_points", "betas", "rotmats", "vertices"):
+        np.testing.assert_allclose(np.asarray(got[k]), np.asarray(ref[k]), atol=1e-4, err_msg=k)
 
 
 def test_e2e_run_reloads_with_and_without_network_json(tmp_path, smpl_dir):
