@@ -214,3 +214,19 @@ def test_image_networks_standardise_their_input():
         a, b = _flat(net(IMAGES, training=False)), _flat(net(IMAGES * 3.0 + 0.5, training=False))
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, atol=1e-4)
+
+
+def test_keras_files_rebuild_through_the_builder(tmp_path):
+    """model.save / keras.models.load_model work for our networks (the Lambda layers of Psi's outputs need no
+    unsafe deserialisation: the builder makes them again); template weights come back."""
+    import keras
+
+    from smplr_tf.models.smplr import build_psi_net
+
+    net = build_psi_net(trunk=(8,), head_a=(4, 4), head_b=(4,), template_lengths=np.linspace(0.1, 0.5, 41))
+    path = str(tmp_path / "psi.keras")
+    net.save(path)
+    back = keras.models.load_model(path)
+    assert back.get_config() == net.get_config()
+    for a, b in zip(_flat(back(POINTS, training=False)), _flat(net(POINTS, training=False))):
+        np.testing.assert_array_equal(a, b)
