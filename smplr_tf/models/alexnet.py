@@ -31,6 +31,8 @@ def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.
     ``width`` scales every conv's channel count (tests use tiny widths); ``fc_units`` the two FC layers.
     Any input_size >= 11 works (e.g. 64 for quick runs; the last pools then pad).
     """
+    config = dict(kind="alexnet", **locals())  # every argument: what rebuilds this network
+
     def ch(c):
         return max(int(round(c * width)), 1)
 
@@ -54,6 +56,4 @@ def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
     x = layers.Dense(num_points * 3, kernel_initializer=INIT, name="fc8")(x)
     out = layers.Reshape((num_points, 3), name="joints")(x)
-    config = dict(kind="alexnet", input_size=input_size, num_points=num_points, width=width, fc_units=fc_units,
-                  dropout=dropout, batch_norm=batch_norm, name=name)
     return Network(config, image, out, name=name)

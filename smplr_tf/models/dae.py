@@ -31,6 +31,7 @@ def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, k
     """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring.
 
     Returns a :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments."""
+    config = dict(kind="dae", **locals())  # every argument: what rebuilds this network
     x = keras.Input((num_points, 3), name="points")
     # Input, residual and output stay float32 under a mixed-precision policy: the points (about 1 m) would lose
     # ~4 mm to bfloat16's 8-bit mantissa, while the correction (tens of mm once trained) loses ~0.1 mm.
@@ -46,6 +47,4 @@ def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, k
     delta = layers.Dense(num_points * 3, kernel_initializer=INIT, name="correction")(d)
     out = layers.Add(name="residual", dtype="float32")([flat, delta])
     out = layers.Reshape((num_points, 3), name="denoised", dtype="float32")(out)
-    config = dict(kind="dae", num_points=num_points, hidden=hidden, bottleneck=bottleneck, keep_prob=keep_prob,
-                  name=name)
     return Network(config, x, out, name=name)

@@ -113,6 +113,7 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     for heatmaps regressed with MSE, where a softmax is nearly uniform) or "softmax" (soft-argmax, for 2D
     heatmaps trained with softmax cross-entropy).
     """
+    config = dict(kind="hourglass", **locals())  # every argument: what rebuilds this network
     s = _check_sizes(input_size, downsamplings)
     b = _Builder(inference)
     channels = num_points + num_limbs
@@ -152,9 +153,6 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
 
     mode = "softmax" if depth_bins else readout_2d
     points = SoftArgmax(num_points=num_points, mode=mode, name="points")(heatmaps[-1])
-    config = dict(kind="hourglass", num_stacks=num_stacks, features=features, input_size=input_size,
-                  num_points=num_points, depth_bins=depth_bins, num_limbs=num_limbs, downsamplings=downsamplings,
-                  dropout=dropout, name=name, readout_2d=readout_2d, inference=inference)
     return Network(config, image, {"heatmaps": heatmaps, "points": points}, name=name)
 
 
