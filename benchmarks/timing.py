@@ -6,15 +6,18 @@
     python benchmarks/timing.py --modules=dae,smplr --xla
 
 Modules (41 points): 2D SHN (5 stacks, 2D heads), Vol. SHN (5 stacks, 16 depth bins), DAE, SMPLR (Psi + Omega
-+ SMPL). Phases: ``train`` = one optimiser step (forward, loss, backward, Adam update) at the paper's batch
-(6, 6, 256, 256); ``test`` = one forward pass of the inference form of the model (batch norms folded, the
-hourglass's intermediate heads merged: ``smplr_tf.models.inference.inference_model``) at the paper's batch and
-at batch 1. Each row: warm-up steps excluded (the first call traces and compiles), then ``--repeats`` timed
++ SMPL). Every network is built as training builds it: the stage's ``build_network`` from the training flags
+(``smplr_tf.stages``; the builders of ``smplr_tf.models``). Phases: ``train`` = one optimiser step as
+``train.py`` runs it: ``StageTrainer.train_step`` with the stage's own ``loss_fn`` (forward, loss, backward,
+Adam update) at the paper's batch (6, 6, 256, 256; SMPLR = one step of Psi (smplr_shape) plus one of Omega
+(smplr_pose)); ``test`` = one forward pass of the inference form of the model (batch norms folded, the
+hourglass's intermediate heads merged: ``smplr_tf.models.inference.inference_model``; SMPLR: Psi and Omega
+then SMPL, ``smplr_tf.models.pipeline.smpl_from_points``) at the paper's batch and at batch 1. Each row: warm-up steps excluded (the first call traces and compiles), then ``--repeats`` timed
 steps; median, min, max, and the inter-quartile range. Every module runs in its own subprocess so that its
 peak resident memory (``ru_maxrss``) is its own; ``mem_peak_mb`` is that peak and ``mem_delta_mb`` the peak
 minus the process's resident memory after importing TensorFlow (before building the model).
 
-FLOPs per step are counted from the traced TF graph (``tf.profiler`` float-operation count over the
+FLOPs per step are counted from the traced TF graph (``tf.compat.v1.profiler`` float-operation count over the
 concrete function: every MatMul / Conv2D / their gradients / element-wise op with a registered cost), and
 ``GFLOP/s`` = FLOPs / median time. The machine's peak is measured by the same script: the best of several
 float32 square matrix products (1024, 2048, 3072), run with all threads.
@@ -97,11 +100,11 @@ def measure_peak(sizes=(1024, 2048, 3072), repeats: int = 8) -> dict:
 def graph_flops(concrete_fn) -> float | None:
     """Float operations of one call of a traced tf.function (tf.profiler's registered op costs)."""
     try:
-        from tensorflow.python.profiler import model_analyzer, option_builder
+        import tensorflow as tf
 
-        opts = option_builder.ProfileOptionBuilder.float_operation()
+        opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"
-        prof = model_analyzer.profile(concrete_fn.graph, options=opts)
+        prof = tf.compat.v1.profiler.profile(concrete_fn.graph, options=opts)
         return float(prof.total_float_ops)
     except Exception:  # noqa: BLE001 - reported as unknown
         return None
@@ -109,113 +112,141 @@ def graph_flops(concrete_fn) -> float | None:
 
 # ------------------------------------------------------------------------------------------------ models
 
-def _hourglass_cfg(small: bool, depth_bins: int) -> dict:
-    if small:
-        return dict(num_stacks=2, features=32, input_size=64, num_points=41, depth_bins=min(depth_bins, 4),
-                    downsamplings=2)
-    return dict(num_stacks=5, features=256, input_size=256, num_points=41, depth_bins=depth_bins)
+# Sizes of the networks (training flags); everything else is the flags' defaults, as train.py would run.
+FULL_FLAGS = {"shn": dict(hg_stacks=5, hg_features=256, input_size=256, heatmap_size=64, depth_bins=16),
+              "dae": dict(dae_hidden=1024, dae_bottleneck=512), "smplr": {}}
+SMALL_FLAGS = {"shn": dict(hg_stacks=2, hg_features=32, input_size=64, heatmap_size=16, depth_bins=4,
+                           hg_downsamplings=2),
+               "dae": dict(dae_hidden=128, dae_bottleneck=64), "smplr": dict(smplr_trunk=["64", "64"], smplr_head=32)}
 
 
-def _volume_ce(logits, target):
-    """Softmax cross-entropy over each point's whole volume (or plane): logits/target (B, ..., C)."""
-    import tensorflow as tf
+def _stage(stage_name: str, small: bool, smpl_dir: str = ""):
+    """The training stage ``stage_name`` with the benchmark's sizes (see FULL_FLAGS / SMALL_FLAGS)."""
+    from smplr_tf import runs
+    from smplr_tf.stages import get_stage
 
-    c = logits.shape[-1]
-    lg = tf.reshape(tf.transpose(tf.reshape(logits, [tf.shape(logits)[0], -1, c]), [0, 2, 1]), [-1, tf.reduce_prod(logits.shape[1:-1])])
-    tg = tf.reshape(tf.transpose(tf.reshape(target, [tf.shape(target)[0], -1, c]), [0, 2, 1]), [-1, tf.reduce_prod(target.shape[1:-1])])
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(tg, lg))
+    family = {"shn": "shn", "shn2d": "shn", "dae": "dae", "smplr_shape": "smplr", "smplr_pose": "smplr"}[stage_name]
+    sizes = (SMALL_FLAGS if small else FULL_FLAGS)[family]
+    cfg = runs.flag_values(stage=stage_name, num_points="41", smpl_dir=smpl_dir, **sizes)
+    return get_stage(stage_name)(cfg)
+
+
+def _trainer(stage, net, x):
+    """The StageTrainer train.py wraps ``net`` in (the stage's loss_fn), compiled with Adam and built."""
+    import keras
+
+    from smplr_tf.stages.base import StageTrainer
+
+    trainer = StageTrainer(net, stage.loss_fn, stage.metric_fn, stage.loss_names(), stage.metric_names())
+    trainer(x, training=False)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-4))
+    trainer.optimizer.build(trainer.trainable_variables)
+    return trainer
 
 
 def build_module(name: str, small: bool):
-    """-> dict(model, infer_model, make_inputs(batch) -> tuple, forward(model, *inputs), loss(outputs, inputs))."""
+    """-> dict(params, infer, make_inputs(batch) -> tuple, forward(infer, *inputs), make_train(batch) ->
+    (step(*args), args), config, bf16() -> a bfloat16 inference form)."""
+    import keras
     import tensorflow as tf
 
-    rng = np.random.default_rng(0)
-    if name in ("shn", "shn2d"):
-        from smplr_tf.models.hourglass import build_hourglass
-        from smplr_tf.models.inference import inference_model, randomize_batch_norms
+    from smplr_tf.models import registry
+    from smplr_tf.models.inference import fold_batch_norm, inference_model, randomize_batch_norms
 
-        cfg = _hourglass_cfg(small, 0 if name == "shn2d" else 16)
-        model = build_hourglass(**cfg)
+    rng = np.random.default_rng(0)
+
+    def bf16_copy(net):
+        """The network rebuilt from its config under the mixed_bfloat16 policy, with the same weights."""
+        old = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            copy = registry.build_network(net.get_config())
+            copy.set_weights(net.get_weights())
+            return inference_model(copy)
+        finally:
+            keras.mixed_precision.set_global_policy(old)
+
+    if name in ("shn", "shn2d"):
+        stage = _stage(name, small)
+        model = stage.build_network()
         randomize_batch_norms(model)
-        s = cfg["input_size"]
-        hm = s // 4
-        tshape = (hm, hm, cfg["depth_bins"], 41) if cfg["depth_bins"] else (hm, hm, 41)
+        cfg = model.get_config()
+        s, hm, d, c = cfg["input_size"], cfg["input_size"] // 4, cfg["depth_bins"], cfg["num_points"]
+        tshape = (hm, hm, d, c) if d else (hm, hm, c)
 
         def make_inputs(batch):
-            x = tf.constant(rng.normal(size=(batch, s, s, 3)), tf.float32)
+            return (tf.constant(rng.uniform(size=(batch, s, s, 3)), tf.float32),)
+
+        def make_train(batch):
+            x = make_inputs(batch)[0]
             t = tf.nn.softmax(tf.constant(rng.normal(size=(batch,) + tshape), tf.float32), axis=-2)
-            return x, t
+            y = {"heatmaps": t, "points": tf.constant(rng.normal(scale=0.3, size=(batch, c, 3)), tf.float32)}
+            return _trainer(stage, model, x).train_step, ((x, y),)
 
-        def forward(m, x, t):
-            return m(x, training=False)["points"]
-
-        def loss(m, x, t):
-            out = m(x, training=True)
-            return tf.add_n([_volume_ce(h, t) for h in out["heatmaps"]])
-
-        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
-                    loss=loss, config=cfg)
+        return dict(params=_n_params(model), infer=inference_model(model), make_inputs=make_inputs,
+                    forward=lambda m, x: m(x, training=False)["points"], make_train=make_train, config=cfg,
+                    bf16=lambda: bf16_copy(model))
 
     if name == "dae":
-        from smplr_tf.models.dae import build_dae
-        from smplr_tf.models.inference import inference_model, randomize_batch_norms
-
-        cfg = dict(num_points=41, hidden=128 if small else 1024, bottleneck=64 if small else 512)
-        model = build_dae(**cfg)
+        stage = _stage("dae", small)
+        model = stage.build_network()
         randomize_batch_norms(model)
 
         def make_inputs(batch):
             y = tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32)
-            return y + 0.02, y
+            return (y + 0.02,)
 
-        def forward(m, x, y):
-            return m(x, training=False)
+        def make_train(batch):
+            y = tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32)
+            return _trainer(stage, model, y).train_step, ((y + 0.02, {"points": y}),)
 
-        def loss(m, x, y):
-            return tf.reduce_mean(tf.abs(m(x, training=True) - y))
-
-        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
-                    loss=loss, config=cfg)
+        return dict(params=_n_params(model), infer=inference_model(model), make_inputs=make_inputs,
+                    forward=lambda m, x: m(x, training=False), make_train=make_train, config=model.get_config(),
+                    bf16=lambda: bf16_copy(model))
 
     if name == "smplr":
-        from smplr_tf.body.smpl import SMPL
-        from smplr_tf.models import smplr as smplr_mod
-        from smplr_tf.models.inference import inference_model, randomize_batch_norms
+        from smplr_tf.models.pipeline import smpl_from_points
 
-        smpl, body = _smpl_layer()
-        sizes = dict(trunk=(64, 64), head_a=(32, 32), head_b=(32,)) if small else {}
-        cfg = dict(body_model=body, **{k: list(v) for k, v in sizes.items()})
-        model = smplr_mod.SMPLR(smpl_layer=smpl, **sizes)
-        model(tf.zeros([1, 41, 3]))  # build
-        randomize_batch_norms(model)
+        smpl_dir, body = _smpl_dir()
+        psi_stage, omega_stage = _stage("smplr_shape", small, smpl_dir), _stage("smplr_pose", small, smpl_dir)
+        psi, omega = psi_stage.build_network(), omega_stage.build_network()
+        smpl = psi_stage.smpl
+        for net in (psi, omega):
+            randomize_batch_norms(net)
 
         def make_inputs(batch):
-            pts = tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32)
-            rot = tf.eye(3, batch_shape=[batch, 24])
-            betas = tf.constant(rng.normal(size=(batch, 10)), tf.float32)
-            return pts, rot, betas
+            return (tf.constant(rng.normal(scale=0.3, size=(batch, 41, 3)), tf.float32),)
 
-        def forward(m, pts, rot, betas):
-            return m(pts, training=False)["vertices"]
+        def make_train(batch):
+            pts = make_inputs(batch)[0]
+            y = {"points": pts, "rotmats": tf.eye(3, batch_shape=[batch, 24]),
+                 "betas": tf.constant(rng.normal(size=(batch, 10)), tf.float32),
+                 "gender": tf.constant(rng.integers(0, 2, batch), tf.int32)}
+            tp, to = _trainer(psi_stage, psi, pts), _trainer(omega_stage, omega, pts)
+            return (lambda data: (tp.train_step(data), to.train_step(data))), ((pts, y),)
 
-        def loss(m, pts, rot, betas):
-            out = m(pts, training=True)
-            return (tf.reduce_mean(tf.abs(out["rotmats"] - rot)) + tf.reduce_mean(tf.abs(out["betas"] - betas))
-                    + tf.reduce_mean(tf.abs(out["points"] - pts)))
+        def forward(m, pts):
+            return smpl_from_points(m[0], m[1], smpl, pts)["vertices"]
 
-        return dict(model=model, infer=inference_model(model), make_inputs=make_inputs, forward=forward,
-                    loss=loss, config=cfg, sizes=sizes)
+        return dict(params=_n_params(psi) + _n_params(omega),
+                    infer=(fold_batch_norm(psi), fold_batch_norm(omega)), make_inputs=make_inputs, forward=forward,
+                    make_train=make_train, config=dict(body_model=body, psi=psi.get_config(), omega=omega.get_config()),
+                    bf16=lambda: (bf16_copy(psi), bf16_copy(omega)))  # SMPL itself always computes in float32
     raise ValueError(f"unknown module {name!r}; choose from {MODULES}")
 
 
-def _smpl_layer():
-    """The package's free body model; if it is not installed, a random model of SMPL's exact dimensions
-    (6890 vertices, same cost). Returns (layer, description)."""
+def _n_params(model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.weights))
+
+
+def _smpl_dir():
+    """("" = the package's free body model, its description); if the free model is not installed, a directory
+    with a random model of SMPL's exact dimensions (6890 vertices, same cost)."""
     from smplr_tf.body.smpl import SMPL
 
     try:
-        return SMPL(), "free body model"
+        SMPL()
+        return "", "free body model"
     except FileNotFoundError:
         import tempfile
 
@@ -224,7 +255,7 @@ def _smpl_layer():
         d = tempfile.mkdtemp(prefix="timing_smpl_")
         for i, g in enumerate(("female", "male")):
             write_random_model(os.path.join(d, f"{g}.npz"), seed=i, gender=g)
-        return SMPL(smpl_dir=d), "random model, SMPL dimensions (free model not installed)"
+        return d, "random model, SMPL dimensions (free model not installed)"
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -281,37 +312,6 @@ def _sync(out):
     return out
 
 
-def _bf16_inference_model(name, mod):
-    """The inference form of the module's model built under the mixed_bfloat16 policy (bf16 compute, float32
-    weights); oneDNN runs convolutions / matmuls with AVX512-BF16 where the CPU has it. Approximate: the row
-    reports its deviation from float32."""
-    import keras
-
-    from smplr_tf.models.inference import inference_model
-
-    old = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = mod["model"]
-        if name == "dae":  # fold_batch_norm clones layer configs (their float32 policy): rebuild first
-            from smplr_tf.models.dae import build_dae
-
-            copy = build_dae(**mod["config"])
-            copy.set_weights(model.get_weights())
-            model = copy
-        if name == "smplr":  # bf16 Psi and Omega; the SMPL layer always computes in float32
-            from smplr_tf.models.inference import fold_batch_norm
-            from smplr_tf.models.smplr import build_psi, build_omega
-
-            psi, omega = build_psi(**mod["sizes"]), build_omega(**mod["sizes"])
-            psi.set_weights(model.psi.get_weights())
-            omega.set_weights(model.omega.get_weights())
-            return model.with_encoders(fold_batch_norm(psi), fold_batch_norm(omega))
-        return inference_model(model)
-    finally:
-        keras.mixed_precision.set_global_policy(old)
-
-
 def _tflite_variant(mod, inputs):
     """The inference form of the module converted to TFLite (float32, XNNPACK) at these inputs' fixed shapes:
     (callable taking the NumPy inputs, the NumPy inputs)."""
@@ -339,7 +339,6 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     (``exact_dev_mm``). Every module also gets a "bf16" row (approximate: its largest point deviation from
     float32, mm, is reported).
     """
-    import keras
     import tensorflow as tf
 
     base_rss = _rss_mb()
@@ -349,22 +348,12 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     # Inference forms are made before the training steps change the weights, so that all variants agree.
     bf16 = None
     if "test" in phases and not no_bf16:
-        bf16 = _bf16_inference_model(name, mod)
+        bf16 = mod["bf16"]()
     if "train" in phases:
-        model = mod["model"]
-        opt = keras.optimizers.Adam(1e-4)
-        inputs = mod["make_inputs"](batch)
-
-        def step(*a):
-            with tf.GradientTape() as tape:
-                loss = mod["loss"](model, *a)
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
-
+        step, args = mod["make_train"](batch)
         fn = tf.function(step, jit_compile=xla)
-        flops = graph_flops(fn.get_concrete_function(*inputs))
-        r = time_steps(fn, inputs, warmup, repeats, budget_s)
+        flops = graph_flops(fn.get_concrete_function(*args))
+        r = time_steps(fn, args, warmup, repeats, budget_s)
         rows.append(dict(phase="train", batch=batch, flops=flops, **r))
     if "test" in phases:
         cands = {"graph": (mod["infer"], False), "xla": (mod["infer"], True)}
@@ -407,7 +396,7 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     peak = _peak_rss_mb()
     return {"module": name, "label": LABELS[name], "rows": rows, "mem_peak_mb": peak,
             "mem_delta_mb": peak - base_rss, "config": {k: v for k, v in mod.get("config", {}).items()},
-            "params": int(sum(np.prod(v.shape) for v in mod["model"].weights))}
+            "params": mod["params"]}
 
 
 def _rss_mb() -> float:

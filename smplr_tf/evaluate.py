@@ -33,6 +33,7 @@ from absl import flags
 
 from smplr_tf import metrics, runs
 from smplr_tf.body import skeleton
+from smplr_tf.models.registry import input_size_of
 
 FLAGS = flags.FLAGS
 IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
@@ -43,29 +44,13 @@ class EvalError(ValueError):
     """An evaluation that cannot run as asked; the message says what is missing."""
 
 
-# ------------------------------------------------------------------------------------------------ runs
-
-def image_input_size(model, fl: dict) -> int:
-    """Image side a network takes: from its hourglass (e2e / pipeline models take it from their component
-    runs, not from their own flags) or its input layer, else the run's --input_size."""
-    hg = getattr(model, "hourglass", None)
-    for m in (hg, model):
-        try:
-            shape = m.input_shape
-            if isinstance(shape, (list, tuple)) and len(shape) == 4 and shape[1]:
-                return int(shape[1])
-        except (AttributeError, ValueError, TypeError):
-            continue
-    return int(fl.get("input_size", 256))
-
-
 # ------------------------------------------------------------------------------------------------ data
 
 def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 256, with_images: bool = True,
                  max_examples: int = 0, require_smpl: bool = False, require_3d: bool = True):
     """Records -> batches of dicts (numpy-able tensors), in record order, no augmentation.
 
-    Keys: ``image`` (B,S,S,3) standardised as in training (only with_images), ``points`` (B,41,3) root-relative
+    Keys: ``image`` (B,S,S,3) float32 RGB in [0, 1] as the networks take it (only with_images), ``points`` (B,41,3) root-relative
     metres, ``pose`` (B,72), ``betas`` (B,10), ``gender`` (B,), ``root`` (B,3) camera-frame pelvis,
     ``intrinsics`` (B,3,3), ``mask`` (B,256,256) bool, ``has_smpl``, ``has_mask``, ``has_landmarks``, ``has_3d``
     (B,). require_3d: keep only records with true 3D (has_3d); pipelines keep all (UP-3D has SMPL fits and
@@ -96,7 +81,7 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
             image = tf.cast(image, tf.float32) * (1.0 / 255.0)
             if input_size != schema.IMAGE_SIZE:
                 image = tf.image.resize(image[None], (input_size, input_size), antialias=True)[0]
-            out["image"] = tf.image.per_image_standardization(image)
+            out["image"] = image
         return out
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -107,16 +92,6 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
     if max_examples:
         ds = ds.take(int(max_examples))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def standardize_image(rgb_uint8: np.ndarray, input_size: int = 256) -> np.ndarray:
-    """(H, W, 3) uint8 RGB crop -> (1, S, S, 3) float32 standardised exactly as the training pipeline."""
-    import tensorflow as tf
-
-    image = tf.cast(tf.convert_to_tensor(rgb_uint8), tf.float32) * (1.0 / 255.0)
-    if image.shape[0] != input_size or image.shape[1] != input_size:
-        image = tf.image.resize(image[None], (input_size, input_size), antialias=True)[0]
-    return tf.image.per_image_standardization(image)[None].numpy()
 
 
 # ------------------------------------------------------------------------------------------------ accumulators
@@ -180,12 +155,6 @@ def _points_of(out):
     return out["points"] if isinstance(out, dict) else out
 
 
-def _cast_out(out):
-    import tensorflow as tf
-
-    return tf.nest.map_structure(lambda t: np.asarray(t), out)
-
-
 class _Inputs:
     """Input points of a dae / smplr run: ground truth (+ noise / depth 0) or another run's predictions."""
 
@@ -212,7 +181,7 @@ class _Inputs:
             elif self.stage not in ("shn", "alexnet", "e2e"):
                 raise EvalError(f"input run {input_run} is a '{self.stage}' run; expected shn, alexnet, e2e or dae")
             else:
-                self.input_size = image_input_size(self.model, fl)
+                self.input_size = input_size_of(self.model)
             p = int(fl.get("num_points", 41))
             if p != num_points:
                 raise EvalError(f"input run {input_run} gives {p} points; the evaluated run takes {num_points}")
@@ -266,7 +235,7 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
               "weights": runs.weights_path(run_dir, "auto")}
     num_points = int(fl.get("num_points", 41))
     if stage in ("shn", "shn2d", "alexnet"):
-        evals = _eval_image_model(model, stage, dict(fl, input_size=image_input_size(model, fl)), data_dir, split,
+        evals = _eval_image_model(model, stage, dict(fl, input_size=input_size_of(model)), data_dir, split,
                                   batch_size, max_examples, progress)
     elif stage in POINT_STAGES:
         mode, in_run = _auto_input(fl, eval_input, eval_input_run)
@@ -276,7 +245,7 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
         evals = _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou,
                                   progress)
     elif stage == "e2e":
-        evals = _eval_pipeline(model, model.smpl, image_input_size(model, fl),
+        evals = _eval_pipeline(model, model.smpl, input_size_of(model),
                                data_dir, split, batch_size, max_examples, iou, progress)
     else:
         raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
@@ -288,14 +257,13 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
                       batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True) -> dict:
     """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL)."""
     from smplr_tf import runs
-    from smplr_tf.stages.e2e import assemble_pipeline
 
-    pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
+    pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
     fl = runs.flags_dict(runs.read_flags(shn_run))
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError("no --data given and the hourglass run has no --data_dir")
-    evals = _eval_pipeline(pipe, pipe.smpl, image_input_size(pipe, fl),
+    evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
                            data_dir, split, batch_size, max_examples, iou, progress)
     return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
             "data": data_dir, "split": split, "evaluations": evals}
@@ -336,7 +304,8 @@ def _gt_body(smpl, batch):
 
 
 def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou, progress):
-    from smplr_tf.stages.points import smpl_layer_from
+    from smplr_tf.models import registry
+    from smplr_tf.models.pipeline import build_smpl
 
     need_smpl = stage != "dae"
     ds = eval_dataset(data_dir, split, batch_size, inputs.input_size, inputs.needs_images, max_examples,
@@ -351,11 +320,7 @@ def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max
             in_acc.update(x, gt)
         return {"points": out_acc.result(), "input": in_acc.result()}
 
-    class _Cfg:  # smpl_layer_from reads attributes
-        smpl_dir = fl.get("smpl_dir", "")
-        genders = fl.get("genders", ["female", "male"])
-
-    smpl = smpl_layer_from(_Cfg)
+    smpl = build_smpl(registry.smpl_config_from_flags(fl))
     key = "psi" if stage == "smplr_shape" else "omega"
     acc = MeshEval(smpl.faces, iou)
     in_acc = metrics.PointMetrics()

@@ -5,8 +5,9 @@
     python -m smplr_tf.export --run_dir=... --export_dir=export/smplr --export_tflite   # + smplr.tflite
 
 The SavedModel needs neither this package nor Keras to serve (TF Serving, ``tf.saved_model.load``).
-Signature ``serving_default``: ``image`` (B, S, S, 3) uint8 RGB crops (the paper's 2.5 m root-centred crop, see
-:mod:`smplr_tf.infer`; S = the hourglass's input size), standardised inside the graph exactly as in training.
+Signature ``serving_default``: ``image`` (B, S, S, 3) float32 RGB crops in [0, 1] (the paper's 2.5 m root-centred
+crop, see :mod:`smplr_tf.serving`; S = the hourglass's input size; ``smplr_tf.serving.prepare_image`` makes one
+from a uint8 crop), the same input the networks take everywhere (they standardise each image themselves).
 Outputs (float32, metres, root-relative, camera axes): ``joints`` (B, 24, 3), ``points`` (B, 41, 3) (DAE),
 ``points_shn`` (B, 41, 3), ``betas`` (B, 10), ``rotmats`` (B, 24, 3, 3), ``gender`` (B,) (Psi's code, male where
 >= 0), ``vertices`` (B, V, 3) (relative to the SMPL pelvis).
@@ -43,9 +44,7 @@ class _Serving:
     def serve(self, image):
         import tensorflow as tf
 
-        x = tf.cast(image, tf.float32) * (1.0 / 255.0)
-        x = tf.image.per_image_standardization(x)  # per image: it reduces over the last three axes
-        out = self.pipe(x, training=False)
+        out = self.pipe(tf.cast(image, tf.float32), training=False)
         root = out["joints"][:, :1]
         return {
             "joints": out["joints"] - root,
@@ -69,7 +68,7 @@ def export_pipeline(pipe, input_size: int, export_dir: str) -> str:
     if smpl is not None:
         module.smpl_constants = [v for v in vars(smpl).values() if isinstance(v, tf.Variable)]
     serving = _Serving(pipe, input_size)
-    spec = tf.TensorSpec([None, input_size, input_size, 3], tf.uint8, name="image")
+    spec = tf.TensorSpec([None, input_size, input_size, 3], tf.float32, name="image")
     module.serve = tf.function(serving.serve, input_signature=[spec])
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
     return export_dir
@@ -79,7 +78,8 @@ TFLITE_NAME = "smplr.tflite"
 
 
 def export_tflite(pipe, input_size: int, path: str, batch: int = 1) -> str:
-    """Write ``pipe`` as a TFLite model (image uint8 (batch, S, S, 3) -> the SavedModel's outputs) to ``path``."""
+    """Write ``pipe`` as a TFLite model (image float32 [0, 1] (batch, S, S, 3) -> the SavedModel's outputs) to
+    ``path``."""
     import tensorflow as tf
 
     from smplr_tf import tflite
@@ -87,7 +87,7 @@ def export_tflite(pipe, input_size: int, path: str, batch: int = 1) -> str:
     if batch < 1:
         raise ExportError(f"export_tflite: batch must be >= 1, got {batch}")
     serving = _Serving(pipe, input_size)
-    spec = tf.TensorSpec([batch, input_size, input_size, 3], tf.uint8, name="image")
+    spec = tf.TensorSpec([batch, input_size, input_size, 3], tf.float32, name="image")
     blob = tflite.convert(serving.serve, [spec])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
@@ -96,7 +96,7 @@ def export_tflite(pipe, input_size: int, path: str, batch: int = 1) -> str:
 
 
 def load_exported(export_dir: str):
-    """-> the serving function: f(image=uint8 (B,S,S,3) tensor) -> dict of tensors."""
+    """-> the serving function: f(image=float32 [0, 1] (B,S,S,3) tensor) -> dict of tensors."""
     import tensorflow as tf
 
     return tf.saved_model.load(export_dir).signatures["serving_default"]
@@ -123,19 +123,19 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 
 def main(argv):
     del argv
-    from smplr_tf.infer import InferError, load_pipeline
+    from smplr_tf.serving import ServingError, load_pipeline
 
     if not FLAGS.export_dir:
         raise SystemExit("export: give --export_dir=<folder for the SavedModel>")
     try:
         pipe, size, _ = load_pipeline(FLAGS.run_dir, FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run, FLAGS.omega_run)
-    except InferError as e:
+    except ServingError as e:
         raise SystemExit(f"export: {e}")
     export_pipeline(pipe, size, FLAGS.export_dir)
     f = load_exported(FLAGS.export_dir)
     import tensorflow as tf
 
-    out = f(image=tf.zeros([1, size, size, 3], tf.uint8))
+    out = f(image=tf.zeros([1, size, size, 3], tf.float32))
     print(f"wrote SavedModel {os.path.abspath(FLAGS.export_dir)}; serving_default outputs: "
           + ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(out.items())))
     if FLAGS.export_tflite:
@@ -145,7 +145,7 @@ def main(argv):
             path = export_tflite(pipe, size, os.path.join(FLAGS.export_dir, TFLITE_NAME), FLAGS.tflite_batch)
         except (ExportError, tflite.TFLiteError) as e:
             raise SystemExit(f"export: {e}")
-        image = np.random.default_rng(0).integers(0, 256, (FLAGS.tflite_batch, size, size, 3), dtype=np.uint8)
+        image = np.random.default_rng(0).uniform(size=(FLAGS.tflite_batch, size, size, 3)).astype(np.float32)
         got = tflite.Runner(path)(image=image)
         ref = f(image=tf.constant(image))
         dev = max(float(np.abs(got[k] - ref[k].numpy()).max()) for k in ("joints", "vertices", "points"))

@@ -5,7 +5,7 @@
         --bbox=120,40,300,300 --output_dir=out/
 
 The network needs the paper's crop: a square around the person, 2.5 m wide at the person's depth, the pelvis
-in the centre (DESIGN.md, "Crop"). So the image must either *be* such a crop (any square image; it is resized
+in the centre. So the image must either *be* such a crop (any square image; it is resized
 to the network's input size), or ``--bbox=x,y,w,h`` gives that square in a larger image (pixels; a non-square
 box is grown to a square about its centre; parts outside the image are zero padded). A non-square image
 without --bbox is refused with an explanation (guessing a crop would silently give wrong 3D).
@@ -33,101 +33,13 @@ from absl import flags
 
 from smplr_tf import metrics
 from smplr_tf.body import skeleton
+from smplr_tf.serving import ServingError as InferError
+from smplr_tf.serving import load_pipeline, make_crop, parse_bbox, prepare_image, read_image  # noqa: F401
 from smplr_tf.volume import CUBE_SIZE as CUBE
 
 FLAGS = flags.FLAGS
 
 OVERLAY_DEPTH = 5.0  # metres; any depth gives the same picture up to perspective (see module docstring)
-
-
-class InferError(ValueError):
-    """A bad input (file, image, box) or model; the message says what to do."""
-
-
-# ------------------------------------------------------------------------------------------------ image
-
-def read_image(path: str) -> np.ndarray:
-    """An image file -> (H, W, 3) uint8 RGB; clear errors for missing, empty or non-image files."""
-    import cv2
-
-    if not path:
-        raise InferError("give --image=<path to an image>")
-    if not os.path.exists(path):
-        raise InferError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise InferError(f"{path}: is a directory, expected an image file")
-    if os.path.getsize(path) == 0:
-        raise InferError(f"{path}: the file is empty")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InferError(f"{path}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, WebP ...)")
-    return img[..., ::-1].copy()
-
-
-def parse_bbox(text: str):
-    """'x,y,w,h' -> (x0, y0, x1, y1) square box (grown about its centre if w != h).
-
-    x, y: column and row of the box's top-left pixel; w, h: its size in pixels. The result is in the outer-edge
-    convention of :mod:`smplr_tf.data.crop` (pixel i spans [i - 0.5, i + 0.5]), so pixels x .. x + w - 1 are
-    exactly the crop when w is the output size.
-    """
-    try:
-        x, y, w, h = (float(v) for v in text.split(","))
-    except ValueError as e:
-        raise InferError(f"--bbox={text!r}: expected four numbers x,y,w,h (pixels)") from e
-    if w <= 0 or h <= 0:
-        raise InferError(f"--bbox={text!r}: width and height must be positive")
-    side = max(w, h)
-    cx, cy = x - 0.5 + w / 2.0, y - 0.5 + h / 2.0
-    return np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0], np.float32)
-
-
-def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
-    """-> (crop (size, size, 3) uint8, box (4,) x0,y0,x1,y1 in the image). See the module docstring."""
-    from smplr_tf.data.crop import crop_image
-
-    h, w = img.shape[:2]
-    if bbox:
-        box = parse_bbox(bbox)
-        if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= w - 0.5 or box[1] >= h - 0.5:
-            raise InferError(f"--bbox={bbox}: the box lies outside the {w}x{h} image")
-    else:
-        if h != w:
-            raise InferError(
-                f"the image is {w}x{h}, not square: give --bbox=x,y,w,h, the square around the person "
-                f"(2.5 m wide at the person's depth, pelvis at its centre), or pass a square crop such as "
-                f"the 256x256 crops of the records")
-        box = np.array([-0.5, -0.5, w - 0.5, h - 0.5], np.float32)
-    return crop_image(img, box, size), box
-
-
-# ------------------------------------------------------------------------------------------------ model
-
-def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_run: str = "",
-                  omega_run: str = ""):
-    """-> (pipeline model image -> dict, input_size, faces (F, 3)). An e2e run, or the four component runs."""
-    from smplr_tf import runs
-
-    if run_dir and not any([shn_run, dae_run, psi_run, omega_run]):
-        if not os.path.isdir(run_dir):
-            raise InferError(f"--run_dir={run_dir}: no such directory")
-        stage, model, fl = runs.load_model_from_run(run_dir)
-        if stage != "e2e":
-            raise InferError(f"--run_dir={run_dir} is a '{stage}' run; infer needs the whole pipeline: an e2e run, "
-                             f"or --shn_run --dae_run --psi_run --omega_run")
-        from smplr_tf.evaluate import image_input_size
-
-        return model, image_input_size(model, fl), np.asarray(model.smpl.faces)
-    if not all([shn_run, dae_run, psi_run, omega_run]):
-        raise InferError("give --run_dir=<an e2e run>, or all four of --shn_run --dae_run --psi_run --omega_run")
-    from smplr_tf.stages.e2e import assemble_pipeline
-
-    pipe = assemble_pipeline(shn_run, dae_run, psi_run, omega_run)
-    from smplr_tf.evaluate import image_input_size
-
-    fl = runs.flags_dict(runs.read_flags(shn_run))
-    return pipe, image_input_size(pipe, fl), np.asarray(pipe.smpl.faces)
 
 
 def nearest_rotations(m: np.ndarray) -> np.ndarray:
@@ -149,9 +61,7 @@ def rotations_to_axis_angle(r: np.ndarray) -> np.ndarray:
 
 def predict(pipe, crop: np.ndarray, input_size: int) -> dict:
     """(S, S, 3) uint8 crop -> numpy outputs of one image (batch dimension removed) + ALL_Proc mesh."""
-    from smplr_tf.evaluate import standardize_image
-
-    x = standardize_image(crop, input_size)
+    x = prepare_image(crop, input_size)
     out = pipe(x, training=False)
     o = {k: np.asarray(v)[0] for k, v in out.items() if k != "heatmaps"}
     joints = o["joints"]

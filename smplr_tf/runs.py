@@ -11,6 +11,9 @@ Layout of ``<run_dir>/``::
     backup/              keras BackupAndRestore state (trainer + optimizer) while a run is unfinished
     tb/                  TensorBoard: tb/train, tb/validation (scalars), tb/images, hparams in tb/
     final.weights.h5     the trained network (what load_model_from_run loads)
+    network.json         what builds that network: {"format", "stage", "input", "config"}, the config being
+                         the network's get_config() (smplr_tf.models.registry); runs trained before it
+                         existed are rebuilt from flags.txt
 
 A run is resumed by running the same command again (with, at most, the flags of RESUME_FREE_FLAGS changed,
 e.g. a lower --lr after a diverged run); a finished run is never started again unless ``--overwrite`` is given.
@@ -34,6 +37,8 @@ RUN_FILE = "run.json"
 FINAL_WEIGHTS = "final.weights.h5"
 METRICS_NAME = "metrics.json"
 LOG_CSV = "log.csv"
+NETWORK_FILE = "network.json"
+NETWORK_FORMAT = 1
 CHECKPOINTS = "checkpoints"
 BACKUP = "backup"
 TB = "tb"
@@ -207,7 +212,7 @@ def prepare_run_dir(run_dir: str, cfg, write: bool = True) -> str:
 
 
 def _clear_run_dir(run_dir: str) -> None:
-    for name in (FLAGS_FILE, RUN_FILE, FINAL_WEIGHTS, METRICS_NAME, LOG_CSV):
+    for name in (FLAGS_FILE, RUN_FILE, FINAL_WEIGHTS, NETWORK_FILE, METRICS_NAME, LOG_CSV):
         p = os.path.join(run_dir, name)
         if os.path.exists(p):
             os.remove(p)
@@ -235,16 +240,111 @@ def weights_path(run_dir: str, which: str = "final") -> str:
 
 
 def build_network(cfg):
-    """The (untrained) network of the run described by ``cfg`` (FlagValues)."""
-    from smplr_tf.stages import get_stage
+    """The (untrained) network of the run described by ``cfg`` (FlagValues, or a dict as flags_dict gives):
+    built from smplr_tf.models' flags -> config mapping; an e2e run's pipeline from its four component runs
+    (their weights loaded)."""
+    from smplr_tf.models import registry
 
-    return get_stage(cfg.stage)(cfg).build_network()
+    stage = cfg["stage"] if isinstance(cfg, dict) else cfg.stage
+    if stage == "e2e":
+        get = (lambda n: cfg[n]) if isinstance(cfg, dict) else (lambda n: getattr(cfg, n))
+        return pipeline_from_runs(get("shn_run"), get("dae_run"), get("psi_run"), get("omega_run"))
+    return registry.build_network(registry.config_from_flags(cfg, stage))
+
+
+def write_network_json(run_dir: str, net, stage: str) -> str:
+    """Write ``<run_dir>/network.json``: the config that rebuilds ``net`` and what it takes as input."""
+    from smplr_tf.models import registry
+
+    config = registry.network_config(net)
+    doc = {"format": NETWORK_FORMAT, "stage": stage, "input": registry.input_convention(config), "config": config}
+    path = os.path.join(run_dir, NETWORK_FILE)
+    write_json_atomic(path, doc)
+    return path
+
+
+def read_network_json(run_dir: str) -> dict | None:
+    """The contents of ``<run_dir>/network.json`` (None for a run that has none: trained before it existed)."""
+    path = os.path.join(run_dir, NETWORK_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path}: cannot read it ({e})") from e
+    if not isinstance(doc, dict) or "config" not in doc:
+        raise RunError(f"{path}: not a network description (no 'config')")
+    if int(doc.get("format", 0)) > NETWORK_FORMAT:
+        raise RunError(f"{path}: format {doc.get('format')} is newer than this smplr_tf reads ({NETWORK_FORMAT})")
+    return doc
+
+
+def network_config_of_run(run_dir: str) -> dict:
+    """The network config of a run: from its network.json, else (older runs) from its flags.txt."""
+    from smplr_tf.models import registry
+
+    doc = read_network_json(run_dir)
+    if doc is not None:
+        return doc["config"]
+    fv = read_flags(run_dir)
+    if fv.stage == "e2e":
+        return _pipeline_config_of_runs(fv.shn_run, fv.dae_run, fv.psi_run, fv.omega_run)
+    return registry.config_from_flags(fv)
+
+
+_PIPELINE_PARTS = (("hourglass", "shn", ("shn",)), ("dae", "dae", ("dae",)), ("psi", "psi", ("smplr_shape",)),
+                   ("omega", "omega", ("smplr_pose",)))
+
+
+def _check_part_runs(runs_by_key: dict) -> None:
+    for key, flag, stages in _PIPELINE_PARTS:
+        run_dir = runs_by_key[key]
+        if not run_dir:
+            raise RunError(f"the pipeline needs --{flag}_run")
+        stage = read_flags(run_dir).stage
+        if stage not in stages:
+            raise RunError(f"{run_dir} is a '{stage}' run, expected '{stages[0]}' (--{flag}_run)")
+
+
+def _pipeline_config_of_runs(shn_run, dae_run, psi_run, omega_run) -> dict:
+    from smplr_tf.models import registry
+
+    by_key = dict(hourglass=shn_run, dae=dae_run, psi=psi_run, omega=omega_run)
+    _check_part_runs(by_key)
+    parts = {k: network_config_of_run(d) for k, d in by_key.items()}
+    return registry.pipeline_config(smpl=registry.smpl_config_from_flags(read_flags(psi_run)), **parts)
+
+
+def pipeline_from_runs(shn_run: str, dae_run: str, psi_run: str, omega_run: str, load_weights: bool = True,
+                       smpl_layer=None):
+    """The :class:`~smplr_tf.models.pipeline.SMPLRPipeline` of four trained runs (hourglass, DAE, Psi, Omega;
+    their weights loaded unless load_weights=False; the final weights, else the latest checkpoint). The body
+    model is the Psi run's (--smpl_dir, --genders) unless ``smpl_layer`` is given. Table 1's "ALL" row, the
+    e2e stage's starting point, and what infer / export serve."""
+    from smplr_tf.models import registry
+    from smplr_tf.models.pipeline import SMPLRPipeline, build_smpl
+
+    by_key = dict(hourglass=shn_run, dae=dae_run, psi=psi_run, omega=omega_run)
+    _check_part_runs(by_key)
+    parts = {}
+    for key, run_dir in by_key.items():
+        net = registry.build_network(network_config_of_run(run_dir))
+        if load_weights:
+            load_weights_file(net, weights_path(run_dir, "auto"))
+        parts[key] = net
+    smpl = smpl_layer if smpl_layer is not None else build_smpl(
+        registry.smpl_config_from_flags(read_flags(psi_run)))
+    return SMPLRPipeline(smpl=smpl, **parts)
 
 
 def load_model_from_run(run_dir: str, which: str = "auto"):
-    """Rebuild a run's network from its flags.txt and load its weights.
+    """Rebuild a run's network and load its weights; no training code is imported.
 
-    Returns ``(stage: str, model: keras.Model, flags: dict)``. What the model maps, per stage:
+    The network is built from the run's network.json; a run without one (trained before it existed) is
+    rebuilt from its flags.txt (an e2e run: from its four component runs' descriptions).
+    Returns ``(stage: str, model: keras.Model, flags: dict)``. What the model maps, per stage (images are
+    float32 RGB in [0, 1], standardised inside the network; points in metres, root-relative):
 
     * shn: image (B,S,S,3) -> {"heatmaps": [per stack (B,64,64,16,C)], "points": (B,P,3) metres}
     * shn2d: image -> {"heatmaps": [(B,64,64,C)], "points": (B,P,2) metres of the cube plane}
@@ -253,27 +353,16 @@ def load_model_from_run(run_dir: str, which: str = "auto"):
     * smplr_shape (Psi): points (B,41,3) -> {"betas": (B,10), "gender": (B,) in ~[-1,1]}
     * smplr_pose (Omega): points (B,41,3) -> {"rotmats": (B,24,3,3)}
     * e2e: image -> {"heatmaps", "points" (hourglass), "dae_points", "rotmats", "betas", "gender",
-      "vertices", "joints", "landmarks", "smpl_points"} (see smplr_tf.stages.e2e)
+      "gender_index", "vertices", "joints", "landmarks", "smpl_points"} (see smplr_tf.models.pipeline)
     """
+    from smplr_tf.models import registry
+
     fv = read_flags(run_dir)
-    model = build_network(fv)
-    _ensure_built(model, fv)
+    model = registry.build_network(network_config_of_run(run_dir))
+    if hasattr(model, "build_variables"):  # a subclassed pipeline has variables only after a first call
+        model.build_variables()
     load_weights_file(model, weights_path(run_dir, which))
     return fv.stage, model, flags_dict(fv)
-
-
-def _ensure_built(model, fv) -> None:
-    """Call a subclassed network (e2e) once on zeros so that it has variables to load weights into.
-
-    Its image side comes from its hourglass (an e2e run takes the hourglass from its --shn_run, not from its
-    own --input_size)."""
-    if model.built:
-        return
-    import tensorflow as tf
-
-    hg = getattr(model, "hourglass", None)
-    size = int(hg.input_shape[1]) if hg is not None else int(fv.input_size)
-    model(tf.zeros([1, size, size, 3]), training=False)
 
 
 def load_weights_into(model, run_dir: str) -> str:

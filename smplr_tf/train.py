@@ -190,6 +190,8 @@ def train(cfg) -> dict:
 
     with strategy.scope():
         net = stage.build_network()
+        if is_chief:  # what rebuilds the network at reload, beside its weights
+            runs.write_network_json(run_dir, net, cfg.stage)
         configure_batch_norm(net, float(cfg.bn_momentum),
                              synchronized=cfg.sync_batch_norm and cfg.distribution != "none")
         if cfg.init_from:

@@ -65,7 +65,8 @@ def test_eval_dataset_points_are_the_records(tiny):
     np.testing.assert_allclose(got, _records_points(tiny["data"]), atol=1e-6)
     b = next(iter(ds))
     assert b["image"].shape == (4, 32, 32, 3)
-    assert abs(float(tf.reduce_mean(b["image"]))) < 1e-3  # standardised
+    img = b["image"].numpy()  # RGB in [0, 1]: the networks standardise it themselves
+    assert img.min() >= 0.0 and img.max() <= 1.0 and img.max() > 0.2
 
 
 def _zero_last_dense(model, units):

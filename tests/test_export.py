@@ -1,6 +1,5 @@
 """export: a tiny pipeline saved as a SavedModel, reloaded without Keras objects, gives the same outputs."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -8,11 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from fixtures.pipeline import make_pipeline_runs  # noqa: E402
 from smplr_tf import export, infer  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("_ti", os.path.join(os.path.dirname(__file__), "test_infer.py"))
-_ti = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ti)
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +21,12 @@ def tiny_pipeline(tmp_path_factory):
     smpl_dir.mkdir()
     write_random_model(str(smpl_dir / "female.npz"), num_vertices=200, seed=0, gender="female")
     write_random_model(str(smpl_dir / "male.npz"), num_vertices=200, seed=1, gender="male")
-    r = _ti.make_pipeline_runs(str(tmp / "runs"), str(smpl_dir))
+    r = make_pipeline_runs(str(tmp / "runs"), str(smpl_dir))
     pipe, size, _ = infer.load_pipeline("", r["shn"], r["dae"], r["psi"], r["omega"])
     return pipe, size
 
 
 def test_savedmodel_roundtrip(tmp_path, tiny_pipeline):
-    from smplr_tf.evaluate import standardize_image
-
     pipe, size = tiny_pipeline
     out_dir = str(tmp_path / "saved")
     export.export_pipeline(pipe, size, out_dir)
@@ -40,10 +34,9 @@ def test_savedmodel_roundtrip(tmp_path, tiny_pipeline):
     serve = export.load_exported(out_dir)
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    images = rng.uniform(size=(2, size, size, 3)).astype(np.float32)  # [0, 1], as every network takes
     got = serve(image=tf.constant(images))
-    x = np.concatenate([standardize_image(im, size) for im in images])
-    ref = pipe(x, training=False)
+    ref = pipe(images, training=False)
     root = ref["joints"].numpy()[:, :1]
     np.testing.assert_allclose(got["joints"].numpy(), ref["joints"].numpy() - root, atol=1e-5)
     np.testing.assert_allclose(got["vertices"].numpy(), ref["vertices"].numpy() - root, atol=1e-5)
@@ -63,8 +56,8 @@ def test_tflite_export_matches_savedmodel(tmp_path, tiny_pipeline):
     export.export_pipeline(pipe, size, saved)
     path = export.export_tflite(pipe, size, os.path.join(saved, export.TFLITE_NAME), batch=2)
     run = tflite.Runner(path)
-    assert run.input_specs == {"image": ((2, size, size, 3), np.dtype("uint8"))}
-    images = np.random.default_rng(5).integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
+    assert run.input_specs == {"image": ((2, size, size, 3), np.dtype("float32"))}
+    images = np.random.default_rng(5).uniform(size=(2, size, size, 3)).astype(np.float32)
     got = run(image=images)
     ref = export.load_exported(saved)(image=tf.constant(images))
     assert sorted(got) == sorted(ref)

@@ -9,30 +9,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 cv2 = pytest.importorskip("cv2")
 
+from fixtures.pipeline import TINY, make_pipeline_runs  # noqa: E402
 from smplr_tf import infer, runs  # noqa: E402
-
-TINY = {
-    "input_size": 32, "heatmap_size": 8, "depth_bins": 4, "hg_stacks": 1, "hg_features": 8,
-    "hg_downsamplings": 1, "dae_hidden": 16, "dae_bottleneck": 8, "smplr_trunk": "16,16", "smplr_head": 8,
-}
-
-
-def make_pipeline_runs(root, smpl_dir, data_dir=""):
-    """Four run directories (shn, dae, psi, omega) with untrained tiny networks, as train.py leaves them."""
-    out = {}
-    for i, (key, stage) in enumerate((("shn", "shn"), ("dae", "dae"), ("psi", "smplr_shape"),
-                                      ("omega", "smplr_pose"))):
-        run_dir = os.path.join(root, key)
-        os.makedirs(run_dir, exist_ok=True)
-        text = "".join(f"--{k}={v}\n" for k, v in dict(TINY, stage=stage, smpl_dir=smpl_dir, data_dir=data_dir).items())
-        with open(os.path.join(run_dir, runs.FLAGS_FILE), "w") as f:
-            f.write(text)
-        tf.keras.utils.set_random_seed(i)
-        model = runs.build_network(runs.parse_flags_text(text))
-        model.save_weights(os.path.join(run_dir, runs.FINAL_WEIGHTS))
-        out[key] = run_dir
-    return out
-
 
 @pytest.fixture(scope="module")
 def setup(make_tiny_world):

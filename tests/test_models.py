@@ -13,7 +13,8 @@ from smplr_tf.models.dae import build_dae
 from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
 from smplr_tf.models.inference import (fold_batch_norm, hourglass_inference_model, inference_model,
                                        randomize_batch_norms)
-from smplr_tf.models.smplr import SMPLR, bone_features, build_omega, build_psi, build_smplr
+from smplr_tf.models.pipeline import smpl_from_points
+from smplr_tf.models.smplr import bone_features, build_omega, build_omega_net, build_psi, build_psi_net
 from smplr_tf.models.softargmax import peak_2d, soft_argmax_2d, soft_argmax_3d
 
 RNG = np.random.default_rng(0)
@@ -222,43 +223,44 @@ def smpl_layer():
     return SMPL(models=models)
 
 
-def test_smplr_wiring_overrides_and_gender(smpl_layer):
+def _smplr_nets(smpl_layer, **sizes):
     from smplr_tf.body.smpl import template_bone_lengths
 
-    model = SMPLR(smpl_layer, **TINY)
-    np.testing.assert_allclose(model.template_lengths, template_bone_lengths(smpl_layer))
+    tmpl = template_bone_lengths(smpl_layer)
+    return build_psi_net(template_lengths=tmpl, **sizes), build_omega_net(template_lengths=tmpl, **sizes)
+
+
+def test_smplr_wiring_and_gender(smpl_layer):
+    from smplr_tf.body.smpl import template_bone_lengths
+
+    psi, omega = _smplr_nets(smpl_layer, **TINY)
+    for net in (psi, omega):
+        np.testing.assert_allclose(net.get_layer("bone_features").template.numpy(), template_bone_lengths(smpl_layer))
     pts = RNG.normal(size=(3, 41, 3)).astype(np.float32) * 0.3
-    out = model(pts, training=False)
+    out = smpl_from_points(psi, omega, smpl_layer, pts)
     want = {"rotmats": (3, 24, 3, 3), "betas": (3, 10), "gender": (3,), "vertices": (3, 300, 3),
-            "joints": (3, 24, 3), "landmarks": (3, 18, 3), "points": (3, 41, 3), "gender_index": (3,)}
+            "joints": (3, 24, 3), "landmarks": (3, 18, 3), "smpl_points": (3, 41, 3), "gender_index": (3,)}
     assert {k: tuple(v.shape) for k, v in out.items()} == want
     np.testing.assert_array_equal(out["gender_index"].numpy(), (out["gender"].numpy() >= 0).astype(int))
-    np.testing.assert_allclose(out["points"].numpy(),
+    np.testing.assert_allclose(out["smpl_points"].numpy(),
                                skeleton.points_from_smpl(out["joints"].numpy(), out["landmarks"].numpy()),
                                atol=1e-6)
-    # predictions go through SMPL unchanged
+    # the encoders' inputs are the bone features of the points; predictions go through SMPL unchanged
+    n, b = bone_features(pts, template_bone_lengths(smpl_layer))
+    np.testing.assert_allclose(out["betas"].numpy(), psi.get_layer("psi")(b, training=False).numpy()[:, :10],
+                               atol=1e-6)
+    np.testing.assert_allclose(out["rotmats"].numpy(), omega.get_layer("omega")(n, training=False).numpy(), atol=1e-6)
     ref = smpl_layer(out["betas"], out["rotmats"], gender=out["gender_index"])
     np.testing.assert_allclose(out["vertices"].numpy(), ref["vertices"].numpy(), atol=1e-5)
-    # ground-truth overrides (Table 1 rows Psi / Omega) replace the predictions fed to SMPL
-    rot_gt = np.tile(np.eye(3, dtype=np.float32), (3, 24, 1, 1))
-    betas_gt = RNG.normal(size=(3, 10)).astype(np.float32)
-    g_gt = np.array([1, 0, 1], np.int32)
-    o2 = model({"points": pts, "rotmats": rot_gt, "betas": betas_gt, "gender_index": g_gt}, training=False)
-    ref = smpl_layer(betas_gt, rot_gt, gender=g_gt)
-    np.testing.assert_allclose(o2["joints"].numpy(), ref["joints"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(o2["rotmats"].numpy(), out["rotmats"].numpy(), atol=1e-6)  # still predicted
-    o3 = model({"points": pts, "rotmats": rot_gt}, training=False)  # Psi row: estimated betas, GT R
-    ref = smpl_layer(out["betas"], rot_gt, gender=out["gender_index"])
-    np.testing.assert_allclose(o3["vertices"].numpy(), ref["vertices"].numpy(), atol=1e-5)
 
 
 def test_smplr_gradients_reach_both_encoders(smpl_layer):
-    model = SMPLR(smpl_layer, **TINY)
+    psi, omega = _smplr_nets(smpl_layer, **TINY)
     pts = RNG.normal(size=(2, 41, 3)).astype(np.float32) * 0.3
     with tf.GradientTape() as tape:
-        out = model(pts, training=True)
-        loss = tf.reduce_mean(tf.abs(out["points"] - pts))
-    grads = tape.gradient(loss, [model.psi.trainable_weights, model.omega.trainable_weights])
+        out = smpl_from_points(psi, omega, smpl_layer, pts)
+        loss = tf.reduce_mean(tf.abs(out["smpl_points"] - pts))
+    grads = tape.gradient(loss, [psi.trainable_weights, omega.trainable_weights])
     for g in grads:
         assert any(x is not None and np.any(x.numpy()) for x in g)
 
@@ -306,14 +308,15 @@ def test_fold_batch_norm_mlps_and_alexnet_equivalent(builder):
 
 
 def test_fold_batch_norm_smplr(smpl_layer):
-    model = build_smplr(smpl_layer, width=32)
-    assert model.psi.get_layer("trunk0_dense").units == 32 and model.omega.get_layer("headB0_dense").units == 8
-    randomize_batch_norms(model, seed=3)
+    psi, omega = _smplr_nets(smpl_layer, trunk=(32, 32, 16), head_a=(8, 8), head_b=(8,))
+    assert psi.get_layer("psi").get_layer("trunk0_dense").units == 32
+    assert omega.get_layer("omega").get_layer("headB0_dense").units == 8
+    for net in (psi, omega):
+        randomize_batch_norms(net, seed=3)
     pts = RNG.normal(size=(2, 41, 3)).astype(np.float32) * 0.3
-    ref = model(pts, training=False)
-    f = fold_batch_norm(model)
-    out = f(pts, training=False)
-    for k in ("rotmats", "betas", "gender", "joints", "points"):
+    ref = smpl_from_points(psi, omega, smpl_layer, pts)
+    out = smpl_from_points(fold_batch_norm(psi), fold_batch_norm(omega), smpl_layer, pts)
+    for k in ("rotmats", "betas", "gender", "joints", "smpl_points"):
         _close(out[k], ref[k])
 
 
@@ -393,18 +396,6 @@ def test_readouts_invert_the_pipelines_targets():
     want = targets.pixels_to_heatmap(px, 256, 64).numpy()  # heatmap pixels (x, y)
     back = volume.metres_to_voxels(np.c_[got2, np.zeros(5)], (64, 64, 16))[:, :2]
     np.testing.assert_allclose(back, want, atol=0.05)
-
-
-def test_gender_index_for_layer_orders_and_neutral_only():
-    from smplr_tf.body.smpl import gender_index_from_sign
-    from smplr_tf.models.smplr import gender_index_for_layer
-
-    code = np.array([-0.7, 0.0, 0.4, -0.01], np.float32)
-    np.testing.assert_array_equal(gender_index_for_layer(code, ("female", "male")).numpy(),
-                                  gender_index_from_sign(code))
-    np.testing.assert_array_equal(gender_index_for_layer(code, ("male", "neutral", "female")).numpy(),
-                                  [2, 0, 0, 2])
-    np.testing.assert_array_equal(gender_index_for_layer(code, ("neutral",)).numpy(), [0, 0, 0, 0])
 
 
 def test_dae_under_mixed_bfloat16_keeps_the_points_float32():

@@ -42,8 +42,7 @@ def test_hourglass_shapes_values_and_targets(data_dir):
     assert len(batches) == 2
     img, t = batches[0]
     assert img.shape == (3, 64, 64, 3) and img.dtype == np.float32
-    np.testing.assert_allclose(img.reshape(3, -1).mean(1), 0, atol=1e-4)
-    np.testing.assert_allclose(img.reshape(3, -1).std(1), 1, atol=1e-3)
+    assert img.min() >= 0.0 and img.max() <= 1.0 and img.std() > 0.0  # RGB in [0, 1]: the networks standardise
     assert t["heatmaps"].shape == (3, 16, 16, 4, 45)
     assert t["points"].shape == (3, 41, 3) and t["points2d"].shape == (3, 41, 2)
     assert t["mask_valid"].shape == (3, 45)

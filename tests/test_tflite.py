@@ -52,17 +52,20 @@ def test_smpl_layer_matches_eager(smpl2, genders):
 
 
 def test_smplr_matches_keras(smpl2):
+    from smplr_tf.body.smpl import template_bone_lengths
     from smplr_tf.models.inference import inference_model
-    from smplr_tf.models.smplr import build_smplr
+    from smplr_tf.models.pipeline import smpl_from_points
+    from smplr_tf.models.smplr import build_omega_net, build_psi_net
 
-    model = build_smplr(smpl2, width=32)
+    sizes = dict(trunk=(32, 32, 16), head_a=(8, 8), head_b=(8,), template_lengths=template_bone_lengths(smpl2))
+    psi, omega = build_psi_net(**sizes), build_omega_net(**sizes)
     pts = np.random.default_rng(2).normal(scale=0.3, size=(2, 41, 3)).astype(np.float32)
-    model(pts)
-    net = inference_model(model)
-    run = tflite.Runner(tflite.convert(lambda p: net(p), [tf.TensorSpec((2, 41, 3), tf.float32, name="points")]))
+    fpsi, fomega = inference_model(psi), inference_model(omega)
+    run = tflite.Runner(tflite.convert(lambda p: smpl_from_points(fpsi, fomega, smpl2, p),
+                                       [tf.TensorSpec((2, 41, 3), tf.float32, name="points")]))
     got = run(points=pts)
-    ref = model(pts, training=False)
-    for k in ("vertices", "joints", "betas", "rotmats", "points"):
+    ref = smpl_from_points(psi, omega, smpl2, pts)
+    for k in ("vertices", "joints", "betas", "rotmats", "smpl_points"):
         np.testing.assert_allclose(got[k], ref[k].numpy(), atol=5e-6, err_msg=k)
 
 

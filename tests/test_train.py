@@ -133,6 +133,44 @@ def test_hourglass_overfits_a_handful_of_crops(tmp_path, records):
     assert any("_hparams_" in t for t in tags["."])
 
 
+def test_e2e_trains_from_its_component_runs_and_reloads_without_them(tmp_path, records):
+    """e2e assembles the pipeline from four runs, trains only the hourglass, and writes a network.json from
+    which its run reloads alone (the component runs deleted)."""
+    import shutil
+
+    import tensorflow as tf
+
+    from smplr_tf import runs, train
+
+    tiny = dict(data_dir=records, input_size=32, heatmap_size=8, depth_bins=4, hg_stacks=1, hg_features=8,
+                hg_downsamplings=1, dae_hidden=16, dae_bottleneck=8, smplr_trunk=["16", "16"], smplr_head=8)
+    parts = {}
+    for key, stage in (("shn", "shn"), ("dae", "dae"), ("psi", "smplr_shape"), ("omega", "smplr_pose")):
+        d = str(tmp_path / key)
+        cfg = _cfg(stage=stage, run_dir=d, **tiny)
+        runs.prepare_run_dir(d, cfg)
+        net = runs.build_network(cfg)
+        net.save_weights(os.path.join(d, runs.FINAL_WEIGHTS))
+        runs.write_network_json(d, net, stage)
+        parts[f"{key}_run"] = d
+    before = runs.pipeline_from_runs(parts["shn_run"], parts["dae_run"], parts["psi_run"], parts["omega_run"])
+    e2e = str(tmp_path / "e2e")
+    train.train(_cfg(stage="e2e", run_dir=e2e, epochs=1, steps_per_epoch=2, validation_steps=1, batch_size=4,
+                     baseline_batches=1, lr=1e-2, **parts, **tiny))
+    for d in parts.values():
+        shutil.rmtree(d)
+    stage, pipe, _ = runs.load_model_from_run(e2e)
+    assert stage == "e2e" and pipe.get_config() == json.load(open(os.path.join(e2e, runs.NETWORK_FILE)))["config"]
+    # only the hourglass moved
+    for key in ("dae", "psi", "omega"):
+        for a, b in zip(getattr(pipe, key).weights, getattr(before, key).weights):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(pipe.hourglass.trainable_weights, before.hourglass.trainable_weights))
+    out = pipe(tf.random.stateless_uniform([2, 32, 32, 3], seed=[0, 1]), training=False)
+    assert out["vertices"].shape[0] == 2 and np.isfinite(np.asarray(out["vertices"])).all()
+
+
 # --------------------------------------------------------------------------------------------- fault tolerance
 def _train_cmd(run_dir, extra=()):
     return [sys.executable, "-m", "smplr_tf.train", "--stage=dae", f"--run_dir={run_dir}", "--epochs=8",
@@ -409,6 +447,9 @@ def test_run_dir_round_trip_and_resume_guard(tmp_path):
     trained.load_weights(os.path.join(a, "final.weights.h5"))
     np.testing.assert_allclose(net(x, training=False), trained(x, training=False), atol=1e-6)
     assert json.load(open(os.path.join(a, "run.json")))["final"]["val_mpjpe_mm"] > 0
+    # training wrote what rebuilds the network beside its weights
+    doc = json.load(open(os.path.join(a, runs.NETWORK_FILE)))
+    assert doc["stage"] == "dae" and doc["config"] == net.get_config() and doc["config"]["hidden"] == 32
 
     # --init_from: the new run starts from a's weights (lr 0: nothing moves, the BN statistics aside)
     b = str(tmp_path / "b")
@@ -432,3 +473,4 @@ def test_run_dir_round_trip_and_resume_guard(tmp_path):
         train.train(_cfg(run_dir=a, **kw))
     assert runs.prepare_run_dir(a, _cfg(run_dir=a, overwrite=True, **kw)) == "new"
     assert not os.path.exists(os.path.join(a, "final.weights.h5"))
+    assert not os.path.exists(os.path.join(a, runs.NETWORK_FILE))

@@ -74,7 +74,6 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
     if augment:
         image, mask, p3, p2 = aug.augment_example(image, mask, p3, p2, seed, has_mask=ex["has_mask"] > 0,
                                                   cfg=cfg, backgrounds=backgrounds, occluders=occluders)
-    image = tf.image.per_image_standardization(image)
 
     points = skeleton.points_from_smpl(p3[:24], p3[24:])[:num_points]  # (P, 3)
     points2d = tf.concat([p2[1:24], p2[24:]], axis=0)[:num_points]  # (P, 2)

@@ -15,21 +15,29 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from smplr_tf.models.layers import Standardize
+from smplr_tf.models.network import Network
+
 INIT = "glorot_uniform"
 
 
 def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.0, fc_units: int = 4096,
                   dropout: float = 0.5, batch_norm: bool = True, name: str = "alexnet") -> keras.Model:
-    """image (B, input_size, input_size, 3) -> root-relative joints (B, num_points, 3) metres.
+    """image (B, input_size, input_size, 3) float RGB in [0, 1] -> root-relative joints (B, num_points, 3) metres.
+
+    The first layer standardises each image (:class:`~smplr_tf.models.layers.Standardize`). Returns a
+    :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments.
 
     ``width`` scales every conv's channel count (tests use tiny widths); ``fc_units`` the two FC layers.
     Any input_size >= 11 works (e.g. 64 for quick runs; the last pools then pad).
     """
+    config = dict(kind="alexnet", **locals())  # every argument: what rebuilds this network
+
     def ch(c):
         return max(int(round(c * width)), 1)
 
     image = keras.Input((input_size, input_size, 3), name="image")
-    x = image
+    x = Standardize(name="standardize")(image)
     convs = [(96, 11, 4, "valid", True), (256, 5, 1, "same", True), (384, 3, 1, "same", False),
              (384, 3, 1, "same", False), (256, 3, 1, "same", True)]
     for i, (c, k, s, pad, pool) in enumerate(convs, start=1):
@@ -48,7 +56,4 @@ def build_alexnet(input_size: int = 256, num_points: int = 23, width: float = 1.
             x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
     x = layers.Dense(num_points * 3, kernel_initializer=INIT, name="fc8")(x)
     out = layers.Reshape((num_points, 3), name="joints")(x)
-    model = keras.Model(image, out, name=name)
-    model.smplr_config = dict(kind="alexnet", input_size=input_size, num_points=num_points, width=width,
-                              fc_units=fc_units, dropout=dropout, batch_norm=batch_norm)
-    return model
+    return Network(config, image, out, name=name)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from smplr_tf.models.network import Network
+
 INIT = "glorot_uniform"
 
 
@@ -29,7 +31,11 @@ def _hidden(x, units, name):
 
 def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, keep_prob: float = 0.8,
               name: str = "dae", bias_initializer: str = "glorot_uniform") -> keras.Model:
-    """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring."""
+    """(B, num_points, 3) metres -> (B, num_points, 3) metres, denoised. See the module docstring.
+
+    ``bias_initializer``: of the correction layer ("glorot_uniform" as the authors' code; "zeros" as Keras').
+    Returns a :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments."""
+    config = dict(kind="dae", **locals())  # every argument: what rebuilds this network
     x = keras.Input((num_points, 3), name="points")
     # Input, residual and output stay float32 under a mixed-precision policy: the points (about 1 m) would lose
     # ~4 mm to bfloat16's 8-bit mantissa, while the correction (tens of mm once trained) loses ~0.1 mm.
@@ -46,7 +52,4 @@ def build_dae(num_points: int = 41, hidden: int = 1024, bottleneck: int = 512, k
                          name="correction")(d)
     out = layers.Add(name="residual", dtype="float32")([flat, delta])
     out = layers.Reshape((num_points, 3), name="denoised", dtype="float32")(out)
-    model = keras.Model(x, out, name=name)
-    model.smplr_config = dict(kind="dae", num_points=num_points, hidden=hidden, bottleneck=bottleneck,
-                              keep_prob=keep_prob)
-    return model
+    return Network(config, x, out, name=name)

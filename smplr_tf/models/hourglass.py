@@ -35,7 +35,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from smplr_tf.models.layers import ChannelAffine
+from smplr_tf.models.layers import ChannelAffine, Standardize
+from smplr_tf.models.network import Network
 from smplr_tf.models.softargmax import SoftArgmax
 
 INIT = "glorot_normal"  # Xavier (paper Sec. 4.1); normal in the authors' code
@@ -123,7 +124,9 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     (``init="glorot_normal"``) and no convolution biases (``conv_bias=False``). ``LEGACY_ARGS`` is the network
     first built here (Newell's 7x7 stem, scaled batch norms, Glorot-uniform, biases, 3 levels).
 
-    Input: image (B, input_size, input_size, 3) float32 (standardised). Output dict, see module docstring.
+    Input: image (B, input_size, input_size, 3) float32 RGB in [0, 1], standardised per image by the first
+    layer (:class:`~smplr_tf.models.layers.Standardize`). Output dict, see module docstring. Returns a
+    :class:`~smplr_tf.models.network.Network` whose ``get_config()`` holds these arguments.
     ``depth_bins=0`` builds the 2D model. ``inference=True`` builds the batch-norm-free inference graph with
     only the last stack's head (see :func:`smplr_tf.models.inference.hourglass_inference_model`, which fills
     its weights from a trained model); call it only through that function. ``readout_2d``: how the 2D
@@ -131,6 +134,7 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     for heatmaps regressed with MSE, where a softmax is nearly uniform) or "softmax" (soft-argmax, for 2D
     heatmaps trained with softmax cross-entropy).
     """
+    config = dict(kind="hourglass", **locals())  # every argument: what rebuilds this network
     s = _check_sizes(input_size, downsamplings)
     if stem not in STEMS:
         raise ValueError(f"stem={stem!r}: expected one of {STEMS}")
@@ -139,11 +143,12 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
     head_channels = channels * depth_bins if depth_bins else channels
 
     image = keras.Input((input_size, input_size, 3), name="image")
+    x = Standardize(name="standardize")(image)
     if stem == "code":
-        x = layers.ZeroPadding2D(2, name="stem1_pad")(image)
+        x = layers.ZeroPadding2D(2, name="stem1_pad")(x)
         x = b.conv(x, max(features // 4, 1), 6, "stem1_conv", stride=2, padding="valid")
     else:
-        x = b.conv_bn_relu(image, max(features // 4, 1), 7, "stem1", stride=2)
+        x = b.conv_bn_relu(x, max(features // 4, 1), 7, "stem1", stride=2)
     x = b.residual(x, max(features // 2, 1), "stem_res1")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     x = b.residual(x, max(features // 2, 1), "stem_res2")
@@ -175,13 +180,7 @@ def build_hourglass(num_stacks: int = 5, features: int = 256, input_size: int = 
 
     mode = "softmax" if depth_bins else readout_2d
     points = SoftArgmax(num_points=num_points, mode=mode, name="points")(heatmaps[-1])
-    model = keras.Model(image, {"heatmaps": heatmaps, "points": points}, name=name)
-    model.smplr_config = dict(kind="hourglass", num_stacks=num_stacks, features=features,
-                              input_size=input_size, num_points=num_points, depth_bins=depth_bins,
-                              num_limbs=num_limbs, downsamplings=downsamplings, dropout=dropout, name=name,
-                              readout_2d=readout_2d, stem=stem, bn_scale=bool(bn_scale), init=init,
-                              conv_bias=bool(conv_bias))
-    return model
+    return Network(config, image, {"heatmaps": heatmaps, "points": points}, name=name)
 
 
 def hourglass_flops(num_stacks=5, features=256, input_size=256, num_points=41, depth_bins=16, num_limbs=0,

@@ -1,6 +1,6 @@
 """Inference-time graph rewrites: fold batch norms, merge the hourglass's intermediate heads.
 
-* :func:`fold_batch_norm` (any functional model, the SMPLR model, nested functional models): every
+* :func:`fold_batch_norm` (any functional model, nested functional models): every
   ``BatchNormalization`` that directly follows a ``Conv2D`` / ``Dense`` without activation whose output
   nothing else reads is folded into that layer (``W' = W * s``, ``b' = (b - mean) * s + beta``,
   ``s = gamma / sqrt(var + eps)``) and replaced by an identity (:class:`Folded`); every other batch norm
@@ -12,11 +12,10 @@
   intermediate stack's head, remap and lin2 become ONE 1x1 convolution (features x features). For the
   full-size volumetric model this removes 4 x (256x656 + 656x256) 1x1 convolutions at 64x64: 47.8 ->
   36.8 GFLOPs. Its output dict has ``heatmaps`` = [last stack only] and the same ``points``.
-* :func:`inference_model`: picks the right one for a model.
+* :func:`inference_model`: picks the right one for a model (for a :class:`~smplr_tf.models.pipeline.SMPLRPipeline`:
+  each component's).
 
-``python -m smplr_tf.models.inference --bench`` times (round robin, so that all variants see the same load;
-wall and process CPU seconds per call, medians) the batch-1 forward of the full-size volumetric
-hourglass plain / folded / folded + merged, with and without XLA (``--json`` for machine-readable output).
+``benchmarks/inference_speed.py`` times the variants.
 """
 
 from __future__ import annotations
@@ -89,16 +88,12 @@ def folded_kernel_bias(layer, bn=None) -> tuple[np.ndarray, np.ndarray]:
 def fold_batch_norm(model) -> keras.Model:
     """An inference-only copy of ``model`` with its batch norms folded (see module docstring).
 
-    Works on functional models (nested functional models are folded recursively) and on
-    :class:`smplr_tf.models.smplr.SMPLR` (its Psi and Omega are folded; the SMPL layer is shared).
-    The copy owns new weights, except that layers without weights, and custom layers whose config cannot
+    Works on functional models (nested functional models are folded recursively). The copy is a plain
+    functional model (not a :class:`~smplr_tf.models.network.Network`: its graph is not what the builder
+    makes). The copy owns new weights, except that layers without weights, and custom layers whose config cannot
     rebuild them, are shared with the original; training-only layers (dropout) are kept (identities at
     inference).
     """
-    from smplr_tf.models.smplr import SMPLR
-
-    if isinstance(model, SMPLR):
-        return model.with_encoders(fold_batch_norm(model.psi), fold_batch_norm(model.omega))
     if not hasattr(model, "_nodes_by_depth"):
         raise TypeError(f"fold_batch_norm needs a functional Keras model, got {type(model).__name__}")
 
@@ -136,25 +131,26 @@ def fold_batch_norm(model) -> keras.Model:
     for layer, weights in pending:
         if weights:
             layer.set_weights(weights)
-    if hasattr(model, "smplr_config"):
-        new_model.smplr_config = dict(model.smplr_config)
     return new_model
 
 
-def hourglass_inference_model(model, dtype_policy: str | None = None) -> keras.Model:
+def hourglass_inference_model(model, dtype_policy: str | None = None, config: dict | None = None) -> keras.Model:
     """Folded + head-merged inference graph of a model built by ``build_hourglass`` (see module doc).
 
     Returns a model image -> {"heatmaps": [last stack logits], "points": same as the original}.
     dtype_policy: None = the global policy (float32: exact up to rounding); "mixed_bfloat16" computes the
     convolutions in bfloat16 (~1.6x less CPU time on AVX512_BF16 CPUs; NOT exact, check the accuracy of a
     trained model with it before use). Points are always computed in float32.
+    config: the hourglass's builder config when ``model`` does not carry it (a pipeline's part).
     """
     from smplr_tf.models.hourglass import build_hourglass
 
-    cfg = dict(getattr(model, "smplr_config", {}))
+    if config is None and getattr(model, "kind", None) == "hourglass":
+        config = model.get_config()
+    cfg = dict(config or {})
     if cfg.pop("kind", None) != "hourglass":
-        raise ValueError("hourglass_inference_model needs a model made by build_hourglass "
-                         "(it carries .smplr_config)")
+        raise ValueError("hourglass_inference_model needs a model made by build_hourglass")
+    cfg.pop("inference", None)
     if dtype_policy is None:
         new = build_hourglass(**cfg, inference=True)
     else:
@@ -190,8 +186,16 @@ def hourglass_inference_model(model, dtype_policy: str | None = None) -> keras.M
 
 
 def inference_model(model) -> keras.Model:
-    """The fastest exact inference form of one of our models."""
-    if getattr(model, "smplr_config", {}).get("kind") == "hourglass":
+    """The fastest exact inference form of one of our models: the hourglass folded and head-merged, a pipeline
+    with each component in its inference form (same SMPL layer), any other functional model folded."""
+    from smplr_tf.models.pipeline import SMPLRPipeline
+
+    if isinstance(model, SMPLRPipeline):
+        hg = hourglass_inference_model(model.hourglass, config=model.part_config("hourglass"))
+        return SMPLRPipeline(hg, fold_batch_norm(model.dae),
+                             fold_batch_norm(model.psi), fold_batch_norm(model.omega), model.smpl,
+                             name=model.name + "_inference")
+    if getattr(model, "kind", None) == "hourglass":
         return hourglass_inference_model(model)
     return fold_batch_norm(model)
 
@@ -216,84 +220,3 @@ def _all_layers(model):
         yield layer
         if isinstance(layer, keras.Model):
             yield from _all_layers(layer)
-
-
-# ------------------------------------------------------------------------------------------- benchmark
-def _bench(argv=None):
-    import argparse
-    import json
-    import os
-    import time
-
-    import tensorflow as tf
-
-    from smplr_tf.models.hourglass import build_hourglass, hourglass_flops
-
-    ap = argparse.ArgumentParser(description="Batch-1 latency of the volumetric hourglass at inference.")
-    ap.add_argument("--bench", action="store_true")
-    ap.add_argument("--stacks", type=int, default=5)
-    ap.add_argument("--features", type=int, default=256)
-    ap.add_argument("--input_size", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--variants", default="plain,folded,merged,merged_bf16",
-                    help="comma list of plain, plain_xla, folded, folded_xla, merged, merged_xla, "
-                         "merged_bf16, merged_bf16_xla")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    cfg = dict(num_stacks=a.stacks, features=a.features, input_size=a.input_size)
-    load0 = os.getloadavg()
-    model = build_hourglass(**cfg)
-    randomize_batch_norms(model)
-    x = tf.constant(np.random.default_rng(0).normal(size=(a.batch, a.input_size, a.input_size, 3)),
-                    tf.float32)
-    variants = {"plain": (model, False), "plain_xla": (model, True)}
-    wanted = a.variants.split(",")
-    if any(v.startswith("folded") for v in wanted):
-        f = fold_batch_norm(model)
-        variants.update(folded=(f, False), folded_xla=(f, True))
-    if any(v.startswith("merged") for v in wanted):
-        m = hourglass_inference_model(model)
-        variants.update(merged=(m, False), merged_xla=(m, True))
-    if "merged_bf16" in wanted:  # not exact: bfloat16 compute (oneDNN uses AVX512_BF16 where present)
-        mb = hourglass_inference_model(model, dtype_policy="mixed_bfloat16")
-        variants["merged_bf16"] = (mb, False)
-        variants["merged_bf16_xla"] = (mb, True)
-    fns, outs, first, times, cpu = {}, {}, {}, {}, {}
-    for name in wanted:  # compile + warm up
-        net, xla = variants[name]
-        fns[name] = tf.function(lambda t, net=net: net(t, training=False)["points"], jit_compile=xla)
-        t0 = time.perf_counter()
-        outs[name] = fns[name](x).numpy()
-        first[name] = time.perf_counter() - t0
-        fns[name](x).numpy()
-        times[name], cpu[name] = [], []
-    for _ in range(a.repeats):  # round robin: every variant sees the same machine load
-        for name in wanted:
-            t0, c0 = time.perf_counter(), time.process_time()
-            fns[name](x).numpy()
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    results = {}
-    ref = outs[wanted[0]]
-    for name in wanted:
-        ts = np.asarray(times[name])
-        gflops = hourglass_flops(**cfg, inference=name.startswith("merged")) * a.batch / 1e9
-        med = float(np.median(ts))
-        results[name] = dict(median_s=med, min_s=float(ts.min()), max_s=float(ts.max()),
-                             first_call_s=first[name], cpu_s=float(np.median(cpu[name])), gflops=gflops, gflops_per_s=gflops / med,
-                             max_abs_diff_points_m=float(np.abs(outs[name] - ref).max()))
-        if not a.json:
-            r = results[name]
-            print(f"{name:16s} median {med:.3f} s  min {r['min_s']:.3f}  max {r['max_s']:.3f}  "
-                  f"cpu {r['cpu_s']:.3f} s  {gflops:.1f} GFLOP  {r['gflops_per_s']:.0f} GFLOP/s  first call "
-                  f"{r['first_call_s']:.1f} s  |dpoints| vs {wanted[0]} {r['max_abs_diff_points_m']:.2e} m")
-    info = dict(config=cfg, loadavg_before=load0, batch=a.batch, repeats=a.repeats, loadavg=os.getloadavg(), results=results)
-    if a.json:
-        print(json.dumps(info, indent=1))
-    else:
-        print(f"load average {info['loadavg']}")
-
-
-if __name__ == "__main__":
-    _bench()

@@ -1,8 +1,10 @@
-"""Small shared layers: a per-channel affine (inference form of a batch norm that cannot be folded)."""
+"""Small shared layers: per-image standardisation (the image networks' first layer) and a per-channel affine
+(inference form of a batch norm that cannot be folded)."""
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="smplr_tf")
@@ -28,6 +30,27 @@ class Folded(keras.layers.Layer):
 
     def call(self, x, training=None, mask=None):
         return x
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+@keras.saving.register_keras_serializable(package="smplr_tf")
+class Standardize(keras.layers.Layer):
+    """Per-image standardisation, the first layer of the image networks (no weights).
+
+    image (B, H, W, 3) float RGB in [0, 1] -> (image - mean) / max(std, 1 / sqrt(H W 3)), mean and std over
+    each image's pixels and channels: ``tf.image.per_image_standardization``, computed in float32. The
+    preprocessing is part of the network, so the training pipeline, evaluation, infer, the SavedModel and
+    TFLite all feed the same [0, 1] images.
+    """
+
+    def __init__(self, **kw):
+        kw.setdefault("dtype", "float32")
+        super().__init__(**kw)
+
+    def call(self, image):
+        return tf.image.per_image_standardization(tf.cast(image, tf.float32))
 
     def compute_output_shape(self, shape):
         return shape

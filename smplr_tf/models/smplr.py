@@ -12,6 +12,12 @@ have no bias: the batch norm after each would cancel it (the code has one; same 
 * head A: t -> 256 -> 256 -> out (linear); head B: t -> 256 -> out (linear); concat (2 out) -> out (linear)
 * Psi: in = B (41) ; out = 11 = 10 betas + gender coded in {-1, +1} (male model where gender >= 0)
 * Omega: in = N (41 x 3 = 123) ; out = 216 with tanh -> (24, 3, 3) rotation matrices fed raw to SMPL.
+
+The networks that are trained, saved and deployed are :func:`build_psi_net` and :func:`build_omega_net`:
+points (B, 41, 3) -> :class:`BoneFeatures` (template bone lengths stored as a weight) -> the encoder
+(:func:`build_psi` / :func:`build_omega`, nested as "psi" / "omega") -> named outputs. Both are
+:class:`~smplr_tf.models.network.Network` s (they return their builder arguments from ``get_config``).
+SMPL is appended by :class:`smplr_tf.models.pipeline.SMPLRPipeline`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tensorflow as tf
 from keras import layers
 
 from smplr_tf.body import skeleton
+from smplr_tf.models.network import Network
 
 INIT = "glorot_uniform"
 TRUNK = (1024, 1024, 512, 512, 512)
@@ -76,10 +83,7 @@ def build_psi(num_bones: int = skeleton.NUM_BONES, num_betas: int = NUM_BETAS, t
     x = keras.Input((num_bones,), name="bone_length_offsets")
     h = _encoder(x, num_betas + 1, trunk, head_a, head_b, bias_initializer)
     out = layers.Dense(num_betas + 1, kernel_initializer=INIT, bias_initializer=bias_initializer, name="shape")(h)
-    model = keras.Model(x, out, name=name)
-    model.smplr_config = dict(kind="psi", num_bones=num_bones, num_betas=num_betas, trunk=tuple(trunk),
-                              head_a=tuple(head_a), head_b=tuple(head_b))
-    return model
+    return keras.Model(x, out, name=name)
 
 
 def build_omega(num_bones: int = skeleton.NUM_BONES, num_joints: int = skeleton.NUM_JOINTS, trunk=TRUNK,
@@ -93,105 +97,71 @@ def build_omega(num_bones: int = skeleton.NUM_BONES, num_joints: int = skeleton.
     r = layers.Dense(out_dim, activation="tanh", kernel_initializer=INIT, bias_initializer=bias_initializer,
                      name="rot")(h)
     r = layers.Reshape((num_joints, 3, 3), name="rotmats")(r)
-    model = keras.Model(x, r, name=name)
-    model.smplr_config = dict(kind="omega", num_bones=num_bones, num_joints=num_joints, trunk=tuple(trunk),
-                              head_a=tuple(head_a), head_b=tuple(head_b))
-    return model
+    return keras.Model(x, r, name=name)
 
 
-def gender_index_for_layer(sign, genders) -> tf.Tensor:
-    """Psi's gender code (B,) -> (B,) int32 index into an SMPL layer's ``genders``: its "male" model where
-    code >= 0, its "female" model elsewhere. For the default layer ("female", "male") this is
-    ``smplr_tf.body.smpl.gender_index_from_sign``. A layer without both (e.g. neutral only) gets index 0."""
-    genders = [str(g) for g in genders]
-    sign = tf.convert_to_tensor(sign)
-    if "female" in genders and "male" in genders:
-        return tf.where(sign >= 0, genders.index("male"), genders.index("female"))
-    return tf.zeros(tf.shape(sign), tf.int32)
+@keras.saving.register_keras_serializable(package="smplr_tf")
+class BoneFeatures(keras.layers.Layer):
+    """points (B, 41, 3) metres -> (N (B, 41, 3) unit bone vectors, B (B, 41) bone length minus template,
+    metres), paper eqs. 1-3 (:func:`bone_features`).
+
+    The template lengths B* (41,) metres are a non-trainable weight, saved with the network; None starts
+    them at zero (a network rebuilt to load trained weights into)."""
+
+    def __init__(self, template_lengths=None, **kw):
+        kw.setdefault("dtype", "float32")
+        super().__init__(**kw)
+        init = np.zeros(skeleton.NUM_BONES, np.float32) if template_lengths is None else np.asarray(
+            template_lengths, np.float32)
+        self.template = self.add_weight(name="template_lengths", shape=(skeleton.NUM_BONES,),
+                                        initializer=keras.initializers.Constant(init), trainable=False)
+
+    def call(self, points):
+        return bone_features(points, self.template)
+
+    def compute_output_spec(self, points):
+        b = points.shape[0]
+        return (keras.KerasTensor((b, skeleton.NUM_BONES, 3), "float32"),
+                keras.KerasTensor((b, skeleton.NUM_BONES), "float32"))
 
 
-class SMPLR(keras.Model):
-    """Points -> Omega/Psi -> SMPL. ``call(inputs, training=None)``.
+def build_psi_net(trunk=TRUNK, head_a=HEAD_A, head_b=HEAD_B, num_betas: int = NUM_BETAS, template_lengths=None,
+                  name: str = "psi_net", bias_initializer: str = "glorot_uniform") -> Network:
+    """Psi with its input features: points (B, 41, 3) root-relative metres -> {"betas": (B, num_betas),
+    "gender": (B,) code, male model where >= 0}.
 
-    inputs: (B, 41, 3) root-relative points, or a dict with ``points`` and optional ground-truth overrides
-    fed to SMPL instead of the predictions (Table 1 rows Psi / Omega): ``rotmats`` (B, 24, 3, 3),
-    ``betas`` (B, 10), ``gender_index`` (B,) int (SMPL layer index; default: from Psi's gender code with
-    :func:`gender_index_for_layer`: the layer's male model where the code >= 0, else its female model).
-    Returns dict: ``rotmats`` (B,24,3,3) and ``betas`` (B,10) and ``gender`` (B,) float code as PREDICTED
-    (never the overrides), and from SMPL (with the overrides applied): ``vertices`` (B,V,3), ``joints``
-    (B,24,3), ``landmarks`` (B,18,3) metres in the SMPL frame, ``points`` (B,41,3) root-relative, and
-    ``gender_index`` (B,) int used. With ``smpl_layer=None`` only the encoder outputs are returned.
-
-    smpl_layer: a :class:`smplr_tf.body.smpl.SMPL` (or anything with its call signature).
-    template_lengths: (41,) B*; default ``smplr_tf.body.smpl.template_bone_lengths(smpl_layer)``.
+    trunk / head_a / head_b: hidden widths (see the module docstring); template_lengths: (41,) metres, B* of
+    eq. 2 (e.g. ``smplr_tf.body.smpl.template_bone_lengths(smpl)``), stored as a weight; None = zeros, to be
+    loaded from trained weights. The inner encoder is the nested model "psi" (:func:`build_psi`).
+    bias_initializer: of the linear output layers ("glorot_uniform" as the authors' code; "zeros" as Keras').
     """
-
-    def __init__(self, smpl_layer=None, template_lengths=None, psi=None, omega=None, num_betas=NUM_BETAS,
-                 trunk=TRUNK, head_a=HEAD_A, head_b=HEAD_B, name="smplr", **kw):
-        super().__init__(name=name, **kw)
-        if template_lengths is None:
-            if smpl_layer is None:
-                raise ValueError("SMPLR needs template_lengths when no smpl_layer is given")
-            from smplr_tf.body.smpl import template_bone_lengths
-
-            template_lengths = template_bone_lengths(smpl_layer)
-        self.template_lengths = np.asarray(template_lengths, np.float32).reshape(-1)
-        self.num_betas = num_betas
-        self.smpl = smpl_layer
-        self.psi = psi if psi is not None else build_psi(num_betas=num_betas, trunk=trunk, head_a=head_a,
-                                                          head_b=head_b)
-        self.omega = omega if omega is not None else build_omega(trunk=trunk, head_a=head_a, head_b=head_b)
-        self.smplr_config = dict(kind="smplr", num_betas=num_betas, trunk=tuple(trunk),
-                                 head_a=tuple(head_a), head_b=tuple(head_b))
-
-    def with_encoders(self, psi, omega) -> "SMPLR":
-        """A new SMPLR sharing the SMPL layer and template, with other Psi / Omega (e.g. folded ones)."""
-        return SMPLR(self.smpl, self.template_lengths, psi=psi, omega=omega, num_betas=self.num_betas,
-                     name=self.name + "_inference")
-
-    def encode(self, points, training=None):
-        """points (B,41,3) -> (rotmats (B,24,3,3), shape (B, num_betas + 1))."""
-        n, b = bone_features(points, self.template_lengths)
-        return self.omega(n, training=training), self.psi(b, training=training)
-
-    def call(self, inputs, training=None):
-        overrides = {}
-        if isinstance(inputs, dict):
-            overrides = {k: v for k, v in inputs.items() if k != "points" and v is not None}
-            points = inputs["points"]
-        else:
-            points = inputs
-        rotmats, shape = self.encode(points, training=training)
-        shape = tf.cast(shape, tf.float32)
-        betas = shape[:, : self.num_betas]
-        gender = shape[:, self.num_betas]
-        out = {"rotmats": rotmats, "betas": betas, "gender": gender}
-        if self.smpl is None:
-            return out
-        gidx = overrides.get("gender_index")
-        if gidx is None:
-            gidx = gender_index_for_layer(gender, getattr(self.smpl, "genders", ("female", "male")))
-        gidx = tf.cast(gidx, tf.int32)
-        body = self.smpl(tf.cast(overrides.get("betas", betas), tf.float32),
-                         tf.cast(overrides.get("rotmats", rotmats), tf.float32), gender=gidx)
-        out.update(vertices=body["vertices"], joints=body["joints"], landmarks=body["landmarks"],
-                   points=skeleton.points_from_smpl(body["joints"], body["landmarks"]), gender_index=gidx)
-        return out
+    trunk, head_a, head_b = (tuple(int(u) for u in v) for v in (trunk, head_a, head_b))
+    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
+    _, b = BoneFeatures(template_lengths, name="bone_features")(pts)
+    shape = build_psi(num_betas=num_betas, trunk=trunk, head_a=head_a, head_b=head_b,
+                      bias_initializer=bias_initializer)(b)
+    betas = layers.Lambda(lambda s: s[:, :num_betas], name="betas")(shape)
+    gender = layers.Lambda(lambda s: s[:, num_betas], name="gender")(shape)
+    config = dict(kind="psi_net", trunk=trunk, head_a=head_a, head_b=head_b, num_betas=int(num_betas), name=name,
+                  bias_initializer=bias_initializer)
+    return Network(config, pts, {"betas": betas, "gender": gender}, name=name)
 
 
-def scaled_sizes(width: int = TRUNK[0]) -> dict:
-    """Encoder sizes scaled so that the first trunk layer has ``width`` units (1024 = the paper's sizes)."""
-    f = width / TRUNK[0]
+def build_omega_net(trunk=TRUNK, head_a=HEAD_A, head_b=HEAD_B, template_lengths=None,
+                    name: str = "omega_net", bias_initializer: str = "glorot_uniform") -> Network:
+    """Omega with its input features: points (B, 41, 3) root-relative metres -> {"rotmats": (B, 24, 3, 3)},
+    tanh-bounded matrices fed raw to SMPL. Sizes and template_lengths as :func:`build_psi_net`; the inner
+    encoder is the nested model "omega" (:func:`build_omega`)."""
+    trunk, head_a, head_b = (tuple(int(u) for u in v) for v in (trunk, head_a, head_b))
+    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
+    n, _ = BoneFeatures(template_lengths, name="bone_features")(pts)
+    rot = build_omega(trunk=trunk, head_a=head_a, head_b=head_b, bias_initializer=bias_initializer)(n)
+    rot = layers.Identity(name="rotmats")(rot)
+    config = dict(kind="omega_net", trunk=trunk, head_a=head_a, head_b=head_b, name=name,
+                  bias_initializer=bias_initializer)
+    return Network(config, pts, {"rotmats": rot}, name=name)
 
-    def sc(units):
-        return tuple(max(int(round(u * f)), 1) for u in units)
 
-    return dict(trunk=sc(TRUNK), head_a=sc(HEAD_A), head_b=sc(HEAD_B))
-
-
-def build_smplr(smpl_layer=None, template_lengths=None, width: int | None = None, **kw) -> SMPLR:
-    """Convenience constructor: :class:`SMPLR` with the paper's sizes, or all sizes scaled by ``width``
-    (units of the first trunk layer; see :func:`scaled_sizes`). Other keywords go to :class:`SMPLR`."""
-    if width is not None:
-        kw = {**scaled_sizes(width), **kw}
-    return SMPLR(smpl_layer, template_lengths, **kw)
+def head_sizes(head: int) -> dict:
+    """The two heads' widths from one width (the ``--smplr_head`` flag): head A (h, h), head B (h,)."""
+    return dict(head_a=(int(head), int(head)), head_b=(int(head),))

@@ -23,71 +23,17 @@ the L1 terms in metres: there ``shn`` (the factor on the heatmap term) keeps the
 trained by its heatmap loss alone -- that would be more SHN training, which the paper reports gives nothing --
 while the heatmap term still anchors the heatmaps. Both are flags; the default is ``shn``.
 
-The network (what runs.load_model_from_run returns for an e2e run): image -> dict with the hourglass
-outputs "heatmaps", "points" (SHN_e2e), "dae_points", and from SMPLR "rotmats", "betas", "gender",
-"vertices", "joints", "landmarks", "smpl_points". It is rebuilt from the component runs' flags.txt.
+The network is :class:`smplr_tf.models.pipeline.SMPLRPipeline` (what runs.load_model_from_run returns for an
+e2e run): image -> dict with the hourglass outputs "heatmaps", "points" (SHN_e2e), "dae_points", and from
+SMPLR "rotmats", "betas", "gender", "vertices", "joints", "landmarks", "smpl_points". Training starts from the
+four component runs (smplr_tf.runs.pipeline_from_runs); the run's network.json then describes the pipeline.
 """
 
 from __future__ import annotations
 
-import keras
-import tensorflow as tf
-
 from smplr_tf import losses
-from smplr_tf.body import skeleton
 from smplr_tf.stages.base import mpjpe_mm
 from smplr_tf.stages.image import ShnStage
-
-
-class PipelineModel(keras.Model):
-    """hourglass -> DAE -> (Psi, Omega) -> SMPL. Components are keras Models; ``smpl`` an SMPL layer."""
-
-    def __init__(self, hourglass, dae, psi, omega, smpl, name="smplr_pipeline", **kw):
-        super().__init__(name=name, **kw)
-        self.hourglass, self.dae, self.psi, self.omega, self.smpl = hourglass, dae, psi, omega, smpl
-
-    def call(self, image, training=False):
-        from smplr_tf.body.smpl import gender_index_from_sign
-
-        hg = self.hourglass(image, training=training)
-        pts = tf.cast(hg["points"], tf.float32)
-        dae_pts = tf.cast(self.dae(pts, training=False), tf.float32)
-        shape = self.psi(dae_pts, training=False)
-        rot = self.omega(dae_pts, training=False)["rotmats"]
-        gidx = gender_index_from_sign(shape["gender"])
-        body = self.smpl(tf.cast(shape["betas"], tf.float32), tf.cast(rot, tf.float32), gender=gidx)
-        return {"heatmaps": hg["heatmaps"], "points": pts, "dae_points": dae_pts, "rotmats": rot,
-                "betas": shape["betas"], "gender": shape["gender"], "gender_index": gidx,
-                "vertices": body["vertices"], "joints": body["joints"], "landmarks": body["landmarks"],
-                "smpl_points": skeleton.points_from_smpl(body["joints"], body["landmarks"])}
-
-
-def assemble_pipeline(shn_run: str, dae_run: str, psi_run: str, omega_run: str, load_weights: bool = True,
-                      smpl_layer=None) -> PipelineModel:
-    """The full SMPLR pipeline from four trained runs (their weights loaded unless load_weights=False);
-    DAE, Psi and Omega frozen. Also the "ALL" row of Table 1 (evaluation can call it directly)."""
-    from smplr_tf import runs
-    from smplr_tf.stages.points import smpl_layer_from
-
-    parts = {}
-    for key, run_dir, expected in (("hourglass", shn_run, "shn"), ("dae", dae_run, "dae"),
-                                   ("psi", psi_run, "smplr_shape"), ("omega", omega_run, "smplr_pose")):
-        if not run_dir:
-            raise ValueError(f"e2e needs --{ {'hourglass': 'shn'}.get(key, key)}_run")
-        fv = runs.read_flags(run_dir)
-        if fv.stage != expected:
-            raise ValueError(f"{run_dir} is a '{fv.stage}' run, expected '{expected}'")
-        net = runs.build_network(fv)
-        if load_weights:
-            net.load_weights(runs.weights_path(run_dir, "auto"))
-        parts[key] = (net, fv)
-    if int(parts["hourglass"][1].num_points) != skeleton.NUM_POINTS or int(parts["dae"][1].num_points) != \
-            skeleton.NUM_POINTS:
-        raise ValueError("e2e needs 41-point hourglass and DAE runs")
-    for key in ("dae", "psi", "omega"):
-        parts[key][0].trainable = False
-    smpl = smpl_layer if smpl_layer is not None else smpl_layer_from(parts["psi"][1])
-    return PipelineModel(parts["hourglass"][0], parts["dae"][0], parts["psi"][0], parts["omega"][0], smpl)
 
 
 class E2eStage(ShnStage):
@@ -128,8 +74,10 @@ class E2eStage(ShnStage):
                 self.cfg[k].value = v
 
     def build_network(self):
+        from smplr_tf import runs
+
         c = self.cfg
-        return assemble_pipeline(c.shn_run, c.dae_run, c.psi_run, c.omega_run, load_weights=True)
+        return runs.pipeline_from_runs(c.shn_run, c.dae_run, c.psi_run, c.omega_run, load_weights=True)
 
     def loss_names(self):
         return ("loss", "heatmap_loss", "l1_dae", "l1_smpl")

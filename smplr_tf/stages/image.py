@@ -1,6 +1,9 @@
 """Image stages: shn (volumetric stacked hourglass), shn2d (2D hourglass), alexnet (direct 3D regression).
 
-Data: ``smplr_tf.data.pipeline.hourglass_dataset`` -> (image (B,S,S,3) standardised, targets dict with
+Networks: built by smplr_tf.models from the flags (``smplr_tf.models.registry.config_from_flags``); each
+standardises its [0, 1] input image itself.
+
+Data: ``smplr_tf.data.pipeline.hourglass_dataset`` -> (image (B,S,S,3) RGB in [0, 1], targets dict with
 ``heatmaps`` (B,h,h,D,C) or (B,h,h,C), ``points`` (B,P,3) root-relative metres, ``mask_valid``).
 
 Losses (paper Sec. 4.1, 4.4.1): shn: the heatmap loss of every stack (intermediate supervision, summed),
@@ -14,7 +17,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from smplr_tf import losses
-from smplr_tf.body import skeleton
 from smplr_tf.stages.base import Stage, mpjpe_mm
 
 
@@ -99,15 +101,9 @@ class ShnStage(ImageStage):
     name = "shn"
 
     def build_network(self):
-        from smplr_tf.models.hourglass import build_hourglass
+        from smplr_tf.models import registry
 
-        c = self.cfg
-        return build_hourglass(num_stacks=int(c.hg_stacks), features=int(c.hg_features),
-                               input_size=int(c.input_size), num_points=self.num_points,
-                               depth_bins=self.depth_bins, num_limbs=skeleton.NUM_LIMBS if c.limbs else 0,
-                               downsamplings=int(c.hg_downsamplings), dropout=float(c.hg_dropout),
-                               stem=c.hg_stem, bn_scale=bool(c.hg_bn_scale), init=c.hg_init,
-                               conv_bias=bool(c.hg_conv_bias))
+        return registry.build_network(registry.config_from_flags(self.cfg, self.name))
 
     def _kind(self):
         return "mse" if self.depth_bins == 0 else self.cfg.heatmap_loss
@@ -139,24 +135,10 @@ class ShnStage(ImageStage):
         return {"mpjpe_mm": mpjpe_mm(pred["points"], y["points"], y.get("mask_valid_points"))}
 
 
-def hard_argmax_2d(heatmaps, num_points: int):
-    """(B, H, W, C) heatmaps -> (B, P, 2) metres of the cube plane at the arg-max pixel's centre (x, y).
-
-    The 2D hourglass regresses peak-1 Gaussians with MSE: a softmax over such values (0..1) is almost flat, so
-    its soft-argmax sits near the centre whatever the heatmap; the arg-max is the meaningful read-out."""
-    from smplr_tf import volume
-
-    hm = tf.cast(heatmaps[..., :num_points], tf.float32)
-    h, w = int(hm.shape[1]), int(hm.shape[2])
-    flat = tf.reshape(tf.transpose(hm, [0, 3, 1, 2]), [tf.shape(hm)[0], num_points, h * w])
-    idx = tf.argmax(flat, axis=-1, output_type=tf.int32)
-    cx = tf.gather(tf.constant(volume.voxel_centres(w)), idx % w)
-    cy = tf.gather(tf.constant(volume.voxel_centres(h)), idx // w)
-    return tf.stack([cx, cy], axis=-1)
-
-
 class Shn2dStage(ShnStage):
-    """2D stacked hourglass (Table 5's 2D SHN): heatmap MSE; error in mm of the cube plane (arg-max read-out)."""
+    """2D stacked hourglass (Table 5's 2D SHN): heatmap MSE; error in mm of the cube plane of the network's
+    ``points``, read from the last heatmaps by :func:`smplr_tf.models.softargmax.peak_2d` (the read-out
+    evaluate scores too)."""
 
     name = "shn2d"
     depth_bins_override = 0
@@ -165,11 +147,8 @@ class Shn2dStage(ShnStage):
     def metric_names(self):
         return ("err2d_mm",)
 
-    def predicted_points(self, pred):
-        return hard_argmax_2d(pred["heatmaps"][-1], self.num_points)
-
     def metric_fn(self, x, y, pred):
-        return {"err2d_mm": mpjpe_mm(self.predicted_points(pred), y["points"], y.get("mask_valid_points"))}
+        return {"err2d_mm": mpjpe_mm(pred["points"], y["points"], y.get("mask_valid_points"))}
 
 
 class AlexnetStage(ImageStage):
@@ -178,12 +157,9 @@ class AlexnetStage(ImageStage):
     name = "alexnet"
 
     def build_network(self):
-        from smplr_tf.models.alexnet import build_alexnet
+        from smplr_tf.models import registry
 
-        c = self.cfg
-        return build_alexnet(input_size=int(c.input_size), num_points=self.num_points,
-                             width=float(c.alexnet_width), fc_units=int(c.alexnet_fc),
-                             dropout=float(c.alexnet_dropout))
+        return registry.build_network(registry.config_from_flags(self.cfg, self.name))
 
     def loss_names(self):
         return ("loss", "l2")

@@ -20,15 +20,14 @@ shape + gender for Omega).
 
 Networks saved by these stages (what runs.load_model_from_run returns):
 dae: points (B,P,3) -> (B,P,3); smplr_shape: points (B,41,3) -> {"betas" (B,10), "gender" (B,)};
-smplr_pose: points (B,41,3) -> {"rotmats" (B,24,3,3)}. The bone features (eqs. 1-3) are computed inside,
-with the template bone lengths B* stored as a (non-trainable) weight.
+smplr_pose: points (B,41,3) -> {"rotmats" (B,24,3,3)}, built by smplr_tf.models (dae, smplr); the bone features
+(eqs. 1-3) are computed inside, with the template bone lengths B* stored as a (non-trainable) weight.
 """
 
 from __future__ import annotations
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -37,67 +36,6 @@ from smplr_tf.body import skeleton
 from smplr_tf.stages.base import Stage, mpjpe_mm
 
 NUM_BETAS = skeleton.NUM_BETAS
-
-
-def smpl_layer_from(cfg):
-    """The SMPL layer of a run's flags (--smpl_dir empty: the package's free body model)."""
-    from smplr_tf.body.smpl import SMPL
-
-    return SMPL(smpl_dir=cfg.smpl_dir or None, genders=tuple(cfg.genders))
-
-
-@keras.saving.register_keras_serializable(package="smplr_tf")
-class BoneFeatures(keras.layers.Layer):
-    """points (B,41,3) -> (N (B,41,3) unit bone vectors, B (B,41) bone lengths minus template), eqs. 1-3.
-
-    The template lengths B* (41,) metres are a non-trainable weight (saved with the network)."""
-
-    def __init__(self, template_lengths=None, **kw):
-        kw.setdefault("dtype", "float32")
-        super().__init__(**kw)
-        init = np.zeros(skeleton.NUM_BONES, np.float32) if template_lengths is None else np.asarray(
-            template_lengths, np.float32)
-        self.template = self.add_weight(name="template_lengths", shape=(skeleton.NUM_BONES,),
-                                        initializer=keras.initializers.Constant(init), trainable=False)
-
-    def call(self, points):
-        from smplr_tf.models.smplr import bone_features
-
-        return bone_features(points, self.template)
-
-    def compute_output_spec(self, points):
-        b = points.shape[0]
-        return (keras.KerasTensor((b, skeleton.NUM_BONES, 3), "float32"),
-                keras.KerasTensor((b, skeleton.NUM_BONES), "float32"))
-
-
-def _smplr_sizes(cfg):
-    h = int(cfg.smplr_head)
-    return dict(trunk=tuple(int(t) for t in cfg.smplr_trunk), head_a=(h, h), head_b=(h,),
-                bias_initializer=cfg.mlp_bias_init)
-
-
-def build_psi_net(cfg, template_lengths=None) -> keras.Model:
-    """points (B,41,3) -> {"betas": (B,10), "gender": (B,)} (gender code, male where >= 0)."""
-    from smplr_tf.models.smplr import build_psi
-
-    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
-    _, b = BoneFeatures(template_lengths, name="bone_features")(pts)
-    shape = build_psi(num_betas=NUM_BETAS, **_smplr_sizes(cfg))(b)
-    betas = keras.layers.Lambda(lambda s: s[:, :NUM_BETAS], name="betas")(shape)
-    gender = keras.layers.Lambda(lambda s: s[:, NUM_BETAS], name="gender")(shape)
-    return keras.Model(pts, {"betas": betas, "gender": gender}, name="psi_net")
-
-
-def build_omega_net(cfg, template_lengths=None) -> keras.Model:
-    """points (B,41,3) -> {"rotmats": (B,24,3,3)}."""
-    from smplr_tf.models.smplr import build_omega
-
-    pts = keras.Input((skeleton.NUM_POINTS, 3), name="points")
-    n, _ = BoneFeatures(template_lengths, name="bone_features")(pts)
-    rot = build_omega(**_smplr_sizes(cfg))(n)
-    rot = keras.layers.Identity(name="rotmats")(rot)
-    return keras.Model(pts, {"rotmats": rot}, name="omega_net")
 
 
 def gender_code(gender_index):
@@ -115,8 +53,16 @@ class PointStage(Stage):
     @property
     def smpl(self):
         if self._smpl is None:
-            self._smpl = smpl_layer_from(self.cfg)
+            from smplr_tf.models import registry
+            from smplr_tf.models.pipeline import build_smpl
+
+            self._smpl = build_smpl(registry.smpl_config_from_flags(self.cfg))
         return self._smpl
+
+    def _network(self, **build_kw):
+        from smplr_tf.models import registry
+
+        return registry.build_network(registry.config_from_flags(self.cfg, self.name), **build_kw)
 
     @property
     def num_points(self) -> int:
@@ -257,12 +203,8 @@ class DaeStage(PointStage):
     name = "dae"
 
     def build_network(self):
-        from smplr_tf.models.dae import build_dae
-
-        c = self.cfg
-        net = build_dae(num_points=self.num_points, hidden=int(c.dae_hidden), bottleneck=int(c.dae_bottleneck),
-                        keep_prob=float(c.dae_keep_prob), bias_initializer=c.mlp_bias_init)
-        if c.dae_zero_init:
+        net = self._network()
+        if self.cfg.dae_zero_init:
             # Start as the identity (zero correction), so that training only ever improves on the input.
             layer = net.get_layer("correction")
             layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
@@ -300,7 +242,7 @@ class PsiStage(PointStage):
         return skeleton.NUM_POINTS
 
     def build_network(self):
-        return build_psi_net(self.cfg, self.template_lengths())
+        return self._network(template_lengths=self.template_lengths())
 
     def loss_names(self):
         return ("loss", "l_beta") + (("l_smpl",) if self.cfg.smpl_loss else ())
@@ -361,7 +303,7 @@ class OmegaStage(PointStage):
         return skeleton.NUM_POINTS
 
     def build_network(self):
-        return build_omega_net(self.cfg, self.template_lengths())
+        return self._network(template_lengths=self.template_lengths())
 
     def loss_names(self):
         return ("loss", "l_r") + (("l_smpl",) if self.cfg.smpl_loss else ())

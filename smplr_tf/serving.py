@@ -1,0 +1,121 @@
+"""Serving: what infer, export and evaluate share to run a trained pipeline on images.
+
+* :func:`read_image`: an image file -> (H, W, 3) uint8 RGB, with one clear error per kind of bad file;
+* :func:`parse_bbox` / :func:`make_crop`: the paper's crop (a square around the person, 2.5 m wide at the
+  person's depth, pelvis in the centre) out of a larger image;
+* :func:`prepare_image`: a uint8 crop -> the network input, (1, S, S, 3) float32 RGB in [0, 1] (the networks
+  standardise each image themselves);
+* :func:`load_pipeline`: an e2e run, or four component runs -> the :class:`~smplr_tf.models.pipeline.SMPLRPipeline`.
+
+Errors the user can fix raise :class:`ServingError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class ServingError(ValueError):
+    """A bad input (file, image, box) or model; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ image
+
+def read_image(path: str) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB; clear errors for missing, empty or non-image files."""
+    import cv2
+
+    if not path:
+        raise ServingError("give --image=<path to an image>")
+    if not os.path.exists(path):
+        raise ServingError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ServingError(f"{path}: is a directory, expected an image file")
+    if os.path.getsize(path) == 0:
+        raise ServingError(f"{path}: the file is empty")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ServingError(f"{path}: not an image OpenCV can read (JPEG, PNG, BMP, TIFF, WebP ...)")
+    return img[..., ::-1].copy()
+
+
+def parse_bbox(text: str):
+    """'x,y,w,h' -> (x0, y0, x1, y1) square box (grown about its centre if w != h).
+
+    x, y: column and row of the box's top-left pixel; w, h: its size in pixels. The result is in the outer-edge
+    convention of :mod:`smplr_tf.data.crop` (pixel i spans [i - 0.5, i + 0.5]), so pixels x .. x + w - 1 are
+    exactly the crop when w is the output size.
+    """
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise ServingError(f"--bbox={text!r}: expected four numbers x,y,w,h (pixels)") from e
+    if w <= 0 or h <= 0:
+        raise ServingError(f"--bbox={text!r}: width and height must be positive")
+    side = max(w, h)
+    cx, cy = x - 0.5 + w / 2.0, y - 0.5 + h / 2.0
+    return np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0], np.float32)
+
+
+def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
+    """-> (crop (size, size, 3) uint8, box (4,) x0,y0,x1,y1 in the image). See the module docstring."""
+    from smplr_tf.data.crop import crop_image
+
+    h, w = img.shape[:2]
+    if bbox:
+        box = parse_bbox(bbox)
+        if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= w - 0.5 or box[1] >= h - 0.5:
+            raise ServingError(f"--bbox={bbox}: the box lies outside the {w}x{h} image")
+    else:
+        if h != w:
+            raise ServingError(
+                f"the image is {w}x{h}, not square: give --bbox=x,y,w,h, the square around the person "
+                f"(2.5 m wide at the person's depth, pelvis at its centre), or pass a square crop such as "
+                f"the 256x256 crops of the records")
+        box = np.array([-0.5, -0.5, w - 0.5, h - 0.5], np.float32)
+    return crop_image(img, box, size), box
+
+
+def prepare_image(rgb_uint8: np.ndarray, input_size: int = 256) -> np.ndarray:
+    """(H, W, 3) uint8 RGB crop -> (1, S, S, 3) float32 RGB in [0, 1], resized (antialiased) to S = input_size
+    exactly as the training pipeline resizes its crops."""
+    import tensorflow as tf
+
+    image = tf.cast(tf.convert_to_tensor(rgb_uint8), tf.float32) * (1.0 / 255.0)
+    if image.shape[0] != input_size or image.shape[1] != input_size:
+        image = tf.image.resize(image[None], (input_size, input_size), antialias=True)[0]
+    return image[None].numpy()
+
+
+# ------------------------------------------------------------------------------------------------ model
+
+def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_run: str = "",
+                  omega_run: str = ""):
+    """-> (pipeline model image -> dict, input_size S, faces (F, 3) int). An e2e run (``run_dir``), or the
+    four component runs (weights: final, else the latest checkpoint)."""
+    from smplr_tf import runs
+
+    if run_dir and not any([shn_run, dae_run, psi_run, omega_run]):
+        if not os.path.isdir(run_dir):
+            raise ServingError(f"--run_dir={run_dir}: no such directory")
+        try:
+            stage, model, _ = runs.load_model_from_run(run_dir)
+        except runs.RunError as e:
+            raise ServingError(str(e)) from e
+        if stage != "e2e":
+            raise ServingError(f"--run_dir={run_dir} is a '{stage}' run; the whole pipeline is needed: an e2e run, "
+                               f"or --shn_run --dae_run --psi_run --omega_run")
+        return model, model.input_size, np.asarray(model.smpl.faces)
+    if not all([shn_run, dae_run, psi_run, omega_run]):
+        raise ServingError("give --run_dir=<an e2e run>, or all four of --shn_run --dae_run --psi_run --omega_run")
+    for r in (shn_run, dae_run, psi_run, omega_run):
+        if not os.path.isdir(r):
+            raise ServingError(f"{r}: no such run directory")
+    try:
+        pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
+    except runs.RunError as e:
+        raise ServingError(str(e)) from e
+    return pipe, pipe.input_size, np.asarray(pipe.smpl.faces)
