@@ -310,7 +310,7 @@ def test_targets_on_device_rebuild_the_pipeline_heatmaps(data_dir, depth_bins):
     _, full = next(iter(pipeline.hourglass_dataset(data_dir, "train", 3, **kw)))
     _, light = next(iter(pipeline.hourglass_dataset(data_dir, "train", 3, targets_on_device=True, **kw)))
     hm = pipeline.heatmaps_on_device(light, input_size=64, heatmap_size=16, depth_bins=depth_bins, limbs=True)
-    np.testing.assert_allclose(hm.numpy(), full["heatmaps"].numpy(), atol=5e-6)
+    np.testing.assert_allclose(hm.numpy(), full["heatmaps"].numpy(), atol=1e-5)  # float32 rounding of two paths
     np.testing.assert_array_equal(light["mask_valid"].numpy(), full["mask_valid"].numpy())
 
 

@@ -116,7 +116,7 @@ def heatmaps_on_device(targets_batch, *, input_size=256, heatmap_size=64, depth_
 
     targets_batch: the targets dict of such a batch (``points (B, P, 3)``, ``points2d (B, P, 2)``, ``joints
     (B, 24, 3)``, ``joints2d (B, 24, 2)``). Returns what the pipeline would have emitted as ``heatmaps``:
-    (B, h, h, D, C) or (B, h, h, C) (limb maps computed densely: equal to the pipeline's to 4e-6).
+    (B, h, h, D, C) or (B, h, h, C) (limb maps computed densely: equal to the pipeline's to 1e-5).
     """
     if depth_bins > 0:
         shape = (heatmap_size, heatmap_size, depth_bins)
