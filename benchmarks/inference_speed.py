@@ -1,7 +1,7 @@
 """Batch-1 latency of the volumetric hourglass at inference: plain, batch norms folded, and folded with the
 intermediate heads merged (:mod:`smplr_tf.models.inference`), with and without XLA, and in bfloat16.
 
-    python benchmarks/inference_speed.py [--stacks=5 --features=256 --input_size=256 --repeats=10] [--json]
+    python benchmarks/inference_speed.py [--hg_stacks=5 --hg_features=256 --input_size=256 --timed_calls=10] [--json]
 
 Variants are timed round robin, so that all see the same machine load; wall and process CPU seconds per call,
 medians. The input is a random [0, 1] image (the networks standardise it themselves).
@@ -9,18 +9,36 @@ medians. The input is a random [0, 1] image (the networks standardise it themsel
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
+from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+FLAGS = flags.FLAGS
+VARIANTS = ("plain", "plain_xla", "folded", "folded_xla", "merged", "merged_xla", "merged_bf16", "merged_bf16_xla")
 
 
-def main(argv=None):
-    import argparse
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """This benchmark's flags on ``fv``. Called under ``__main__``; a flag that ``fv`` holds already is left."""
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+
+    define(flags.DEFINE_integer, "hg_stacks", 5, "Hourglass stacks.", lower_bound=1)
+    define(flags.DEFINE_integer, "hg_features", 256, "Hourglass features.", lower_bound=1)
+    define(flags.DEFINE_integer, "input_size", 256, "Image crop size fed to the hourglass.", lower_bound=16)
+    define(flags.DEFINE_integer, "batch", 1, "Images per call.", lower_bound=1)
+    define(flags.DEFINE_integer, "timed_calls", 10, "Timed calls per variant (after two warm-up calls).",
+           lower_bound=1)
+    if "variants" not in fv:
+        flags.DEFINE_list("variants", ["plain", "folded", "merged", "merged_bf16"],
+                          "Variants to time, of " + ",".join(VARIANTS) + ".", flag_values=fv)
+        flags.register_validator("variants", lambda v: set(v) <= set(VARIANTS), flag_values=fv,
+                                 message="--variants: each one of " + ",".join(VARIANTS))
+    define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of text.")
+
+
+def main(argv):
+    del argv
     import json
     import os
     import time
@@ -31,25 +49,15 @@ def main(argv=None):
     from smplr_tf.models.inference import (fold_batch_norm, hourglass_inference_model,
                                            randomize_batch_norms)
 
-    ap = argparse.ArgumentParser(description="Batch-1 latency of the volumetric hourglass at inference.")
-    ap.add_argument("--stacks", type=int, default=5)
-    ap.add_argument("--features", type=int, default=256)
-    ap.add_argument("--input_size", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--variants", default="plain,folded,merged,merged_bf16",
-                    help="comma list of plain, plain_xla, folded, folded_xla, merged, merged_xla, "
-                         "merged_bf16, merged_bf16_xla")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    cfg = dict(num_stacks=a.stacks, features=a.features, input_size=a.input_size)
+    a = FLAGS
+    cfg = dict(num_stacks=a.hg_stacks, features=a.hg_features, input_size=a.input_size)
     load0 = os.getloadavg()
     model = build_hourglass(**cfg)
     randomize_batch_norms(model)
     x = tf.constant(np.random.default_rng(0).uniform(size=(a.batch, a.input_size, a.input_size, 3)),
                     tf.float32)
     variants = {"plain": (model, False), "plain_xla": (model, True)}
-    wanted = a.variants.split(",")
+    wanted = list(a.variants)
     if any(v.startswith("folded") for v in wanted):
         f = fold_batch_norm(model)
         variants.update(folded=(f, False), folded_xla=(f, True))
@@ -69,7 +77,7 @@ def main(argv=None):
         first[name] = time.perf_counter() - t0
         fns[name](x).numpy()
         times[name], cpu[name] = [], []
-    for _ in range(a.repeats):  # round robin: every variant sees the same machine load
+    for _ in range(a.timed_calls):  # round robin: every variant sees the same machine load
         for name in wanted:
             t0, c0 = time.perf_counter(), time.process_time()
             fns[name](x).numpy()
@@ -89,7 +97,7 @@ def main(argv=None):
             print(f"{name:16s} median {med:.3f} s  min {r['min_s']:.3f}  max {r['max_s']:.3f}  "
                   f"cpu {r['cpu_s']:.3f} s  {gflops:.1f} GFLOP  {r['gflops_per_s']:.0f} GFLOP/s  first call "
                   f"{r['first_call_s']:.1f} s  |dpoints| vs {wanted[0]} {r['max_abs_diff_points_m']:.2e} m")
-    info = dict(config=cfg, loadavg_before=load0, batch=a.batch, repeats=a.repeats, loadavg=os.getloadavg(), results=results)
+    info = dict(config=cfg, loadavg_before=load0, batch=a.batch, timed_calls=a.timed_calls, loadavg=os.getloadavg(), results=results)
     if a.json:
         print(json.dumps(info, indent=1))
     else:
@@ -97,4 +105,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from smplr_tf import cli
+
+    define_flags()
+    cli.run(main)

@@ -158,7 +158,7 @@ def points_to_crop_pixels(points, input_size: int):
 
 
 def display_image(img) -> np.ndarray:
-    """A standardised float image (H,W,3) -> uint8 RGB for display (min-max stretch)."""
+    """A float image (H,W,3), [0, 1] RGB or standardised -> uint8 RGB for display (min-max stretch)."""
     a = np.asarray(img, np.float32)
     lo, hi = float(a.min()), float(a.max())
     return np.clip((a - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).astype(np.uint8)

@@ -32,11 +32,13 @@ SCRIPTS = {
     "render_speed": "benchmarks/render_speed.py",
     "smpl_speed": "benchmarks/smpl_speed.py",
     "timing": "benchmarks/timing.py",
+    "inference_speed": "benchmarks/inference_speed.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.
 REUSED_TRAINING_FLAGS = {"run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "smpl_dir", "data_dir", "seed",
-                         "genders", "background_dir", "batch_size", "xla"}
+                         "genders", "background_dir", "batch_size", "xla", "hg_stacks", "hg_features",
+                         "input_size"}
 
 
 def load_command(name: str):

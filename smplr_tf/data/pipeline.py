@@ -5,8 +5,10 @@ in the graph). A NaN / inf in a record stops the input naming its file and index
 or a record that does not parse, fails with TF's error, which :func:`smplr_tf.data.records.named_errors` turns
 into a :class:`RecordError` naming the file and the record (training wraps ``fit`` in it).
 
-Hourglass examples: decode -> resize to ``input_size`` -> augment (optional, :mod:`smplr_tf.data.augment`)
--> per-image standardisation -> targets (:mod:`smplr_tf.data.targets`). The 41 points are root-relative
+Hourglass examples: decode -> [0, 1] RGB -> resize to ``input_size`` -> augment (optional,
+:mod:`smplr_tf.data.augment`) -> targets. The image networks standardise each image themselves (their first
+layer, :class:`smplr_tf.models.layers.Standardize`), so this pipeline, evaluate, infer and the exported models
+all feed the same [0, 1] input. Targets: :mod:`smplr_tf.data.targets`. The 41 points are root-relative
 (``skeleton.points_from_smpl`` on joints3d / landmarks3d); ``num_points=23`` keeps the joints only.
 """
 
@@ -140,7 +142,7 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
                       target_form="gaussian"):
     """The stacked-hourglass input.
 
-    Yields ``(image (B, S, S, 3) float32 standardised, targets)`` with targets:
+    Yields ``(image (B, S, S, 3) float32 RGB in [0, 1], targets)`` with targets:
 
     * ``heatmaps``: ``(B, h, h, D, C)`` (``depth_bins`` > 0) or ``(B, h, h, C)`` (``depth_bins`` = 0), C =
       num_points [+ 4 limbs], of ``target_form`` (volumetric: "gaussian", unnormalised Gaussians, or "code",
