@@ -10,7 +10,7 @@ medians. The input is a random [0, 1] image (the networks standardise it themsel
 from __future__ import annotations
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
 VARIANTS = ("plain", "plain_xla", "folded", "folded_xla", "merged", "merged_xla", "merged_bf16", "merged_bf16_xla")

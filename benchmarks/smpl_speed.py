@@ -105,14 +105,14 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from smplr_tf.body import model_io, testing
+    from smplr_tf.body import model_io, skeleton, testing
     from smplr_tf.body.smpl import SMPL
 
     sizes = [int(s) for s in FLAGS.batch_sizes]
     tmp = tempfile.mkdtemp(prefix="smpl_speed_")
     if FLAGS.random_model:
         files = {g: str(testing.write_random_model(os.path.join(tmp, f"random_{g}.npz"), seed=i, gender=g).path)
-                 for i, g in enumerate(("female", "male"))}
+                 for i, g in enumerate(skeleton.BODY_GENDERS)}
         source = "random model, SMPL sizes"
     else:
         files = model_io.find_model_files(FLAGS.smpl_dir or None)
@@ -133,7 +133,7 @@ def main(argv):
     layer = SMPL(models={gender: data[gender]}, genders=(gender,))
     variants = {"ours_xla": (layer, True), "ours_graph": (layer, False)}
     if "female" in data and "male" in data:
-        variants["ours_xla_2g_mixed"] = (SMPL(models={g: data[g] for g in ("female", "male")}), True)
+        variants["ours_xla_2g_mixed"] = (SMPL(models={g: data[g] for g in skeleton.BODY_GENDERS}), True)
     for name, (lay, xla) in variants.items():
         fwd = tf.function(lambda b, p, g, lay=lay: lay(b, p, g), jit_compile=xla, reduce_retracing=True)
         result["ms"][name] = {}

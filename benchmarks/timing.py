@@ -242,6 +242,7 @@ def _n_params(model) -> int:
 def _smpl_dir():
     """("" = the package's free body model, its description); if the free model is not installed, a directory
     with a random model of SMPL's exact dimensions (6890 vertices, same cost)."""
+    from smplr_tf.body import skeleton
     from smplr_tf.body.smpl import SMPL
 
     try:
@@ -253,7 +254,7 @@ def _smpl_dir():
         from smplr_tf.body.testing import write_random_model
 
         d = tempfile.mkdtemp(prefix="timing_smpl_")
-        for i, g in enumerate(("female", "male")):
+        for i, g in enumerate(skeleton.BODY_GENDERS):
             write_random_model(os.path.join(d, f"{g}.npz"), seed=i, gender=g)
         return d, "random model, SMPL dimensions (free model not installed)"
 

@@ -145,7 +145,6 @@ def train(cfg) -> dict:
     """
     strategy = make_strategy(cfg.distribution)  # first: multi-worker collectives must be set up early
     import keras
-    import tensorflow as tf
 
     from smplr_tf import callbacks as cbs
     from smplr_tf import runs

@@ -64,7 +64,7 @@ class BodyModel:
     H36M fits, UP-3D) right. genders: the model genders to load (names from GENDER_NAMES).
     """
 
-    def __init__(self, smpl_dir: str | None, genders=("female", "male")):
+    def __init__(self, smpl_dir: str | None, genders=skeleton.BODY_GENDERS):
         from smplr_tf.body.smpl import SMPL
 
         self.official = smpl_dir is not None

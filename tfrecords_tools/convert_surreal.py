@@ -52,6 +52,8 @@ import re
 import numpy as np
 from absl import flags
 
+from smplr_tf.body import skeleton
+
 try:
     from tfrecords_tools import _common
 except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
@@ -170,7 +172,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
         raise FileNotFoundError(f"no *_info.mat clips under {root} for split '{split}'")
     body = None
     if smpl_dir is not None:
-        body = _common.BodyModel(smpl_dir, genders=("female", "male"))
+        body = _common.BodyModel(smpl_dir, genders=skeleton.BODY_GENDERS)
     else:
         log.warning("convert_surreal: no --smpl_dir: landmarks are not written (has_landmarks=0); SURREAL's "
                     "bodies are official SMPL, whose surface the free body model does not reproduce")

@@ -29,6 +29,8 @@ NUM_BETAS = 10  # SMPL shape coefficients used everywhere (model files may hold 
 GENDERS = ("female", "male", "neutral")
 GENDER_FEMALE, GENDER_MALE, GENDER_NEUTRAL = 0, 1, 2
 GENDER_IDS = {name: i for i, name in enumerate(GENDERS)}
+# The SMPL layer's default models: female and male, so that a schema code 0/1 is also the layer's index.
+BODY_GENDERS = GENDERS[:2]
 
 JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",

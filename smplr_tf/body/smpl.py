@@ -161,7 +161,7 @@ class SMPL(keras.layers.Layer):
     model files, not from training, so checkpoints neither carry ~40 MB of constants nor pin a model size.
     """
 
-    def __init__(self, smpl_dir=None, genders=("female", "male"), model_files=None, models=None, **kwargs):
+    def __init__(self, smpl_dir=None, genders=skeleton.BODY_GENDERS, model_files=None, models=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.smpl_dir = None if smpl_dir is None else str(smpl_dir)

@@ -39,7 +39,7 @@ def build_smpl(config: dict):
     """An SMPL layer from :func:`smpl_config`'s dict."""
     from smplr_tf.body.smpl import SMPL
 
-    return SMPL(smpl_dir=config.get("smpl_dir") or None, genders=tuple(config.get("genders", ("female", "male"))))
+    return SMPL(smpl_dir=config.get("smpl_dir") or None, genders=tuple(config.get("genders", skeleton.BODY_GENDERS)))
 
 
 def smpl_from_points(psi, omega, smpl, points) -> dict:

@@ -153,7 +153,7 @@ class BodySource:
     smpl_dir: None = the free body model; genders: names in the order of the layer's gender index.
     """
 
-    def __init__(self, smpl_dir=None, genders=("female", "male"), background_dir=None, batch_size: int = 32,
+    def __init__(self, smpl_dir=None, genders=skeleton.BODY_GENDERS, background_dir=None, batch_size: int = 32,
                  depth_range=DEPTH_RANGE, background_clutter: float = 1.0):
         from smplr_tf.body import model_io
         from smplr_tf.body.smpl import SMPL
@@ -227,7 +227,7 @@ class BodySource:
 
 def generate_split(out_dir: str, split: str, num_examples: int, seed: int = 0, num_workers: int = 0,
                    examples_per_shard: int = 1000, background_dir=None, smpl_dir=None, depth_range=DEPTH_RANGE,
-                   genders=("female", "male"), batch_size: int = 32, progress: bool = True,
+                   genders=skeleton.BODY_GENDERS, batch_size: int = 32, progress: bool = True,
                    source: "BodySource | None" = None, background_clutter: float = 1.0) -> list[dict]:
     """Write ``num_examples`` synthetic examples of ``split`` to ``out_dir`` and record them in the manifest.
 
