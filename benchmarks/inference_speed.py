@@ -12,16 +12,15 @@ from __future__ import annotations
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 VARIANTS = ("plain", "plain_xla", "folded", "folded_xla", "merged", "merged_xla", "merged_bf16", "merged_bf16_xla")
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This benchmark's flags on ``fv``. Called under ``__main__``; a flag that ``fv`` holds already is left."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_integer, "hg_stacks", 5, "Hourglass stacks.", lower_bound=1)
     define(flags.DEFINE_integer, "hg_features", 256, "Hourglass features.", lower_bound=1)
@@ -105,7 +104,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

@@ -17,6 +17,8 @@ import time
 
 from absl import flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 VARIANTS = ("full_f32", "full_f16", "full_bf16", "on_device", "no_augment")
 
@@ -24,10 +26,7 @@ VARIANTS = ("full_f32", "full_f16", "full_bf16", "on_device", "no_augment")
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This benchmark's flags on ``fv`` (--data_dir means what it means to train). Called under ``__main__``; a
     flag that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "data_dir", "", "Records to read; empty: write --num_examples to a temporary "
            "folder first.")
@@ -166,7 +165,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

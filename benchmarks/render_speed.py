@@ -20,16 +20,15 @@ import time
 import numpy as np
 from absl import app, flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This benchmark's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a
     flag that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_integer, "num_images", 40, "Images per measurement.", lower_bound=1)
     define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files; empty: the package's free body model.")

@@ -36,6 +36,8 @@ import time
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -475,10 +477,7 @@ def format_table(report: dict) -> str:
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This benchmark's flags on ``fv`` (--xla means what it means to train). Called under ``__main__``; a flag
     that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_boolean, "small", False, "Tiny models and batches, a quick look.")
     define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of the table.")

@@ -1,4 +1,6 @@
-"""How every command ends on bad input: one line on stderr naming the file, a non-zero exit, no traceback.
+"""What every command shares: one-line errors on bad input, and helpers to define its flags.
+
+Errors: one line on stderr naming the file, a non-zero exit, no traceback.
 
 Each command's ``__main__`` calls :func:`run` instead of ``absl.app.run``::
 
@@ -16,6 +18,10 @@ and end the process with exit status :data:`EXIT_BAD_INPUT` (2):
 Anything else is a bug and keeps its traceback. ``--traceback`` (defined here) or the environment variable
 ``SMPLR_TRACEBACK=1`` keeps the traceback of the errors above too.
 
+Flags: each command defines its own in a ``define_flags(fv)`` called under ``__main__``;
+:func:`flag_definer` makes that definition idempotent (tests call it on shared FlagValues), and
+:func:`define_pipeline_run_flags` gives infer and export the same five run flags.
+
 This module imports nothing of smplr_tf at import time, so that any module may subclass :class:`UserError`.
 """
 
@@ -26,6 +32,44 @@ import sys
 
 EXIT_BAD_INPUT = 2
 TRACEBACK_ENV = "SMPLR_TRACEBACK"
+
+
+def _caller_module(depth: int = 2) -> str:
+    """The module name absl files a flag under: the caller's, ``sys.argv[0]`` for the main program."""
+    import inspect
+
+    frame = inspect.currentframe()
+    for _ in range(depth):
+        frame = frame.f_back
+    name = frame.f_globals.get("__name__", "")
+    return sys.argv[0] if name == "__main__" else name
+
+
+def flag_definer(fv, module: str | None = None):
+    """``define(DEFINE_fn, name, *args, **kwargs)`` that defines flag ``name`` on FlagValues ``fv`` unless ``fv``
+    holds it already (so a command's ``define_flags`` may run twice, or beside another command's), and makes
+    it a key flag of the calling module (``module``), so that the command's ``--helpshort`` lists it."""
+    module = module or _caller_module()
+
+    def define(kind, name, *args, **kwargs):
+        if name not in fv:
+            kind(name, *args, flag_values=fv, **kwargs)
+        fv.register_key_flag_for_module(module, fv[name])
+
+    return define
+
+
+def define_pipeline_run_flags(fv) -> None:
+    """--run_dir (an e2e run) or --shn_run/--dae_run/--psi_run/--omega_run: the runs whose networks make the
+    image -> SMPL pipeline (same names and meaning as the training flags)."""
+    from absl import flags
+
+    define = flag_definer(fv, _caller_module())
+    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
+    define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
+    define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
+    define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")
+    define(flags.DEFINE_string, "omega_run", "", "Without --run_dir: the Omega (smplr_pose) run.")
 
 
 class UserError(Exception):

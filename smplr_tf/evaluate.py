@@ -31,6 +31,8 @@ import time
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 from smplr_tf import metrics, runs
 from smplr_tf.body import skeleton
 from smplr_tf.models.registry import input_size_of
@@ -464,10 +466,7 @@ def run_from_flags(FLAGS) -> dict:
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
     Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "run_dir", "", "The trained run to evaluate (any stage); metrics.json goes there "
            "unless --output_dir.")
@@ -499,7 +498,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

@@ -27,6 +27,8 @@ import os
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -105,16 +107,9 @@ def load_exported(export_dir: str):
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
     Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
+    define = cli.flag_definer(fv)
 
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
-
-    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
-    define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
-    define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
-    define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")
-    define(flags.DEFINE_string, "omega_run", "", "Without --run_dir: the Omega (smplr_pose) run.")
+    cli.define_pipeline_run_flags(fv)
     define(flags.DEFINE_string, "export_dir", "", "SavedModel directory to write.")
     define(flags.DEFINE_boolean, "export_tflite", False, "Also write <export_dir>/smplr.tflite, the same pipeline "
            "for TFLite (CPU, XNNPACK, float32) at a fixed batch of --tflite_batch.")
@@ -156,7 +151,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

@@ -31,6 +31,8 @@ import os
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 from smplr_tf import metrics
 from smplr_tf.body import skeleton
 from smplr_tf.serving import ServingError as InferError
@@ -126,16 +128,9 @@ def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This command's flags on ``fv``. --run_dir, --shn_run ... --omega_run mean what they mean to train.
     Called under ``__main__``; a flag that ``fv`` holds already (a second call) is left as it is."""
+    define = cli.flag_definer(fv)
 
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
-
-    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
-    define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
-    define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
-    define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")
-    define(flags.DEFINE_string, "omega_run", "", "Without --run_dir: the Omega (smplr_pose) run.")
+    cli.define_pipeline_run_flags(fv)
     define(flags.DEFINE_string, "image", "", "An image file: a square crop around the person (resized to the "
            "network's input), or any image with --bbox.")
     define(flags.DEFINE_string, "bbox", "", "x,y,w,h of the person's square crop box in --image (pixels).")
@@ -160,7 +155,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from absl import flags
 
+from smplr_tf import cli
+
 from smplr_tf import paper_results as paper
 
 from smplr_tf.runs import FINAL_WEIGHTS, METRICS_NAME
@@ -562,10 +564,7 @@ def evaluate_all(runs_dir: str, tables=(1, 2, 3, 4), log_path: str | None = None
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This command's flags on ``fv``; --smpl_dir means what it means to train. Called under ``__main__``; a flag
     that ``fv`` holds already (a second call) is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "tables", "1,2,3,4", "Which tables (comma-separated).")
     define(flags.DEFINE_string, "runs_dir", "runs", "Root of the evaluated run directories (<runs_dir>/table1/shn "
@@ -596,7 +595,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     cli.run(main)

@@ -55,6 +55,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 try:
     from tfrecords_tools import _common
 except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
@@ -397,10 +399,7 @@ def _smpl_order_2d(proj):
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
     that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "The Human3.6M folder (holding S1, S5, ... and metadata.xml).")
     define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
@@ -429,8 +428,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.mark_flags_as_required(["root", "out_dir"])
     logging.basicConfig(level=logging.INFO)

@@ -52,6 +52,8 @@ import re
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 from smplr_tf.body import skeleton
 
 try:
@@ -260,10 +262,7 @@ def _convert_clip(info_path, body, out, stats, max_examples, min_motion, sio):
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
     that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "SURREAL's data folder (the one holding cmu/).")
     define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
@@ -287,8 +286,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.mark_flags_as_required(["root", "out_dir"])
     logging.basicConfig(level=logging.INFO)

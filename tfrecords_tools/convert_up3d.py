@@ -37,6 +37,8 @@ import pickle
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 try:
     from tfrecords_tools import _common
 except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
@@ -195,10 +197,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv`` (--smpl_dir means what it means to train). Called under ``__main__``; a flag
     that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "The UP-3D folder (%05d_image.png, %05d_body.pkl, ..., train.txt).")
     define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
@@ -218,8 +217,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.mark_flags_as_required(["root", "out_dir", "smpl_dir"])
     logging.basicConfig(level=logging.INFO)

@@ -17,6 +17,8 @@ import sys
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 
 REPROJECTION_TOL_PX = 1.0  # 2D vs projected 3D: a larger gap is reported as a warning (--strict: an error)
@@ -124,10 +126,7 @@ def write_grid(examples, path: str) -> None:
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv``. Called under ``__main__``; a flag that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "data_dir", None, "The records directory (shards + manifest.json).")
     define(flags.DEFINE_list, "splits", [], "Splits to check (default: every split in the manifest).")
@@ -175,8 +174,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.mark_flag_as_required("data_dir")
     cli.run(main)

@@ -12,16 +12,15 @@ import os
 
 from absl import flags  # no TensorFlow at import: spawned workers re-import this file
 
+from smplr_tf import cli
+
 FLAGS = flags.FLAGS
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv`` (--seed, --smpl_dir, --genders and --background_dir mean what they mean to
     train). Called under ``__main__``; a flag that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
     define(flags.DEFINE_string, "split", "train", "The split written (e.g. train, val).")
@@ -58,8 +57,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.mark_flag_as_required("out_dir")
     cli.run(main)

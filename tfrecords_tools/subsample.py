@@ -32,6 +32,8 @@ import time
 import numpy as np
 from absl import flags
 
+from smplr_tf import cli
+
 try:
     from tfrecords_tools import _common
 except ImportError:  # run as a script (python tfrecords_tools/<name>.py): its own folder is first on sys.path
@@ -197,10 +199,7 @@ def subsample_records(in_dir: str, out_dir: str, split: str, threshold: float = 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     """This tool's flags on ``fv``: --in_dir and --out_dir are required unless --benchmark. Called under
     ``__main__``; a flag that ``fv`` holds already is left as it is."""
-
-    def define(kind, name, *args, **kwargs):
-        if name not in fv:
-            kind(name, *args, flag_values=fv, **kwargs)
+    define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "in_dir", None, "Input records directory.")
     define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
@@ -245,8 +244,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from smplr_tf import cli
-
     define_flags()
     flags.register_multi_flags_validator(["in_dir", "out_dir", "benchmark"], _in_and_out_or_benchmark,
                                          message="--in_dir and --out_dir are required (or --benchmark=N)")
