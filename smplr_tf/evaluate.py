@@ -42,7 +42,7 @@ IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
 POINT_STAGES = ("dae", "smplr_shape", "smplr_pose")
 
 
-class EvalError(ValueError):
+class EvalError(cli.UserError, ValueError):
     """An evaluation that cannot run as asked; the message says what is missing."""
 
 
@@ -233,6 +233,17 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError(f"{run_dir}: no --data given and the run has no --data_dir")
+    from smplr_tf.data import records, schema
+
+    with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
+        return _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
+                             eval_input_run, iou, progress)
+
+
+def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
+                  eval_input_run, iou, progress) -> dict:
+    from smplr_tf import runs
+
     result = {"run_dir": run_dir, "stage": stage, "data": data_dir, "split": split,
               "weights": runs.weights_path(run_dir, "auto")}
     num_points = int(fl.get("num_points", 41))
@@ -265,8 +276,11 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
     data_dir = data_dir or fl.get("data_dir", "")
     if not data_dir:
         raise EvalError("no --data given and the hourglass run has no --data_dir")
-    evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
-                           data_dir, split, batch_size, max_examples, iou, progress)
+    from smplr_tf.data import records, schema
+
+    with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
+        evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
+                               data_dir, split, batch_size, max_examples, iou, progress)
     return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
             "data": data_dir, "split": split, "evaluations": evals}
 
@@ -491,10 +505,7 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 
 def main(argv):
     del argv
-    try:
-        run_from_flags(FLAGS)
-    except EvalError as e:
-        raise SystemExit(f"evaluate: {e}")
+    run_from_flags(FLAGS)  # an EvalError (a UserError) ends in one line through cli.run
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def _run(args, **env):
 
 
 def _message_lines(stderr):
-    """stderr without the log lines of TF and absl (``I1130 ...``, ``E0000 ...``)."""
-    return [line for line in stderr.splitlines() if line.strip() and not re.match(r"^[IWEF]\d{4} ", line)
-            and not line.startswith("WARNING: All log messages before absl::InitializeLog()")]
+    """stderr without the log lines of TF and absl (``I1130 ...``, ``E0000 ...``) and progress bars (tqdm)."""
+    return [line for line in re.split(r"[\r\n]+", stderr) if line.strip()
+            and not re.match(r"^[IWEF]\d{4} ", line)
+            and not line.startswith("WARNING: All log messages before absl::InitializeLog()")
+            and not re.search(r"\d+\w* \[\d\d:\d\d", line)]
 
 
 def assert_one_line(r, *needles):
@@ -72,9 +74,10 @@ def test_missing_data_dir(tmp_path):
     assert_one_line(r, missing)
 
 
-def test_corrupt_record_names_file_and_record(tmp_path):
+def _split_with_a_corrupt_record(tmp_path):
+    """Records (train, val: 16 each) where train's record 5 has a flipped payload byte; -> (dir, train shard)."""
     from smplr_tf.data import schema
-    from tests.test_pipeline import make_example
+    from tests.fixtures.records import make_example
 
     d = str(tmp_path / "records")
     rng = np.random.default_rng(0)
@@ -91,7 +94,26 @@ def test_corrupt_record_names_file_and_record(tmp_path):
         off += 16 + int.from_bytes(data[off:off + 8], "little")
     data[off + 12 + 200] ^= 0xFF
     open(path, "wb").write(bytes(data))
+    return d, path
+
+
+def test_corrupt_record_names_file_and_record(tmp_path):
+    d, path = _split_with_a_corrupt_record(tmp_path)
     r = _run(["smplr_tf.train", f"--run_dir={tmp_path / 'run'}", f"--data_dir={d}", "--val_split=val"] + DAE)
+    assert_one_line(r, f"{path} record 5", "corrupt")
+
+
+def test_evaluate_on_a_corrupt_record_names_file_and_record(tmp_path):
+    from smplr_tf import runs
+
+    d, path = _split_with_a_corrupt_record(tmp_path)
+    run_dir = tmp_path / "dae"
+    run_dir.mkdir()
+    cfg = runs.flag_values(stage="dae", dae_hidden=16, dae_bottleneck=8)
+    (run_dir / runs.FLAGS_FILE).write_text(runs.flags_text(cfg))
+    runs.build_network(cfg).save_weights(str(run_dir / runs.FINAL_WEIGHTS))
+    r = _run(["smplr_tf.evaluate", f"--run_dir={run_dir}", f"--data={d}", "--eval_split=train", "--eval_input=gt",
+              "--eval_batch_size=4"])
     assert_one_line(r, f"{path} record 5", "corrupt")
 
 
