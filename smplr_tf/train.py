@@ -114,8 +114,15 @@ def configure_batch_norm(model, momentum: float = 0.0, synchronized: bool = Fals
     cross-replica ``synchronized`` statistics. Returns how many layers."""
     import keras
 
+    def walk(m, seen):
+        for layer in getattr(m, "layers", ()):  # public: a model's layers; nested models recursively
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                yield layer
+                yield from walk(layer, seen)
+
     n = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk(model, set()):
         if isinstance(layer, keras.layers.BatchNormalization):
             if momentum > 0:
                 layer.momentum = momentum
