@@ -62,17 +62,6 @@ class E2eStage(ShnStage):
     def _kind(self):
         return self.shn_flags.heatmap_loss
 
-    def make_dataset(self, split, train, num_shards=1, shard_index=0, batch_size=None):
-        sizes = ("input_size", "heatmap_size", "depth_bins", "num_points", "limbs")
-        saved = {k: self.cfg[k].value for k in sizes}
-        try:
-            for k in sizes:
-                self.cfg[k].value = self.shn_flags[k].value
-            return super().make_dataset(split, train, num_shards, shard_index, batch_size)
-        finally:
-            for k, v in saved.items():
-                self.cfg[k].value = v
-
     def build_network(self):
         from smplr_tf import runs
 

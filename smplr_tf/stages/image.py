@@ -62,7 +62,8 @@ class ImageStage(Stage):
         return target_form_for_loss(self._kind(), self._heatmap_flags().heatmap_targets)
 
     def _heatmap_flags(self):
-        """The flags that define the heatmaps (the run's own; e2e: its hourglass run's)."""
+        """The flags that define the input and heatmap sizes and targets (input_size, heatmap_size, limbs,
+        heatmap_targets): the run's own; e2e: its hourglass run's."""
         return self.cfg
 
     def make_dataset(self, split, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
@@ -74,9 +75,10 @@ class ImageStage(Stage):
                              "or a convert_* tool)")
         bs = int(batch_size or (cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size)))
         seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
+        sizes = self._heatmap_flags()
         ds = hourglass_dataset(
-            cfg.data_dir, split, bs, input_size=int(cfg.input_size), heatmap_size=int(cfg.heatmap_size),
-            depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(cfg.limbs),
+            cfg.data_dir, split, bs, input_size=int(sizes.input_size), heatmap_size=int(sizes.heatmap_size),
+            depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(sizes.limbs),
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
             drop_remainder=True, num_shards=num_shards, shard_index=shard_index,
