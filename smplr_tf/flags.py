@@ -130,6 +130,10 @@ def define_optim_flags(fv):
     flags.DEFINE_float("lr_epochs", 12.5, "Time constant (epochs) of the sigmoid schedule.", **d)
     flags.DEFINE_float("lr_offset", 4.0, "c of the sigmoid schedule: 4 for DAE / Psi / Omega, 10 for the hourglass "
                        "(the authors' code).", **d)
+    flags.DEFINE_integer("epoch_growth", 0, "The authors' growing hourglass epochs (their code: 500): epoch e of the "
+                         "schedule lasts min(epoch_growth * (e + 1), steps per epoch) steps, and training runs the "
+                         "steps of --epochs such epochs, validated and checkpointed every steps-per-epoch steps. "
+                         "0: every epoch is --steps_per_epoch steps (or one pass).", lower_bound=0, **d)
     flags.DEFINE_float("clipnorm", 0.0, "Gradient norm clipping (0: none).", **d)
     flags.DEFINE_float("bn_momentum", 0.0, "If > 0: momentum of every BatchNormalization moving average (Keras "
                        "default 0.99 needs many hundred steps before validation is meaningful; short runs use 0.9).",

@@ -158,7 +158,7 @@ def train(cfg) -> dict:
     from smplr_tf.data import records
     from smplr_tf.stages import get_stage
     from smplr_tf.stages.base import StageTrainer
-    from smplr_tf.stages.schedule import make_learning_rate
+    from smplr_tf.stages.schedule import fit_epochs, make_learning_rate
 
     if cfg.stage is None:
         raise ValueError("--stage is required (one of %s)" % ", ".join(sflags.STAGES))
@@ -231,9 +231,10 @@ def train(cfg) -> dict:
             cbs.write_hparams(tb_dir, cfg.run_name or os.path.basename(os.path.normpath(run_dir)),
                               runs.flags_dict(cfg))
 
+    keras_epochs = fit_epochs(cfg.epochs, steps, int(cfg.epoch_growth))  # = --epochs unless epochs grow
     t0 = time.time()
     with records.named_errors(split_files(cfg, cfg.train_split) + split_files(cfg, cfg.val_split)):
-        trainer.fit(fit_train, epochs=int(cfg.epochs), steps_per_epoch=steps, validation_data=fit_val,
+        trainer.fit(fit_train, epochs=keras_epochs, steps_per_epoch=steps, validation_data=fit_val,
                     validation_steps=val_steps, callbacks=callbacks, verbose=int(cfg.verbose), shuffle=False)
     train_time = time.time() - t0
     if not cbs.weights_finite(net):  # (StopOnNonFinite checks every epoch end: a safeguard for final weights)
@@ -248,7 +249,8 @@ def train(cfg) -> dict:
     for k, v in sorted(report.items()):
         logging.info("final %s = %.2f", k, v)
         print(f"final {k} = {v:.2f}", flush=True)
-    state = runs.update_run_json(run_dir, finished=True, epochs=int(cfg.epochs), final=report,
+    state = runs.update_run_json(run_dir, finished=True, epochs=int(cfg.epochs), fit_epochs=keras_epochs,
+                                 final=report,
                                  train_seconds_last_session=round(train_time, 1), last_stop=None)
     return state
 

@@ -53,3 +53,46 @@ def test_flags_build_the_schedule_and_the_old_name_still_loads():
     loaded = keras.saving.deserialize_keras_object(old)
     assert isinstance(loaded, SigmoidRamp)
     assert float(loaded(50)) == pytest.approx(_authors(0.01, 4.0, 50), rel=1e-5)
+
+
+def _simulate_growing(growth, full, epochs):
+    """(epoch index of every step, total steps): the authors' loop, epoch e running min(growth (e+1), full)."""
+    index = []
+    for e in range(epochs):
+        n = min(growth * (e + 1), full)
+        index += [e + i / n for i in range(n)]
+    return index
+
+
+@pytest.mark.parametrize("growth,full", [(500, 3000), (3, 10), (7, 7), (5, 4), (1, 1000)])
+def test_growing_epochs_follow_the_authors_loop(growth, full):
+    from smplr_tf.stages.schedule import fit_epochs, growing_epoch, growing_total_steps
+
+    epochs = 12
+    index = _simulate_growing(growth, full, epochs)
+    assert growing_total_steps(epochs, growth, full) == len(index)
+    steps = sorted(set(range(0, len(index), max(len(index) // 200, 1))) | {len(index) - 1})
+    got = growing_epoch(tf_constant(steps), growth, full).numpy()
+    for s, g in zip(steps, got):
+        assert g == pytest.approx(index[s], abs=1e-4), (s, g, index[s])
+    assert fit_epochs(epochs, full, growth) == math.ceil(len(index) / full)
+    assert fit_epochs(epochs, full, 0) == epochs
+
+
+def tf_constant(values):
+    import tensorflow as tf
+
+    return tf.constant(values, tf.int64)
+
+
+def test_growing_schedule_equals_the_formula_at_each_epoch_start():
+    from smplr_tf.runs import flag_values
+    from smplr_tf.stages.schedule import growing_total_steps
+
+    cfg = flag_values(lr_schedule="sigmoid", lr=0.01, lr_offset=10.0, epoch_growth=500)
+    full = 40000  # batches in one pass
+    sched = make_learning_rate(cfg, steps_per_epoch=full)
+    for e in (0, 1, 10, 79, 80, 125, 199):
+        start = growing_total_steps(e, 500, full)  # first step of epoch e
+        assert float(sched(start)) == pytest.approx(_authors(0.01, 10.0, e), rel=1e-5)
+    assert sched.get_config()["epoch_growth"] == 500
