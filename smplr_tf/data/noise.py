@@ -9,8 +9,8 @@ of a point are therefore ``(s[1], s[2], s[0])``: :data:`POINT_NOISE_BOUNDS` (41,
 The code adds this noise to the input of every SMPLR stage (so Psi and Omega train on noisy ground truth,
 never on hourglass or DAE outputs), and also at validation.
 
-An earlier guess of ours, kept as ``table="tree_depth"`` (flag --noise_table): isotropic, growing linearly
-with the point's depth in the 42-node tree, ``s_i = 5 mm + (depth_i - 1) / (max_depth - 1) * 86 mm``.
+The alternative ``table="tree_depth"`` (flag --noise_table; what runs saved before the flag existed used):
+isotropic, growing linearly with the point's depth in the 42-node tree, ``s_i = 5 mm + (depth_i - 1) / (max_depth - 1) * 86 mm``.
 
 ``python -m smplr_tf.data.noise`` prints both tables.
 """
