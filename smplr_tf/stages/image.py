@@ -5,6 +5,8 @@ standardises its [0, 1] input image itself.
 
 Data: ``smplr_tf.data.pipeline.hourglass_dataset`` -> (image (B,S,S,3) RGB in [0, 1], targets dict with
 ``heatmaps`` (B,h,h,D,C) or (B,h,h,C), ``points`` (B,P,3) root-relative metres, ``mask_valid``).
+Training may mix a second records directory into the input (--mix_data_dir, --mix_fraction; the UP-3D recipe)
+and train on SMPL fits as 3D truth (--fits_as_3d); validation reads --data_dir alone.
 
 Losses (paper Sec. 4.1, 4.4.1): shn: the heatmap loss of every stack (intermediate supervision, summed),
 softmax cross-entropy over each channel's volume (paper; --heatmap_loss=sigmoid is the authors' code);
