@@ -159,6 +159,18 @@ def test_up3d_recipe_end_to_end_on_synthetic_stand_ins(tmp_path):
     for a, b in zip(pipe.dae.weights, runs.load_model_from_run(parts["dae_run"])[1].weights):  # the depth-0 DAE
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+    # an shn run as --init_from: its hourglass, nothing else
+    from smplr_tf.stages.e2e import E2eStage
+
+    e2e_stage = E2eStage(_cfg(stage="e2e", data_dir=up3d, **parts, **tiny))
+    fresh = e2e_stage.build_network()
+    fresh.hourglass.set_weights([w + 1.0 for w in fresh.hourglass.get_weights()])
+    e2e_stage.load_init_weights(fresh, parts["shn_run"])
+    for a, b in zip(fresh.hourglass.weights, runs.load_model_from_run(parts["shn_run"])[1].weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="e2e or shn run"):
+        e2e_stage.load_init_weights(fresh, parts["dae_run"])
+
     result = evaluate.evaluate_run(run, split="test", batch_size=4, progress=False)
     evaluate.write_metrics(os.path.join(runs_dir, "table4", "up3d"), result)
     ev = result["evaluations"]

@@ -76,18 +76,17 @@ class E2eStage(ShnStage):
         from smplr_tf import runs
 
         stage = runs.read_flags(run_dir).stage
-        if stage == "shn":
-            return runs.load_weights_into(net.hourglass, run_dir)
-        if stage != "e2e":
+        if stage not in ("e2e", "shn"):
             raise ValueError(f"--init_from={run_dir} is a '{stage}' run; e2e starts from an e2e or shn run")
         _, src, _ = runs.load_model_from_run(run_dir)
-        if len(net.hourglass.weights) != len(src.hourglass.weights):
+        src_hg = src.hourglass if stage == "e2e" else src
+        if len(net.hourglass.weights) != len(src_hg.weights):
             raise ValueError(f"--init_from={run_dir}: its hourglass differs from --shn_run's")
-        for a, b in zip(net.hourglass.weights, src.hourglass.weights):
+        for a, b in zip(net.hourglass.weights, src_hg.weights):
             if tuple(a.shape) != tuple(b.shape):
                 raise ValueError(f"--init_from={run_dir}: its hourglass differs from --shn_run's ({a.name} "
                                  f"{tuple(b.shape)} vs {tuple(a.shape)})")
-        net.hourglass.set_weights(src.hourglass.get_weights())
+        net.hourglass.set_weights(src_hg.get_weights())
         return runs.weights_path(run_dir, "auto")
 
     def loss_names(self):
