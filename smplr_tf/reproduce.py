@@ -548,7 +548,8 @@ def _up_to_date(out_dir: str, inputs) -> bool:
 def evaluate_all(runs_dir: str, tables=(1, 2, 3, 4), log_path: str | None = None) -> list:
     """Evaluate every trained run of the tables that has no up-to-date metrics.json (see evaluation_plan);
     runs that do not exist are skipped. Table 4 reads the ALL pipelines of Tables 3 (SURREAL) and 2
-    (Human3.6M): their metrics are copied to table4/surreal and table4/h36m. Returns the commands run."""
+    (Human3.6M): their metrics are copied to table4/surreal and table4/h36m; UP-3D's is the fine-tuned
+    table4/up3d_shn_e2e_final run evaluated on UP-3D's test split into table4/up3d. Returns the commands run."""
     py = sys.executable
     log_path = log_path or os.path.join(runs_dir, "evaluate.log")
     os.makedirs(runs_dir, exist_ok=True)
