@@ -109,6 +109,13 @@ def define_data_flags(fv):
                          "11.5 MB at full size: small sets only). Saves the decoding that otherwise contends with "
                          "training for the CPU.", **d)
     flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)
+    flags.DEFINE_string("mix_data_dir", "", "Image stages (shn, e2e): a second records directory mixed into the "
+                        "training input (its --train_split), e.g. the SURREAL subset beside UP-3D (Table 4). "
+                        "Validation reads --data_dir only.", **d)
+    flags.DEFINE_float("mix_fraction", 0.0, "With --mix_data_dir: the share of training examples drawn from it, in "
+                       "[0, 1); 0: in proportion to the two splits' sizes.", lower_bound=0.0, upper_bound=0.999, **d)
+    flags.DEFINE_boolean("fits_as_3d", False, "Image stages: records with SMPL fits but no measured 3D (UP-3D: "
+                         "has_3d = 0, has_smpl = 1) train on their fitted joints and landmarks as 3D truth.", **d)
 
 
 # ============================================================================================ optimisation
@@ -165,6 +172,8 @@ def define_loss_flags(fv):
     flags.DEFINE_float("dae_bone_loss", 0.0, "DAE: weight of an extra L1 on bone lengths (paper: no effect).", **d)
     flags.DEFINE_float("e2e_shn_weight", 1e-5, "e2e: the balance w (~1e-5 in the paper) between the hourglass heatmap "
                        "loss and the DAE / SMPL point losses; see --e2e_balance.", **d)
+    flags.DEFINE_enum("smpl_gender", "psi", ["psi", "neutral"], "e2e (and evaluate's pipelines): the SMPL model "
+                      "of the output: Psi's gender code, or the neutral model for everyone (UP-3D, Table 4).", **d)
     flags.DEFINE_enum("e2e_balance", "shn", ["shn", "smplr"], "e2e: where the balance w goes: shn: w * L_heatmaps "
                       "+ L_points (with the softmax CE, the larger term scaled down); smplr: L_heatmaps + w * "
                       "L_points (the paper's reasoning: the hourglass loss is the small one, as with the sigmoid "

@@ -289,7 +289,8 @@ def network_config_of_run(run_dir: str) -> dict:
         return doc["config"]
     fv = read_flags(run_dir)
     if fv.stage == "e2e":
-        return _pipeline_config_of_runs(fv.shn_run, fv.dae_run, fv.psi_run, fv.omega_run)
+        return _pipeline_config_of_runs(fv.shn_run, fv.dae_run, fv.psi_run, fv.omega_run,
+                                        smpl_gender=str(getattr(fv, "smpl_gender", "psi") or "psi"))
     return registry.config_from_flags(fv)
 
 
@@ -307,21 +308,41 @@ def _check_part_runs(runs_by_key: dict) -> None:
             raise RunError(f"{run_dir} is a '{stage}' run, expected '{stages[0]}' (--{flag}_run)")
 
 
-def _pipeline_config_of_runs(shn_run, dae_run, psi_run, omega_run) -> dict:
+def dae_takes_depth0(dae_run: str) -> bool:
+    """Whether a DAE run lifts 2D points (trained with --dae_input=depth0, or on --input_depth0 predictions):
+    a pipeline then feeds it the hourglass's points with depth 0."""
+    fl = flags_dict(read_flags(dae_run))
+    return fl.get("dae_input") == "depth0" or bool(fl.get("input_depth0"))
+
+
+def _smpl_config_for(psi_run: str, smpl_gender: str) -> dict:
+    """The Psi run's body model (--smpl_dir, --genders), with the neutral model added for smpl_gender=neutral."""
+    from smplr_tf.models import registry
+
+    cfg = registry.smpl_config_from_flags(read_flags(psi_run))
+    if smpl_gender == "neutral" and "neutral" not in cfg["genders"]:
+        cfg = dict(cfg, genders=list(cfg["genders"]) + ["neutral"])
+    return cfg
+
+
+def _pipeline_config_of_runs(shn_run, dae_run, psi_run, omega_run, smpl_gender: str = "psi") -> dict:
     from smplr_tf.models import registry
 
     by_key = dict(hourglass=shn_run, dae=dae_run, psi=psi_run, omega=omega_run)
     _check_part_runs(by_key)
     parts = {k: network_config_of_run(d) for k, d in by_key.items()}
-    return registry.pipeline_config(smpl=registry.smpl_config_from_flags(read_flags(psi_run)), **parts)
+    return registry.pipeline_config(smpl=_smpl_config_for(psi_run, smpl_gender), dae_depth0=dae_takes_depth0(dae_run),
+                                    smpl_gender=smpl_gender, **parts)
 
 
 def pipeline_from_runs(shn_run: str, dae_run: str, psi_run: str, omega_run: str, load_weights: bool = True,
-                       smpl_layer=None):
+                       smpl_layer=None, smpl_gender: str = "psi"):
     """The :class:`~smplr_tf.models.pipeline.SMPLRPipeline` of four trained runs (hourglass, DAE, Psi, Omega;
     their weights loaded unless load_weights=False; the final weights, else the latest checkpoint). The body
-    model is the Psi run's (--smpl_dir, --genders) unless ``smpl_layer`` is given. Table 1's "ALL" row, the
-    e2e stage's starting point, and what infer / export serve."""
+    model is the Psi run's (--smpl_dir, --genders; plus its neutral model for smpl_gender="neutral") unless
+    ``smpl_layer`` is given. A DAE trained on depth-0 inputs is fed the hourglass's points with depth 0
+    (:func:`dae_takes_depth0`). Table 1's "ALL" row, the e2e stage's starting point, and what infer / export
+    serve."""
     from smplr_tf.models import registry
     from smplr_tf.models.pipeline import SMPLRPipeline, build_smpl
 
@@ -333,9 +354,8 @@ def pipeline_from_runs(shn_run: str, dae_run: str, psi_run: str, omega_run: str,
         if load_weights:
             load_weights_file(net, weights_path(run_dir, "auto"))
         parts[key] = net
-    smpl = smpl_layer if smpl_layer is not None else build_smpl(
-        registry.smpl_config_from_flags(read_flags(psi_run)))
-    return SMPLRPipeline(smpl=smpl, **parts)
+    smpl = smpl_layer if smpl_layer is not None else build_smpl(_smpl_config_for(psi_run, smpl_gender))
+    return SMPLRPipeline(smpl=smpl, dae_depth0=dae_takes_depth0(dae_run), smpl_gender=smpl_gender, **parts)
 
 
 def load_model_from_run(run_dir: str, which: str = "auto"):

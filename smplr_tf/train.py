@@ -201,7 +201,7 @@ def train(cfg) -> dict:
         configure_batch_norm(net, float(cfg.bn_momentum),
                              synchronized=cfg.sync_batch_norm and cfg.distribution != "none")
         if cfg.init_from:
-            path = runs.load_weights_into(net, cfg.init_from)
+            path = stage.load_init_weights(net, cfg.init_from)
             logging.info("initialised from %s", path)
         trainer = StageTrainer(net, stage.loss_fn, stage.metric_fn, stage.loss_names(), stage.metric_names(),
                                example_log=example_log, worker_index=worker_index)

@@ -57,7 +57,7 @@ def _augment_seeds(ds, base_seed: int):
 
 def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, depth_bins, num_points, limbs,
                        augment, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
-                       target_form="gaussian"):
+                       target_form="gaussian", fits_as_3d=False):
     ex = records.parse_record(path, index, record)
     image = tf.io.decode_jpeg(ex["image"], channels=3)
     mask = tf.io.decode_png(ex["mask"], channels=1)
@@ -82,10 +82,13 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
     is_landmark = tf.constant(np.arange(num_points) >= skeleton.NUM_JOINTS - 1)
     known = tf.where(is_landmark, ex["has_landmarks"] > 0, tf.ones([num_points], tf.bool))
     out = {"points": points, "points2d": points2d}
+    has_3d = ex["has_3d"] > 0
+    if fits_as_3d:  # SMPL fits (UP-3D) train as 3D truth
+        has_3d = has_3d | (ex["has_smpl"] > 0)
     if depth_bins > 0:
         shape = (heatmap_size, heatmap_size, depth_bins)
-        valid = known & (ex["has_3d"] > 0) & targets.inside_cube(points, shape)
-        limb_valid = tf.fill([skeleton.NUM_LIMBS], ex["has_3d"] > 0)
+        valid = known & has_3d & targets.inside_cube(points, shape)
+        limb_valid = tf.fill([skeleton.NUM_LIMBS], has_3d)
     else:
         hw = tf.cast(input_size, tf.float32) - 0.5
         inside = tf.reduce_all((points2d >= -0.5) & (points2d <= hw), axis=-1)
@@ -139,7 +142,7 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
                       background_dir=None, occluder_dir=None, augment_config: aug.AugmentConfig | None = None,
                       shuffle_buffer=512, drop_remainder=None, heatmap_dtype=tf.float32,
                       targets_on_device=False, num_shards=1, shard_index=0, cache=False,
-                      target_form="gaussian"):
+                      target_form="gaussian", mix_data_dir=None, mix_fraction=0.0, fits_as_3d=False):
     """The stacked-hourglass input.
 
     Yields ``(image (B, S, S, 3) float32 RGB in [0, 1], targets)`` with targets:
@@ -165,6 +168,15 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     by contending with the model's threads). Only without ``augment`` (augmented examples differ per epoch);
     memory: about (S*S*3 + h*h*D*C) * 4 bytes per example (0.7 MB at 64 px / 16^3 x 41; full size 11.5 MB:
     use it for small sets only). The order is still reshuffled every epoch.
+
+    ``mix_data_dir``: a second records directory whose ``split`` is drawn from with probability
+    ``mix_fraction`` per example (:func:`mix_weights`; 0: in proportion to the two splits' sizes), the rest
+    from ``data_dir`` (the paper's UP-3D recipe: UP-3D plus an 18K-image SURREAL subset). Each source is
+    shuffled and repeated on its own and the choice is drawn by ``tf.data.Dataset.sample_from_datasets`` from
+    ``seed``: the same seed gives the same sequence. Without ``repeat`` the stream ends when either source does.
+
+    ``fits_as_3d``: records without measured 3D but with SMPL fits (``has_3d = 0``, ``has_smpl = 1``: UP-3D)
+    count as 3D truth in ``mask_valid`` (their fitted joints and landmarks are the targets).
     """
     if cache and augment:
         raise ValueError("hourglass_dataset: cache=True needs augment=False (augmented examples differ per epoch)")
@@ -175,21 +187,31 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     cfg = augment_config or aug.AugmentConfig()
     backgrounds = aug.ImageBank(background_dir, "background") if (augment and background_dir) else None
     occluders = aug.ImageBank(occluder_dir, "occluder") if (augment and occluder_dir) else None
-    ds = read_records(files, shuffle_files=shuffle, seed=base, num_shards=num_shards, shard_index=shard_index)
 
     def fn(path, index, record, seed=None):
         return _hourglass_example(
             path, index, record, seed, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
             num_points=num_points, limbs=limbs, augment=augment, cfg=cfg, backgrounds=backgrounds,
             occluders=occluders, heatmap_dtype=heatmap_dtype, targets_on_device=targets_on_device,
-            target_form=target_form)
+            target_form=target_form, fits_as_3d=fits_as_3d)
 
-    if cache:  # decode once (no augmentation), then shuffle / repeat the cached examples
-        ds = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=base, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    def source(source_files, source_seed):
+        d = read_records(source_files, shuffle_files=shuffle, seed=source_seed, num_shards=num_shards,
+                         shard_index=shard_index)
+        if cache:  # decode once (no augmentation), then shuffle / repeat the cached examples
+            d = d.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+        if shuffle:
+            d = d.shuffle(shuffle_buffer, seed=source_seed, reshuffle_each_iteration=True)
+        if repeat:
+            d = d.repeat()
+        return d
+
+    ds = source(files, base)
+    if mix_data_dir:
+        weights = mix_weights(data_dir, mix_data_dir, split, mix_fraction)
+        mix = source(schema.split_files(mix_data_dir, split), (base + 7919) & 0x7FFFFFFF)
+        ds = tf.data.Dataset.sample_from_datasets([ds, mix], weights=list(weights), seed=(base + 1) & 0x7FFFFFFF,
+                                                  stop_on_empty_dataset=True)
     if not cache:
         if augment:  # per-example augmentation seeds that differ across epochs
             ds = _augment_seeds(ds, base)
@@ -297,4 +319,18 @@ def dataset_size(data_dir, split) -> int:
     return int(schema.read_manifest(data_dir)["splits"][split]["num_examples"])
 
 
-__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "RecordError", "dataset_size"]
+def mix_weights(data_dir, mix_data_dir, split, mix_fraction=0.0) -> tuple[float, float]:
+    """(p_data, p_mix): the probabilities with which :func:`hourglass_dataset` draws an example from
+    ``data_dir`` and from ``mix_data_dir``. mix_fraction in (0, 1): that share from ``mix_data_dir``; 0: in
+    proportion to the sizes of the two ``split`` s (each record equally likely, as one concatenated set)."""
+    f = float(mix_fraction)
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"mix_fraction must be in [0, 1), got {f}")
+    if f == 0.0:
+        n, m = dataset_size(data_dir, split), dataset_size(mix_data_dir, split)
+        f = m / float(n + m)
+    return 1.0 - f, f
+
+
+__all__ = ["hourglass_dataset", "points_dataset", "heatmaps_on_device", "read_records", "RecordError", "dataset_size",
+           "mix_weights"]

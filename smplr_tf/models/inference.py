@@ -194,7 +194,8 @@ def inference_model(model) -> keras.Model:
         hg = hourglass_inference_model(model.hourglass, config=model.part_config("hourglass"))
         return SMPLRPipeline(hg, fold_batch_norm(model.dae),
                              fold_batch_norm(model.psi), fold_batch_norm(model.omega), model.smpl,
-                             name=model.name + "_inference")
+                             name=model.name + "_inference", dae_depth0=model.dae_depth0,
+                             smpl_gender=model.smpl_gender)
     if getattr(model, "kind", None) == "hourglass":
         return hourglass_inference_model(model)
     return fold_batch_norm(model)

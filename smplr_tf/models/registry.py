@@ -126,7 +126,9 @@ def smpl_config_from_flags(fl) -> dict:
 
 
 def pipeline_config(hourglass: Mapping, dae: Mapping, psi: Mapping, omega: Mapping, smpl: Mapping,
-                    name: str = "smplr_pipeline") -> dict:
-    """The config of a :class:`~smplr_tf.models.pipeline.SMPLRPipeline` from its parts' configs."""
+                    name: str = "smplr_pipeline", dae_depth0: bool = False, smpl_gender: str = "psi") -> dict:
+    """The config of a :class:`~smplr_tf.models.pipeline.SMPLRPipeline` from its parts' configs (dae_depth0,
+    smpl_gender: see the pipeline)."""
     return {"kind": "pipeline", "name": name, "hourglass": dict(hourglass), "dae": dict(dae), "psi": dict(psi),
-            "omega": dict(omega), "smpl": dict(smpl)}
+            "omega": dict(omega), "smpl": dict(smpl), "dae_depth0": bool(dae_depth0),
+            "smpl_gender": str(smpl_gender)}

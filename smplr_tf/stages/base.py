@@ -130,6 +130,13 @@ class Stage:
     def build_network(self) -> keras.Model:
         raise NotImplementedError
 
+    def load_init_weights(self, net, run_dir: str) -> str:
+        """--init_from: load ``run_dir``'s weights (final, else the latest checkpoint) into ``net``; returns
+        the file read."""
+        from smplr_tf import runs
+
+        return runs.load_weights_into(net, run_dir)
+
     def make_dataset(self, split: str, train: bool, num_shards: int = 1, shard_index: int = 0, batch_size=None):
         """-> (dataset of (x, y dict) batches, repeated, full batches only; number of examples in the split).
 

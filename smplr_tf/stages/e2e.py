@@ -66,7 +66,28 @@ class E2eStage(ShnStage):
         from smplr_tf import runs
 
         c = self.cfg
-        return runs.pipeline_from_runs(c.shn_run, c.dae_run, c.psi_run, c.omega_run, load_weights=True)
+        return runs.pipeline_from_runs(c.shn_run, c.dae_run, c.psi_run, c.omega_run, load_weights=True,
+                                       smpl_gender=str(getattr(c, "smpl_gender", "psi")))
+
+    def load_init_weights(self, net, run_dir: str) -> str:
+        """--init_from an e2e run (SHN_e2e, e.g. the SURREAL one that the UP-3D recipe fine-tunes) or an shn
+        run: only the hourglass is taken from it; the frozen DAE, Psi and Omega stay those of --dae_run,
+        --psi_run, --omega_run."""
+        from smplr_tf import runs
+
+        stage = runs.read_flags(run_dir).stage
+        if stage not in ("e2e", "shn"):
+            raise ValueError(f"--init_from={run_dir} is a '{stage}' run; e2e starts from an e2e or shn run")
+        _, src, _ = runs.load_model_from_run(run_dir)
+        src_hg = src.hourglass if stage == "e2e" else src
+        if len(net.hourglass.weights) != len(src_hg.weights):
+            raise ValueError(f"--init_from={run_dir}: its hourglass differs from --shn_run's")
+        for a, b in zip(net.hourglass.weights, src_hg.weights):
+            if tuple(a.shape) != tuple(b.shape):
+                raise ValueError(f"--init_from={run_dir}: its hourglass differs from --shn_run's ({a.name} "
+                                 f"{tuple(b.shape)} vs {tuple(a.shape)})")
+        net.hourglass.set_weights(src_hg.get_weights())
+        return runs.weights_path(run_dir, "auto")
 
     def loss_names(self):
         return ("loss", "heatmap_loss", "l1_dae", "l1_smpl")

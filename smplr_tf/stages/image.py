@@ -5,6 +5,8 @@ standardises its [0, 1] input image itself.
 
 Data: ``smplr_tf.data.pipeline.hourglass_dataset`` -> (image (B,S,S,3) RGB in [0, 1], targets dict with
 ``heatmaps`` (B,h,h,D,C) or (B,h,h,C), ``points`` (B,P,3) root-relative metres, ``mask_valid``).
+Training may mix a second records directory into the input (--mix_data_dir, --mix_fraction; the UP-3D recipe)
+and train on SMPL fits as 3D truth (--fits_as_3d); validation reads --data_dir alone.
 
 Losses (paper Sec. 4.1, 4.4.1): shn: the heatmap loss of every stack (intermediate supervision, summed),
 softmax cross-entropy over each channel's volume (paper; --heatmap_loss=sigmoid is the authors' code);
@@ -83,11 +85,25 @@ class ImageStage(Stage):
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
             drop_remainder=True, num_shards=num_shards, shard_index=shard_index,
             cache=bool(cfg.cache_images) and train and not bool(cfg.augment),
-            target_form=self.target_form)
+            target_form=self.target_form, fits_as_3d=bool(getattr(cfg, "fits_as_3d", False)),
+            **self._mix_args(split, train))
         n = _manifest_count(cfg.data_dir, split)
         if n < bs:
             raise ValueError(f"{cfg.data_dir}: split '{split}' has {n} examples, fewer than one batch of {bs}")
+        mix = self._mix_args(split, train)
+        if mix:  # one epoch: one pass over --data_dir's share of the mixed stream
+            from smplr_tf.data.pipeline import mix_weights
+
+            _manifest_count(mix["mix_data_dir"], split)  # names a missing split
+            n = int(round(n / mix_weights(cfg.data_dir, mix["mix_data_dir"], split, mix["mix_fraction"])[0]))
         return ds.map(self._add_point_mask), n
+
+    def _mix_args(self, split, train: bool) -> dict:
+        """hourglass_dataset's mixing arguments: --mix_data_dir / --mix_fraction, for training only."""
+        mix_dir = getattr(self.cfg, "mix_data_dir", "") or ""
+        if not (train and mix_dir):
+            return {}
+        return {"mix_data_dir": mix_dir, "mix_fraction": float(self.cfg.mix_fraction)}
 
     def _add_point_mask(self, image, targets):
         targets = dict(targets)
