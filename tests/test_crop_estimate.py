@@ -121,3 +121,33 @@ def test_initial_box_and_corner_error():
     np.testing.assert_allclose(box, [-65.0, -5.0, 185.0, 245.0])
     assert ce.corner_error(box, box) == 0.0
     assert ce.corner_error(box + np.array([2.5, 0, 2.5, 0]), box, 256) == pytest.approx(2.5 * 256 / 250)
+
+
+def test_estimate_crops_loop_with_an_oracle_network(bodies, monkeypatch):
+    """The whole loop (first square, crops cut from the image, refinements) with a network that outputs what a
+    crop-bound hourglass would on each crop it is given."""
+    pts, template, bone_lengths = bodies
+    c = ce.pelvis_coefficients(template)
+    roots = _roots(3, np.random.default_rng(4))
+    seen = []
+    real_crop_batch = ce.crop_batch
+
+    def recording(images, boxes, size=256):
+        seen.append(np.array(boxes))
+        return real_crop_batch(images, boxes, size)
+
+    monkeypatch.setattr(ce, "crop_batch", recording)
+
+    def predict(crops):
+        assert crops.shape == (3, 64, 64, 3)
+        return np.stack([_crop_bound_prediction(pts[i], roots[i], seen[-1][i]) for i in range(3)])
+
+    images = np.zeros((3, 1010, 1000, 3), np.float32)
+    person = [ce.points_box(project(np.concatenate([np.zeros((1, 3)), pts[i]]) + roots[i], K), 0.1)
+              for i in range(3)]
+    crops, boxes, est = ce.estimate_crops(predict, images, np.stack([K] * 3), person, c, bone_lengths,
+                                          iterations=3, size=64)
+    assert crops.shape == (3, 64, 64, 3)
+    for i in range(3):
+        assert abs(est[i, 2] - roots[i, 2]) / roots[i, 2] < 0.02
+        assert ce.corner_error(boxes[i], crop_box(roots[i], K), 256) < 5.0

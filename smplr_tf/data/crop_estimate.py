@@ -195,3 +195,44 @@ def corner_error(box, box_true, size: int = 256) -> float:
     corners = lambda q: np.array([[q[0], q[1]], [q[2], q[1]], [q[0], q[3]], [q[2], q[3]]])  # noqa: E731
     d = np.linalg.norm(corners(b) - corners(t), axis=-1)
     return float(np.mean(d) * size / (t[2] - t[0]))
+
+
+def body_prior(smpl_layer):
+    """A body model (``smplr_tf.body.smpl.SMPL``) -> (pelvis coefficients (3,), template bone lengths (41,)
+    metres): the neutral template if the layer has one, else the mean of its genders' templates."""
+    from smplr_tf.body.smpl import template_bone_lengths
+
+    genders = list(smpl_layer.genders)
+    use = [genders.index("neutral")] if "neutral" in genders else list(range(len(genders)))
+    template = np.mean([smpl_layer.template_points(i) for i in use], axis=0)
+    return pelvis_coefficients(template), template_bone_lengths(smpl_layer)
+
+
+def crop_batch(images, boxes, size: int = 256) -> np.ndarray:
+    """(B, H, W, 3) float32 images + (B, 4) boxes -> (B, size, size, 3) float32 crops (zeros outside)."""
+    from smplr_tf.data.crop import crop_image
+
+    return np.stack([crop_image(np.asarray(im, np.float32), b, size) for im, b in zip(images, boxes)])
+
+
+def estimate_crops(predict_points, images, intrinsics, person_boxes, pelvis_coeffs, template_bone_lengths,
+                   iterations: int = 2, size: int = 256):
+    """The estimated crop of each image: first square from the person box, then ``iterations`` refinements.
+
+    predict_points: (B, size, size, 3) float32 RGB in [0, 1] -> (B, 41, 3) the hourglass's points (crop metres).
+    images: (B, H, W, 3) float32 in [0, 1] (or a list of differently sized images); intrinsics: (B, 3, 3);
+    person_boxes: (B, 4) pixels, any aspect ratio. Returns (crops (B, size, size, 3) float32 of the final boxes,
+    boxes (B, 4) float32, roots (B, 3) float64 metres camera frame; NaN for an image whose refinement failed,
+    which then keeps its previous box).
+    """
+    boxes = np.stack([initial_box(b) for b in person_boxes]).astype(np.float32)
+    roots = np.full((len(boxes), 3), np.nan)
+    for _ in range(int(iterations)):
+        pts = np.asarray(predict_points(crop_batch(images, boxes, size)))
+        for i in range(len(boxes)):
+            try:
+                roots[i], boxes[i] = refine_box(pts[i], boxes[i], intrinsics[i], pelvis_coeffs,
+                                                template_bone_lengths)
+            except (ValueError, np.linalg.LinAlgError):
+                roots[i] = np.nan
+    return crop_batch(images, boxes, size), boxes, roots
