@@ -24,6 +24,9 @@ each record image from its person box (the box of the projected ground-truth poi
 body-size prior give the distance), then evaluates on that crop; ``metrics.json["crop"]`` holds the corner
 error (pixels of the 256 crop) and the root-distance error. Predictions are scored as the network gives them
 (x, y about the crop centre, in the crop's scale): what is lost to the estimated crop is in the errors.
+``--crop_run``: the hourglass that estimates the crop, when it is not the evaluated one (the paper evaluates
+SHN^final fine-tuned with random scaling, ``--aug_scale``, on crops that a network trained on ground-truth
+crops estimates: a scale-augmented network's sizes no longer follow the crop, so it cannot measure the crop).
 
 Ground truth: the records' joints3d / landmarks3d (root-relative) for points; SMPL(pose, betas, gender) of
 the records for meshes (records with has_smpl); the records' masks for IoU (has_mask), the predicted mesh
@@ -109,28 +112,33 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
 class EstimatedCrop:
     """``--crop=estimated``: re-crops the batches' record images with the hourglass's own estimate.
 
-    hourglass: image (B, S, S, 3) float32 [0, 1] -> points (B, 41, 3) or a dict with "points"; smpl: the body
-    model of the size prior (``crop_estimate.body_prior``); input_size: S. Call with a batch of
+    hourglass: image (B, S', S', 3) float32 [0, 1] -> points (B, 41, 3) or a dict with "points", the network
+    that estimates the crop, S' = hourglass_size; smpl: the body model of the size prior
+    (``crop_estimate.body_prior``); input_size: S of the evaluated network. Call with a batch of
     :func:`eval_dataset` read at 256 (``image`` (B, 256, 256, 3), ``points``, ``root``, ``intrinsics``) ->
     (B, S, S, 3) float32 images of the estimated crops. :meth:`result` -> the crop summary for metrics.json.
     """
 
-    def __init__(self, hourglass, smpl, input_size: int, iterations: int = 2):
+    def __init__(self, hourglass, smpl, input_size: int, iterations: int = 2, hourglass_size: int = 0,
+                 crop_run: str = ""):
         from smplr_tf.data import crop_estimate
 
         self.hourglass = hourglass
         self.input_size = int(input_size)
+        self.hourglass_size = int(hourglass_size or input_size)
+        self.crop_run = crop_run
         self.iterations = int(iterations)
         self.coeffs, self.lengths = crop_estimate.body_prior(smpl)
         self.corner = metrics.MeanMetric()
         self.distance = metrics.MeanMetric()
 
-    def _resize(self, crops):
+    @staticmethod
+    def _resize(crops, size):
         import tensorflow as tf
 
-        if crops.shape[1] == self.input_size:
+        if crops.shape[1] == size:
             return crops
-        return tf.image.resize(crops, (self.input_size, self.input_size), antialias=True).numpy()
+        return tf.image.resize(crops, (size, size), antialias=True).numpy()
 
     def __call__(self, batch) -> np.ndarray:
         from smplr_tf.data import crop_estimate
@@ -142,7 +150,7 @@ class EstimatedCrop:
         person = [crop_estimate.points_box(project(n + r, k)) for n, r, k in zip(nodes, root, K)]
 
         def predict(crops):
-            return _np(_points_of(self.hourglass(self._resize(crops), training=False)))
+            return _np(_points_of(self.hourglass(self._resize(crops, self.hourglass_size), training=False)))
 
         crops, boxes, roots = crop_estimate.estimate_crops(predict, images, K, person, self.coeffs, self.lengths,
                                                            self.iterations, images.shape[1])
@@ -152,12 +160,30 @@ class EstimatedCrop:
                 self.distance.update([100.0 * abs(est[2] - r[2]) / r[2]])
             else:
                 self.corner.update([np.nan])
-        return self._resize(crops)
+        return self._resize(crops, self.input_size)
 
     def result(self) -> dict:
         return {"mode": "estimated", "iterations": self.iterations, "corner_error_px": self.corner.result(),
                 "distance_error_percent": self.distance.result(), "count": self.distance.count,
-                "person_box": "ground-truth 2D box"}
+                "person_box": "ground-truth 2D box", "crop_run": self.crop_run or "the evaluated network"}
+
+
+def _crop_estimator(crop: str, crop_run: str, iterations: int, hourglass, smpl, input_size: int):
+    """The :class:`EstimatedCrop` of ``--crop`` (None for gt): ``crop_run``'s hourglass (an shn, alexnet or e2e
+    run) estimates the crop when given, else ``hourglass`` (the evaluated network's)."""
+    if crop != "estimated":
+        if crop_run:
+            raise EvalError("--crop_run needs --crop=estimated")
+        return None
+    size = input_size
+    if crop_run:
+        if not os.path.isdir(crop_run):
+            raise EvalError(f"--crop_run={crop_run}: no such directory")
+        stage, model, _ = runs.load_model_from_run(crop_run)
+        if stage not in ("shn", "alexnet", "e2e"):
+            raise EvalError(f"--crop_run={crop_run} is a '{stage}' run; the crop needs an shn, alexnet or e2e run")
+        hourglass, size = (model.hourglass if stage == "e2e" else model), input_size_of(model)
+    return EstimatedCrop(hourglass, smpl, input_size, iterations, size, crop_run)
 
 
 # ------------------------------------------------------------------------------------------------ accumulators
@@ -289,9 +315,10 @@ def _auto_input(fl: dict, override: str, override_run: str):
 
 def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_size: int = 16,
                  max_examples: int = 0, eval_input: str = "auto", eval_input_run: str = "", iou: bool = True,
-                 progress: bool = True, crop: str = "gt", crop_iterations: int = 2) -> dict:
+                 progress: bool = True, crop: str = "gt", crop_iterations: int = 2, crop_run: str = "") -> dict:
     """Evaluate one run directory. Returns the metrics dict (also what evaluate writes). crop: "gt" |
-    "estimated" (image stages and e2e; see the module docstring)."""
+    "estimated" (image stages and e2e; see the module docstring); crop_run: the run whose hourglass estimates
+    the crop (default: the evaluated network)."""
     from smplr_tf import runs
 
     stage, model, fl = runs.load_model_from_run(run_dir)
@@ -302,11 +329,11 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
         return _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
-                             eval_input_run, iou, progress, crop, crop_iterations)
+                             eval_input_run, iou, progress, crop, crop_iterations, crop_run)
 
 
 def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
-                  eval_input_run, iou, progress, crop="gt", crop_iterations=2) -> dict:
+                  eval_input_run, iou, progress, crop="gt", crop_iterations=2, crop_run="") -> dict:
     from smplr_tf import runs
     from smplr_tf.models import registry
     from smplr_tf.models.pipeline import build_smpl
@@ -317,8 +344,10 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
             raise EvalError(f"--crop=estimated needs an image stage with 3D points (shn, alexnet, e2e, or a "
                             f"pipeline); {run_dir} is a '{stage}' run")
         smpl = model.smpl if stage == "e2e" else build_smpl(registry.smpl_config_from_flags(fl))
-        cropper = EstimatedCrop(model.hourglass if stage == "e2e" else model, smpl, input_size_of(model),
-                                crop_iterations)
+        cropper = _crop_estimator(crop, crop_run, crop_iterations, model.hourglass if stage == "e2e" else model,
+                                  smpl, input_size_of(model))
+    elif crop_run:
+        raise EvalError("--crop_run needs --crop=estimated")
 
     result = {"run_dir": run_dir, "stage": stage, "data": data_dir, "split": split,
               "weights": runs.weights_path(run_dir, "auto")}
@@ -346,9 +375,9 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
 
 def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", split: str = "val",
                       batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True,
-                      crop: str = "gt", crop_iterations: int = 2) -> dict:
+                      crop: str = "gt", crop_iterations: int = 2, crop_run: str = "") -> dict:
     """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL). crop: "gt" |
-    "estimated" (see the module docstring)."""
+    "estimated", crop_run: see :func:`evaluate_run`."""
     from smplr_tf import runs
 
     pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
@@ -359,8 +388,7 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
     from smplr_tf.data import records, schema
 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
-        cropper = EstimatedCrop(pipe.hourglass, pipe.smpl, pipe.input_size, crop_iterations) \
-            if crop == "estimated" else None
+        cropper = _crop_estimator(crop, crop_run, crop_iterations, pipe.hourglass, pipe.smpl, pipe.input_size)
         evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
                                data_dir, split, batch_size, max_examples, iou, progress, cropper)
     out = {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
@@ -537,7 +565,7 @@ def summary_lines(result: dict) -> list[str]:
 def run_from_flags(FLAGS) -> dict:
     pipeline = [FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run, FLAGS.omega_run]
     common = dict(split=FLAGS.eval_split, batch_size=FLAGS.eval_batch_size, max_examples=FLAGS.max_examples,
-                  iou=FLAGS.eval_iou, crop=FLAGS.crop, crop_iterations=FLAGS.crop_iterations)
+                  iou=FLAGS.eval_iou, crop=FLAGS.crop, crop_iterations=FLAGS.crop_iterations, crop_run=FLAGS.crop_run)
     if any(pipeline) and not FLAGS.run_dir:
         if not all(pipeline):
             raise EvalError("a pipeline evaluation needs all of --shn_run --dae_run --psi_run --omega_run")
@@ -599,6 +627,10 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
            "with the network's own distance estimate (paper Sec. 4.6, Table 2).")
     define(flags.DEFINE_integer, "crop_iterations", 2, "--crop=estimated (and infer): refinements of the crop "
            "after the first square from the person box.", lower_bound=1)
+    define(flags.DEFINE_string, "crop_run", "", "--crop=estimated: the shn / alexnet / e2e run whose hourglass "
+           "estimates the crop (default: the evaluated network). A network fine-tuned with --aug_scale gives metres "
+           "whatever the crop's scale, so it cannot measure that scale itself: estimate with the one trained on "
+           "ground-truth crops (Table 2: runs/table2/shn_final).")
 
 
 def main(argv):

@@ -206,6 +206,13 @@ def test_estimated_crop_evaluation_runs_and_reports_the_crop(tiny):
     assert est["evaluations"]["points"]["count"] == gt["evaluations"]["points"]["count"] == N_VAL
     # Other images, so other predictions (an untrained network still sees them).
     assert est["evaluations"]["points"]["p1"]["Jt"] != pytest.approx(gt["evaluations"]["points"]["p1"]["Jt"])
+    other, m = make_run(tiny, "estcrop_other", "shn")
+    save(other, m)
+    by_other = evaluate.evaluate_run(run_dir, progress=False, crop="estimated", crop_iterations=1, crop_run=other)
+    assert by_other["crop"]["crop_run"] == other
+    assert by_other["evaluations"]["points"]["p1"]["Jt"] != pytest.approx(est["evaluations"]["points"]["p1"]["Jt"])
+    with pytest.raises(evaluate.EvalError, match="needs --crop=estimated"):
+        evaluate.evaluate_run(run_dir, progress=False, crop_run=other)
     dae, m = make_run(tiny, "estcrop_dae", "dae")
     save(dae, m)
     with pytest.raises(evaluate.EvalError, match="image stage"):
