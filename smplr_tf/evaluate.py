@@ -19,9 +19,9 @@ What is evaluated, per stage (keys of ``metrics.json["evaluations"]``; metric de
 
 Crops (``--crop``): ``gt`` (default) feeds the records' images, the paper's crop from the ground-truth root and
 focal length. ``estimated`` (image stages and pipelines; paper Sec. 4.6, Table 2's estimated-crop rows) re-crops
-each record image from its person box (the box of the projected ground-truth points) with
-:func:`smplr_tf.data.crop_estimate.estimate_crops` (no ground-truth depth: the hourglass's own points and a
-body-size prior give the distance), then evaluates on that crop; ``metrics.json["crop"]`` holds the corner
+each record image from its person box (the tight box of the projected ground-truth points) with
+:func:`smplr_tf.data.crop_estimate.estimate_crops` (no ground-truth depth: the hourglass's own points, brought
+to the template's size, fitted into the box give the distance), then evaluates on that crop; ``metrics.json["crop"]`` holds the corner
 error (pixels of the 256 crop) and the root-distance error. Predictions are scored as the network gives them
 (x, y about the crop centre, in the crop's scale): what is lost to the estimated crop is in the errors.
 ``--crop_run``: the hourglass that estimates the crop, when it is not the evaluated one (the paper evaluates
@@ -153,7 +153,7 @@ class EstimatedCrop:
             return _np(_points_of(self.hourglass(self._resize(crops, self.hourglass_size), training=False)))
 
         crops, boxes, roots = crop_estimate.estimate_crops(predict, images, K, person, self.coeffs, self.lengths,
-                                                           self.iterations, images.shape[1])
+                                                           self.iterations, images.shape[1], tight=True)
         for b, r, est, k in zip(boxes, root, roots, K):
             if np.isfinite(est).all():
                 self.corner.update([crop_estimate.corner_error(b, crop_box(r, k), 256)])

@@ -15,7 +15,9 @@ without --bbox is refused with an explanation (guessing a crop would silently gi
 (paper Sec. 4.6, :func:`smplr_tf.serving.estimate_crop`): a first square from the box, refined
 ``--crop_iterations`` times from the network's own points and a body-size prior, which also gives the
 person's distance (with ``--focal_px``, or an assumed focal length of max(H, W) pixels; the crop barely depends
-on it, the distance is proportional to it). The JSON's ``crop_estimate`` holds the distance and the root.
+on it, the distance is proportional to it). With ``--tight_box`` (the box touches the body) the template-sized
+predicted body is fitted into the box instead, which does not need the network's sizes to follow the crop.
+The JSON's ``crop_estimate`` holds the distance and the root.
 
 Outputs in --output_dir (named after the image):
 
@@ -99,7 +101,7 @@ def overlay(crop: np.ndarray, verts_rel: np.ndarray, faces: np.ndarray, points: 
 
 
 def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: str = "", person_box: str = "",
-          focal_px: float = 0.0, crop_iterations: int = 2) -> dict:
+          focal_px: float = 0.0, crop_iterations: int = 2, tight_box: bool = False) -> dict:
     """Run on one image; write <name>.json / .obj / _proc.obj / _overlay.png. Returns the JSON dict.
     bbox: the square crop given; person_box: a loose box, the crop estimated (module docstring)."""
     import cv2
@@ -115,10 +117,11 @@ def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: 
                              "estimated), not both")
         pbox = parse_person_box(person_box, img.shape)
         K, assumed = photo_intrinsics(img.shape, focal_px)
-        crop, box, root = estimate_crop(img, pbox, pipe, input_size, K, crop_iterations, 256)
+        crop, box, root = estimate_crop(img, pbox, pipe, input_size, K, crop_iterations, 256, tight=tight_box)
         estimated = {"distance_m": float(root[2]), "root_camera_m": [float(v) for v in root],
                      "focal_px": float(K[0, 0]), "focal_assumed": bool(assumed),
-                     "person_box_xyxy": [float(b) for b in pbox], "iterations": int(crop_iterations)}
+                     "person_box_xyxy": [float(b) for b in pbox], "tight_box": bool(tight_box),
+                     "iterations": int(crop_iterations)}
     else:
         crop, box = make_crop(img, bbox, 256)
     o = predict(pipe, crop, input_size)
@@ -160,6 +163,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "bbox", "", "x,y,w,h of the person's square crop box in --image (pixels).")
     define(flags.DEFINE_string, "person_box", "", "x,y,w,h of a loose box around the person in --image (pixels, "
            "any aspect ratio): the crop is estimated (instead of --bbox).")
+    define(flags.DEFINE_boolean, "tight_box", False, "--person_box touches the person (head to feet, hand to hand): "
+           "fit the body into it (robust) instead of only starting from it.")
     define(flags.DEFINE_float, "focal_px", 0.0, "With --person_box: the photo's focal length in pixels (0: assume "
            "max(height, width)); sets the reported distance.", lower_bound=0.0)
     define(flags.DEFINE_integer, "crop_iterations", 2, "--crop=estimated (and infer): refinements of the crop "
@@ -176,7 +181,7 @@ def main(argv):
         pipe, size, faces = load_pipeline(FLAGS.run_dir, FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run,
                                           FLAGS.omega_run)
         res = infer(FLAGS.image, FLAGS.output_dir, pipe, size, faces, FLAGS.bbox, FLAGS.person_box, FLAGS.focal_px,
-                    FLAGS.crop_iterations)
+                    FLAGS.crop_iterations, FLAGS.tight_box)
     except InferError as e:
         raise SystemExit(f"infer: {e}")
     print(f"gender {res['gender']} ({res['gender_code']:+.2f}); betas " +

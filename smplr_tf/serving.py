@@ -106,12 +106,15 @@ def photo_intrinsics(image_shape, focal_px: float = 0.0):
     return K, not focal_px > 0
 
 
-def estimate_crop(img: np.ndarray, person_box, pipe, input_size: int, K, iterations: int = 2, size: int = 256):
+def estimate_crop(img: np.ndarray, person_box, pipe, input_size: int, K, iterations: int = 2, size: int = 256,
+                  tight: bool = False):
     """The paper's crop of a photo without its depth: :func:`smplr_tf.data.crop_estimate.estimate_crops` run with
     the pipeline's hourglass and its body model's size prior.
 
     img: (H, W, 3) uint8 RGB; person_box: (4,) pixels (:func:`parse_person_box`); pipe: an
-    :class:`~smplr_tf.models.pipeline.SMPLRPipeline`; K: (3, 3) (:func:`photo_intrinsics`).
+    :class:`~smplr_tf.models.pipeline.SMPLRPipeline`; K: (3, 3) (:func:`photo_intrinsics`); tight: the box
+    touches the body (head to feet, hand to hand): the template-sized body is fitted into it (robust to a network
+    whose sizes do not follow the crop), else the box only places the first square.
     Returns (crop (size, size, 3) uint8, box (4,) float32, root (3,) metres camera frame). The box barely
     depends on the focal length (distance and focal length scale together); the distance is proportional to it.
     """
@@ -131,7 +134,7 @@ def estimate_crop(img: np.ndarray, person_box, pipe, input_size: int, K, iterati
 
     rgb = img.astype(np.float32) * (1.0 / 255.0)
     _, boxes, roots = crop_estimate.estimate_crops(predict, [rgb], np.asarray(K)[None], [person_box], coeffs,
-                                                   lengths, iterations, size)
+                                                   lengths, iterations, size, tight=tight)
     if not np.isfinite(roots[0]).all():
         raise ServingError("the crop estimate failed (the network's points give no distance in front of the "
                            "camera): give --bbox, the square crop, instead")

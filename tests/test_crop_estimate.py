@@ -151,3 +151,26 @@ def test_estimate_crops_loop_with_an_oracle_network(bodies, monkeypatch):
     for i in range(3):
         assert abs(est[i, 2] - roots[i, 2]) / roots[i, 2] < 0.02
         assert ce.corner_error(boxes[i], crop_box(roots[i], K), 256) < 5.0
+
+
+def test_box_fit_recovers_distance_and_corners_from_noisy_3d(bodies):
+    """Table 2's protocol: the tight ground-truth 2D box and root-relative 3D points (here with 1 cm noise)."""
+    pts, template, bone_lengths = bodies
+    rng = np.random.default_rng(5)
+    for p, root in zip(pts, _roots(len(pts), rng)):
+        nodes = np.concatenate([np.zeros((1, 3)), p])
+        box = ce.points_box(project(nodes + root, K))
+        noisy = nodes + rng.normal(0.0, 0.01, nodes.shape)
+        guess = np.array([0.0, 0.0, 3.0])  # far from the truth: the extremes are re-chosen as it converges
+        est = ce.solve_root_from_box(noisy, box, K, guess)
+        assert abs(est[2] - root[2]) / root[2] < 0.02
+        assert ce.corner_error(crop_box(est, K), crop_box(root, K), 256) < 5.0
+        # Through refine_box (the network's crop-bound view of a wrong first crop, the template's size prior).
+        new = ce.initial_box(box)
+        for _ in range(2):  # estimate_crops' default: the second crop's view is nearly the true one
+            est2, new = ce.refine_box(_crop_bound_prediction(p, root, new), new, K,
+                                      ce.pelvis_coefficients(template), bone_lengths, person_box=box)
+        # The network's view: x, y image-plane offsets about the crop centre, the pelvis estimated from the hips
+        # and spine1 in that view; it leaves a residual (measured on these bodies: up to 3.6 %, 6.3 px).
+        assert abs(est2[2] - root[2]) / root[2] < 0.04
+        assert ce.corner_error(new, crop_box(root, K), 256) < 8.0

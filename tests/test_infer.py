@@ -164,6 +164,10 @@ def test_person_box_estimates_the_crop_and_the_distance(setup, monkeypatch):
     assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8
     assert abs(est[2] - root[2]) / root[2] < 0.02
     assert ce.corner_error(box, crop_box(root, K), 256) < 5.0
+    seen.clear()
+    _, box, est = serving.estimate_crop(photo, ce.points_box(project(nodes, K)), pipe, setup["size"], K, tight=True)
+    assert abs(est[2] - root[2]) / root[2] < 0.04  # the tight-box fit (residual: see test_crop_estimate)
+    assert ce.corner_error(box, crop_box(root, K), 256) < 8.0
 
 
 def test_infer_with_a_person_box_writes_the_distance(setup):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smplr_tf.data.crop import crop_box
+from smplr_tf.data.crop import crop_box, project
 from smplr_tf.volume import CUBE_SIZE
 
 # A loose person box's longer side is taken to span this many metres for the first crop (our choice: a standing
@@ -61,6 +61,36 @@ def solve_root(points2d, points3d_rel, K, weights=None) -> np.ndarray:
         w = np.sqrt(np.tile(np.asarray(weights, np.float64).reshape(-1), 2))
         A, b = A * w[:, None], b * w
     return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def solve_root_from_box(points3d_rel, box, K, root_guess, steps: int = 4) -> np.ndarray:
+    """Root position from a tight 2D box around the body and its root-relative 3D points (metres).
+
+    points3d_rel: (N, 3) metres; box: (4,) x0, y0, x1, y1 outer edges of the box of the points' pixels
+    (:func:`points_box` with no margin); K: (3, 3); root_guess: (3,) metres, z > 0. The points that project
+    leftmost / rightmost / highest / lowest from the current root are tied to the box's edges (one coordinate
+    each: 4 equations of :func:`solve_root`'s form, 3 unknowns), solved, and the extremes re-chosen ``steps``
+    times. Returns (3,) float64.
+    """
+    p = np.asarray(points3d_rel, np.float64).reshape(-1, 3)
+    K = np.asarray(K, np.float64)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x0, y0, x1, y1 = [float(v) for v in box]
+    root = np.asarray(root_guess, np.float64).reshape(3)
+    for _ in range(int(steps)):
+        uv = project(p + root, K)
+        il, ir, it, ib = np.argmin(uv[:, 0]), np.argmax(uv[:, 0]), np.argmin(uv[:, 1]), np.argmax(uv[:, 1])
+        A, b = [], []
+        for i, u in ((il, x0 + 0.5), (ir, x1 - 0.5)):  # extreme pixel centres lie half a pixel inside the edges
+            A.append([fx, 0.0, -(u - cx)])
+            b.append((u - cx) * p[i, 2] - fx * p[i, 0])
+        for i, v in ((it, y0 + 0.5), (ib, y1 - 0.5)):
+            A.append([0.0, fy, -(v - cy)])
+            b.append((v - cy) * p[i, 2] - fy * p[i, 1])
+        root = np.linalg.lstsq(np.array(A), np.array(b), rcond=None)[0]
+        if not root[2] > 0:
+            raise ValueError(f"solve_root_from_box: the root lies behind the camera (z = {root[2]:.3g} m)")
+    return root
 
 
 def solve_root_and_focal(points2d, points3d_rel, principal_point):
@@ -153,14 +183,19 @@ def body_scale(points_rel, template_bone_lengths) -> float:
 
 
 def refine_box(points_crop, box, K, pelvis_coeffs, template_bone_lengths=None, cube: float = CUBE_SIZE,
-               refine_steps: int = 3):
+               refine_steps: int = 3, person_box=None):
     """One refinement step: the network's points in the crop ``box`` -> (root (3,) metres, next box (4,)).
 
     points_crop: (41, 3) the hourglass's output on that crop (metres of the crop's cube: x, y about the crop
     centre, z about the root). box: (4,) the crop's square in the image (pixels, outer edges). K: (3, 3) image
     intrinsics. pelvis_coeffs: :func:`pelvis_coefficients`. template_bone_lengths: (41,) metres, the body-size
     prior (None: keep the crop's scale, only re-centre). refine_steps: back-projection passes that undo the
-    crop's weak perspective (with the prior only). Returns the root (camera frame, metres) and the
+    crop's weak perspective (with the prior only). person_box: (4,) a *tight* box of the body's pixels (the
+    ground-truth 2D box of Table 2's protocol, or a box drawn to touch the body): the distance and position
+    then come from fitting the template-sized predicted body into that box (:func:`solve_root_from_box`), not
+    from where the points fall in the crop: it does not depend on the network following the crop's scale
+    (a network that keeps predicting a mean-sized body, as short trainings do, makes the crop-only estimate
+    drift further with every iteration). Needs template_bone_lengths. Returns the root (camera frame, metres) and the
     paper's crop around it (:func:`smplr_tf.data.crop.crop_box`).
     """
     pts = np.asarray(points_crop, np.float64).reshape(-1, 3)
@@ -173,6 +208,20 @@ def refine_box(points_crop, box, K, pelvis_coeffs, template_bone_lengths=None, c
     if template_bone_lengths is not None:
         rel = rel * body_scale(rel[1:], template_bone_lengths)
     root = solve_root(uv, rel, K)
+    if person_box is not None:
+        if template_bone_lengths is None:
+            raise ValueError("refine_box: a person_box fit needs template_bone_lengths")
+        metric = rel * body_scale(rel[1:], template_bone_lengths)
+        guess = root if root[2] > 0 else np.array([0.0, 0.0, float(np.asarray(K)[0, 0]) * cube / (x1 - x0)])
+        root = solve_root_from_box(metric, person_box, K, guess)
+        # The crop's x, y are image-plane offsets (a limb nearer the camera looks longer): back-project each
+        # pixel at its depth, bring the body to the template's size again and re-fit the box.
+        rays = np.concatenate([uv, np.ones((len(uv), 1))], axis=-1) @ np.linalg.inv(np.asarray(K, np.float64)).T
+        for _ in range(refine_steps):
+            cam = rays * (root[2] + metric[:, 2:3])
+            metric = (cam - cam[:1]) * body_scale((cam - cam[:1])[1:], template_bone_lengths)
+            root = solve_root_from_box(metric, person_box, K, root)
+        return root, crop_box(root, K, cube)
     if template_bone_lengths is not None:
         # The crop's x, y are image-plane offsets (a point nearer the camera looks bigger): back-project each
         # pixel at its depth, re-measure the body against the template, solve again (converges in ~3 steps).
@@ -216,12 +265,13 @@ def crop_batch(images, boxes, size: int = 256) -> np.ndarray:
 
 
 def estimate_crops(predict_points, images, intrinsics, person_boxes, pelvis_coeffs, template_bone_lengths,
-                   iterations: int = 2, size: int = 256):
+                   iterations: int = 2, size: int = 256, tight: bool = False):
     """The estimated crop of each image: first square from the person box, then ``iterations`` refinements.
 
     predict_points: (B, size, size, 3) float32 RGB in [0, 1] -> (B, 41, 3) the hourglass's points (crop metres).
     images: (B, H, W, 3) float32 in [0, 1] (or a list of differently sized images); intrinsics: (B, 3, 3);
-    person_boxes: (B, 4) pixels, any aspect ratio. Returns (crops (B, size, size, 3) float32 of the final boxes,
+    person_boxes: (B, 4) pixels, any aspect ratio; tight: the boxes touch the body (fit them: see
+    :func:`refine_box`'s person_box), else they only place the first square. Returns (crops (B, size, size, 3) float32 of the final boxes,
     boxes (B, 4) float32, roots (B, 3) float64 metres camera frame; NaN for an image whose refinement failed,
     which then keeps its previous box).
     """
@@ -232,7 +282,8 @@ def estimate_crops(predict_points, images, intrinsics, person_boxes, pelvis_coef
         for i in range(len(boxes)):
             try:
                 roots[i], boxes[i] = refine_box(pts[i], boxes[i], intrinsics[i], pelvis_coeffs,
-                                                template_bone_lengths)
+                                                template_bone_lengths,
+                                                person_box=person_boxes[i] if tight else None)
             except (ValueError, np.linalg.LinAlgError):
                 roots[i] = np.nan
     return crop_batch(images, boxes, size), boxes, roots
