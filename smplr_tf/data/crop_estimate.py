@@ -13,6 +13,8 @@ root position found by least squares on the perspective projection). Here:
   known): unknowns ``f, f t_x, f t_y, t_z``; ``f p_ix + (f t_x) - (u_i - cx) t_z = (u_i - cx) p_iz``. Only
   the depth spread of the body separates ``f`` from ``t_z`` (a far, flat body fixes only their ratio), so it
   needs 2D that are a true perspective image (ground truth, a 2D detector), not 2D derived from the 3D.
+* :func:`solve_root_from_box`: a tight 2D box of the body + its root-relative 3D (metres) -> the root: the
+  extreme points tied to the box's edges (Table 2's protocol gives the ground-truth 2D box).
 * :func:`initial_box`: a loose person box (any aspect ratio) -> a first square crop.
 * :func:`refine_box`: the network's points in a crop -> the root and the next crop (one iteration). The
   hourglass predicts, per point, (x, y) relative to the crop *centre* (it places points where it sees them) and
@@ -22,7 +24,9 @@ root position found by least squares on the perspective projection). Here:
   perspective inside the crop), (3) bring the 3D to metres with a body-size prior: the ratio of the template's
   bone lengths to the predicted ones, and (4) :func:`solve_root`. A person whose size differs from the
   template's by ``r`` gets a distance off by ``r`` (a 1.6 m person against a 1.75 m template: 9 %): the
-  random-scale augmentation (``--aug_scale``) trains the network to absorb that residual scale.
+  random-scale augmentation (``--aug_scale``) trains the network to absorb that residual scale. With a tight
+  person box, (2) and (4) become :func:`solve_root_from_box` on the template-sized body, which does not need
+  the network's sizes to follow the crop (short trainings predict a mean-sized body whatever the crop).
 * :func:`corner_error`: the crop corners' distance to the ground truth's, in pixels of the output crop.
 
 Conventions: pixel centres are integers and boxes are outer edges ``x0, y0, x1, y1`` (:mod:`smplr_tf.data.crop`).
