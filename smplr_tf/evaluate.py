@@ -17,6 +17,17 @@ What is evaluated, per stage (keys of ``metrics.json["evaluations"]``; metric de
   ``dae`` (DAE output), ``all`` (SMPL output: points, surface, gender, IoU) and ``all_proc`` (the SMPL
   output aligned onto SMPLR's own input JL = the DAE output, no ground truth; paper Sec. 4.5).
 
+Crops (``--crop``): ``gt`` (default) feeds the records' images, the paper's crop from the ground-truth root and
+focal length. ``estimated`` (image stages and pipelines; paper Sec. 4.6, Table 2's estimated-crop rows) re-crops
+each record image from its person box (the tight box of the projected ground-truth points) with
+:func:`smplr_tf.data.crop_estimate.estimate_crops` (no ground-truth depth: the hourglass's own points, brought
+to the template's size, fitted into the box give the distance), then evaluates on that crop; ``metrics.json["crop"]`` holds the corner
+error (pixels of the 256 crop) and the root-distance error. Predictions are scored as the network gives them
+(x, y about the crop centre, in the crop's scale): what is lost to the estimated crop is in the errors.
+``--crop_run``: the hourglass that estimates the crop, when it is not the evaluated one (the paper evaluates
+SHN^final fine-tuned with random scaling, ``--aug_scale``, on crops that a network trained on ground-truth
+crops estimates: a scale-augmented network's sizes no longer follow the crop, so it cannot measure the crop).
+
 Ground truth: the records' joints3d / landmarks3d (root-relative) for points; SMPL(pose, betas, gender) of
 the records for meshes (records with has_smpl); the records' masks for IoU (has_mask), the predicted mesh
 placed at the ground-truth root and projected with the crop's intrinsics.
@@ -94,6 +105,85 @@ def eval_dataset(data_dir: str, split: str, batch_size: int, input_size: int = 2
     if max_examples:
         ds = ds.take(int(max_examples))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# ------------------------------------------------------------------------------------------------ crops
+
+class EstimatedCrop:
+    """``--crop=estimated``: re-crops the batches' record images with the hourglass's own estimate.
+
+    hourglass: image (B, S', S', 3) float32 [0, 1] -> points (B, 41, 3) or a dict with "points", the network
+    that estimates the crop, S' = hourglass_size; smpl: the body model of the size prior
+    (``crop_estimate.body_prior``); input_size: S of the evaluated network. Call with a batch of
+    :func:`eval_dataset` read at 256 (``image`` (B, 256, 256, 3), ``points``, ``root``, ``intrinsics``) ->
+    (B, S, S, 3) float32 images of the estimated crops. :meth:`result` -> the crop summary for metrics.json.
+    """
+
+    def __init__(self, hourglass, smpl, input_size: int, iterations: int = 2, hourglass_size: int = 0,
+                 crop_run: str = ""):
+        from smplr_tf.data import crop_estimate
+
+        self.hourglass = hourglass
+        self.input_size = int(input_size)
+        self.hourglass_size = int(hourglass_size or input_size)
+        self.crop_run = crop_run
+        self.iterations = int(iterations)
+        self.coeffs, self.lengths = crop_estimate.body_prior(smpl)
+        self.corner = metrics.MeanMetric()
+        self.distance = metrics.MeanMetric()
+
+    @staticmethod
+    def _resize(crops, size):
+        import tensorflow as tf
+
+        if crops.shape[1] == size:
+            return crops
+        return tf.image.resize(crops, (size, size), antialias=True).numpy()
+
+    def __call__(self, batch) -> np.ndarray:
+        from smplr_tf.data import crop_estimate
+        from smplr_tf.data.crop import crop_box, project
+
+        images, K = _np(batch["image"]), _np(batch["intrinsics"]).astype(np.float64)
+        root = _np(batch["root"]).astype(np.float64)
+        nodes = np.concatenate([np.zeros_like(_np(batch["points"])[:, :1]), _np(batch["points"])], axis=1)
+        person = [crop_estimate.points_box(project(n + r, k)) for n, r, k in zip(nodes, root, K)]
+
+        def predict(crops):
+            return _np(_points_of(self.hourglass(self._resize(crops, self.hourglass_size), training=False)))
+
+        crops, boxes, roots = crop_estimate.estimate_crops(predict, images, K, person, self.coeffs, self.lengths,
+                                                           self.iterations, images.shape[1], tight=True)
+        for b, r, est, k in zip(boxes, root, roots, K):
+            if np.isfinite(est).all():
+                self.corner.update([crop_estimate.corner_error(b, crop_box(r, k), 256)])
+                self.distance.update([100.0 * abs(est[2] - r[2]) / r[2]])
+            else:
+                self.corner.update([np.nan])
+        return self._resize(crops, self.input_size)
+
+    def result(self) -> dict:
+        return {"mode": "estimated", "iterations": self.iterations, "corner_error_px": self.corner.result(),
+                "distance_error_percent": self.distance.result(), "count": self.distance.count,
+                "person_box": "ground-truth 2D box", "crop_run": self.crop_run or "the evaluated network"}
+
+
+def _crop_estimator(crop: str, crop_run: str, iterations: int, hourglass, smpl, input_size: int):
+    """The :class:`EstimatedCrop` of ``--crop`` (None for gt): ``crop_run``'s hourglass (an shn, alexnet or e2e
+    run) estimates the crop when given, else ``hourglass`` (the evaluated network's)."""
+    if crop != "estimated":
+        if crop_run:
+            raise EvalError("--crop_run needs --crop=estimated")
+        return None
+    size = input_size
+    if crop_run:
+        if not os.path.isdir(crop_run):
+            raise EvalError(f"--crop_run={crop_run}: no such directory")
+        stage, model, _ = runs.load_model_from_run(crop_run)
+        if stage not in ("shn", "alexnet", "e2e"):
+            raise EvalError(f"--crop_run={crop_run} is a '{stage}' run; the crop needs an shn, alexnet or e2e run")
+        hourglass, size = (model.hourglass if stage == "e2e" else model), input_size_of(model)
+    return EstimatedCrop(hourglass, smpl, input_size, iterations, size, crop_run)
 
 
 # ------------------------------------------------------------------------------------------------ accumulators
@@ -225,8 +315,10 @@ def _auto_input(fl: dict, override: str, override_run: str):
 
 def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_size: int = 16,
                  max_examples: int = 0, eval_input: str = "auto", eval_input_run: str = "", iou: bool = True,
-                 progress: bool = True) -> dict:
-    """Evaluate one run directory. Returns the metrics dict (also what evaluate writes)."""
+                 progress: bool = True, crop: str = "gt", crop_iterations: int = 2, crop_run: str = "") -> dict:
+    """Evaluate one run directory. Returns the metrics dict (also what evaluate writes). crop: "gt" |
+    "estimated" (image stages and e2e; see the module docstring); crop_run: the run whose hourglass estimates
+    the crop (default: the evaluated network)."""
     from smplr_tf import runs
 
     stage, model, fl = runs.load_model_from_run(run_dir)
@@ -237,19 +329,32 @@ def evaluate_run(run_dir: str, data_dir: str = "", split: str = "val", batch_siz
 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
         return _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
-                             eval_input_run, iou, progress)
+                             eval_input_run, iou, progress, crop, crop_iterations, crop_run)
 
 
 def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_examples, eval_input,
-                  eval_input_run, iou, progress) -> dict:
+                  eval_input_run, iou, progress, crop="gt", crop_iterations=2, crop_run="") -> dict:
     from smplr_tf import runs
+    from smplr_tf.models import registry
+    from smplr_tf.models.pipeline import build_smpl
+
+    cropper = None
+    if crop == "estimated":
+        if stage not in ("shn", "alexnet", "e2e"):
+            raise EvalError(f"--crop=estimated needs an image stage with 3D points (shn, alexnet, e2e, or a "
+                            f"pipeline); {run_dir} is a '{stage}' run")
+        smpl = model.smpl if stage == "e2e" else build_smpl(registry.smpl_config_from_flags(fl))
+        cropper = _crop_estimator(crop, crop_run, crop_iterations, model.hourglass if stage == "e2e" else model,
+                                  smpl, input_size_of(model))
+    elif crop_run:
+        raise EvalError("--crop_run needs --crop=estimated")
 
     result = {"run_dir": run_dir, "stage": stage, "data": data_dir, "split": split,
               "weights": runs.weights_path(run_dir, "auto")}
     num_points = int(fl.get("num_points", 41))
     if stage in ("shn", "shn2d", "alexnet"):
         evals = _eval_image_model(model, stage, dict(fl, input_size=input_size_of(model)), data_dir, split,
-                                  batch_size, max_examples, progress)
+                                  batch_size, max_examples, progress, cropper)
     elif stage in POINT_STAGES:
         mode, in_run = _auto_input(fl, eval_input, eval_input_run)
         inputs = _Inputs(mode, in_run, num_points if stage == "dae" else skeleton.NUM_POINTS)
@@ -259,16 +364,20 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
                                   progress)
     elif stage == "e2e":
         evals = _eval_pipeline(model, model.smpl, input_size_of(model),
-                               data_dir, split, batch_size, max_examples, iou, progress)
+                               data_dir, split, batch_size, max_examples, iou, progress, cropper)
     else:
         raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
     result["evaluations"] = evals
+    if cropper is not None:
+        result["crop"] = cropper.result()
     return result
 
 
 def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", split: str = "val",
-                      batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True) -> dict:
-    """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL)."""
+                      batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True,
+                      crop: str = "gt", crop_iterations: int = 2, crop_run: str = "") -> dict:
+    """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL). crop: "gt" |
+    "estimated", crop_run: see :func:`evaluate_run`."""
     from smplr_tf import runs
 
     pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
@@ -279,10 +388,14 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
     from smplr_tf.data import records, schema
 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
+        cropper = _crop_estimator(crop, crop_run, crop_iterations, pipe.hourglass, pipe.smpl, pipe.input_size)
         evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
-                               data_dir, split, batch_size, max_examples, iou, progress)
-    return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
-            "data": data_dir, "split": split, "evaluations": evals}
+                               data_dir, split, batch_size, max_examples, iou, progress, cropper)
+    out = {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
+           "data": data_dir, "split": split, "evaluations": evals}
+    if cropper is not None:
+        out["crop"] = cropper.result()
+    return out
 
 
 def _progress(ds, desc, progress):
@@ -293,12 +406,14 @@ def _progress(ds, desc, progress):
     return tqdm(ds, desc=desc, unit="batch")
 
 
-def _eval_image_model(model, stage, fl, data_dir, split, batch_size, max_examples, progress):
+def _eval_image_model(model, stage, fl, data_dir, split, batch_size, max_examples, progress, cropper=None):
     p = int(fl.get("num_points", 41))
-    ds = eval_dataset(data_dir, split, batch_size, int(fl.get("input_size", 256)), True, max_examples)
+    ds = eval_dataset(data_dir, split, batch_size, 256 if cropper else int(fl.get("input_size", 256)), True,
+                      max_examples)
     acc = metrics.PointMetrics()
     for batch in _progress(ds, f"evaluating {stage}", progress):
-        pred = _np(_points_of(model(batch["image"], training=False)))
+        images = cropper(batch) if cropper else batch["image"]
+        pred = _np(_points_of(model(images, training=False)))
         gt = _np(batch["points"])[:, :p]
         if stage == "shn2d":
             pred = np.concatenate([pred[..., :2], gt[..., 2:]], axis=-1)
@@ -363,12 +478,13 @@ def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max
     return {key: acc.result(), "input": in_acc.result()}
 
 
-def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress):
-    ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples, require_3d=False)
+def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress, cropper=None):
+    ds = eval_dataset(data_dir, split, batch_size, 256 if cropper else input_size, True, max_examples,
+                      require_3d=False)
     acc = {"points": metrics.PointMetrics(), "dae": metrics.PointMetrics()}
     mesh = {"all": MeshEval(smpl.faces, iou), "all_proc": MeshEval(smpl.faces, iou)}
     for batch in _progress(ds, "evaluating pipeline", progress):
-        out = pipe(batch["image"], training=False)
+        out = pipe(cropper(batch) if cropper else batch["image"], training=False)
         gt = _np(batch["points"])
         has3d = _np(batch["has_3d"]) > 0
         if has3d.any():
@@ -449,7 +565,7 @@ def summary_lines(result: dict) -> list[str]:
 def run_from_flags(FLAGS) -> dict:
     pipeline = [FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run, FLAGS.omega_run]
     common = dict(split=FLAGS.eval_split, batch_size=FLAGS.eval_batch_size, max_examples=FLAGS.max_examples,
-                  iou=FLAGS.eval_iou)
+                  iou=FLAGS.eval_iou, crop=FLAGS.crop, crop_iterations=FLAGS.crop_iterations, crop_run=FLAGS.crop_run)
     if any(pipeline) and not FLAGS.run_dir:
         if not all(pipeline):
             raise EvalError("a pipeline evaluation needs all of --shn_run --dae_run --psi_run --omega_run")
@@ -473,6 +589,11 @@ def run_from_flags(FLAGS) -> dict:
     path = write_metrics(out_dir, result, FLAGS.eval_tag, step)
     for line in summary_lines(result):
         print(line)
+    if result.get("crop"):
+        c = result["crop"]
+        f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        print(f"estimated crop: corner error {f(c['corner_error_px'])} px of 256, root distance error "
+              f"{f(c['distance_error_percent'])} % (n={c['count']})")
     print(f"wrote {path}; TensorBoard: tensorboard --logdir {os.path.join(out_dir, 'tb')}")
     return result
 
@@ -501,6 +622,15 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
            "evaluation; default the --run_dir.")
     define(flags.DEFINE_string, "eval_tag", "", "Also write metrics-<tag>.json (e.g. one per data set).")
     define(flags.DEFINE_boolean, "eval_iou", True, "Silhouette IoU of meshes where records have masks.")
+    define(flags.DEFINE_enum, "crop", "gt", ["gt", "estimated"], "Image stages and pipelines: gt = the records' "
+           "crops (ground-truth root and focal length); estimated = re-crop each record from its 2D person box "
+           "with the network's own distance estimate (paper Sec. 4.6, Table 2).")
+    define(flags.DEFINE_integer, "crop_iterations", 2, "--crop=estimated (and infer): refinements of the crop "
+           "after the first square from the person box.", lower_bound=1)
+    define(flags.DEFINE_string, "crop_run", "", "--crop=estimated: the shn / alexnet / e2e run whose hourglass "
+           "estimates the crop (default: the evaluated network). A network fine-tuned with --aug_scale gives metres "
+           "whatever the crop's scale, so it cannot measure that scale itself: estimate with the one trained on "
+           "ground-truth crops (Table 2: runs/table2/shn_final).")
 
 
 def main(argv):

@@ -32,6 +32,7 @@ LEGACY_FLAG_VALUES: dict = {
     "hg_conv_bias": True,
     "heatmap_targets": "gaussian",
     "mlp_bias_init": "zeros",
+    "aug_scale": 0.0,
 }
 
 
@@ -97,6 +98,9 @@ def define_data_flags(fv):
     flags.DEFINE_string("background_dir", "", "Images for background swap augmentation (e.g. VOC without people).", **d)
     flags.DEFINE_string("occluder_dir", "", "Images for occlusion augmentation.", **d)
     flags.DEFINE_boolean("augment", False, "Hourglass data augmentation (SHN^final).", **d)
+    flags.DEFINE_float("aug_scale", 0.0, "With --augment: random scale augmentation, the image zoomed about the crop "
+                       "centre by a factor in [1/(1+a), 1+a], 3D targets unchanged (paper Sec. 4.6: SHN^final "
+                       "fine-tuned for estimated crops). 0: off.", lower_bound=0.0, **d)
     flags.DEFINE_integer("num_train_samples", 100000, "Point stages without data_dir: sampled examples per "
                          "training epoch pass.", **d)
     flags.DEFINE_enum("point_data", "records", ["records", "sampled"], "Point stages (dae, smplr_*): SMPL parameters "

@@ -3,12 +3,21 @@
     python -m smplr_tf.infer --run_dir=runs/table1/shn_e2e --image=crop.png --output_dir=out/
     python -m smplr_tf.infer --shn_run=... --dae_run=... --psi_run=... --omega_run=... --image=photo.jpg \
         --bbox=120,40,300,300 --output_dir=out/
+    python -m smplr_tf.infer --run_dir=runs/table1/shn_e2e --image=photo.jpg --person_box=200,60,140,380 \
+        --output_dir=out/
 
 The network needs the paper's crop: a square around the person, 2.5 m wide at the person's depth, the pelvis
 in the centre. So the image must either *be* such a crop (any square image; it is resized
 to the network's input size), or ``--bbox=x,y,w,h`` gives that square in a larger image (pixels; a non-square
 box is grown to a square about its centre; parts outside the image are zero padded). A non-square image
-without --bbox is refused with an explanation (guessing a crop would silently give wrong 3D).
+without --bbox is refused with an explanation (guessing a crop would silently give wrong 3D). Or
+``--person_box=x,y,w,h``, any loose box around the person (any aspect ratio): the crop is then estimated
+(paper Sec. 4.6, :func:`smplr_tf.serving.estimate_crop`): a first square from the box, refined
+``--crop_iterations`` times from the network's own points and a body-size prior, which also gives the
+person's distance (with ``--focal_px``, or an assumed focal length of max(H, W) pixels; the crop barely depends
+on it, the distance is proportional to it). With ``--tight_box`` (the box touches the body) the template-sized
+predicted body is fitted into the box instead, which does not need the network's sizes to follow the crop.
+The JSON's ``crop_estimate`` holds the distance and the root.
 
 Outputs in --output_dir (named after the image):
 
@@ -91,14 +100,30 @@ def overlay(crop: np.ndarray, verts_rel: np.ndarray, faces: np.ndarray, points: 
     return render.draw_skeleton(out, pts2d, skeleton.TREE_PARENTS, color=(255, 40, 40), thickness=1)
 
 
-def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: str = "") -> dict:
-    """Run on one image; write <name>.json / .obj / _proc.obj / _overlay.png. Returns the JSON dict."""
+def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: str = "", person_box: str = "",
+          focal_px: float = 0.0, crop_iterations: int = 2, tight_box: bool = False) -> dict:
+    """Run on one image; write <name>.json / .obj / _proc.obj / _overlay.png. Returns the JSON dict.
+    bbox: the square crop given; person_box: a loose box, the crop estimated (module docstring)."""
     import cv2
 
     from smplr_tf import render
+    from smplr_tf.serving import estimate_crop, parse_person_box, photo_intrinsics
 
     img = read_image(image_path)
-    crop, box = make_crop(img, bbox, 256)
+    estimated = None
+    if person_box:
+        if bbox:
+            raise InferError("give --bbox (the square crop) or --person_box (a loose box; the crop is "
+                             "estimated), not both")
+        pbox = parse_person_box(person_box, img.shape)
+        K, assumed = photo_intrinsics(img.shape, focal_px)
+        crop, box, root = estimate_crop(img, pbox, pipe, input_size, K, crop_iterations, 256, tight=tight_box)
+        estimated = {"distance_m": float(root[2]), "root_camera_m": [float(v) for v in root],
+                     "focal_px": float(K[0, 0]), "focal_assumed": bool(assumed),
+                     "person_box_xyxy": [float(b) for b in pbox], "tight_box": bool(tight_box),
+                     "iterations": int(crop_iterations)}
+    else:
+        crop, box = make_crop(img, bbox, 256)
     o = predict(pipe, crop, input_size)
     os.makedirs(output_dir, exist_ok=True)
     name = os.path.splitext(os.path.basename(image_path))[0]
@@ -113,6 +138,8 @@ def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: 
         "pose": rotations_to_axis_angle(nearest_rotations(rot)).reshape(-1).tolist(),
         "gender_code": float(o["gender"]), "gender": "male" if float(o["gender"]) >= 0 else "female",
     }
+    if estimated is not None:
+        result["crop_estimate"] = estimated
     base = os.path.join(output_dir, name)
     with open(base + ".json", "w") as f:
         json.dump(result, f, indent=1)
@@ -134,6 +161,14 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "image", "", "An image file: a square crop around the person (resized to the "
            "network's input), or any image with --bbox.")
     define(flags.DEFINE_string, "bbox", "", "x,y,w,h of the person's square crop box in --image (pixels).")
+    define(flags.DEFINE_string, "person_box", "", "x,y,w,h of a loose box around the person in --image (pixels, "
+           "any aspect ratio): the crop is estimated (instead of --bbox).")
+    define(flags.DEFINE_boolean, "tight_box", False, "--person_box touches the person (head to feet, hand to hand): "
+           "fit the body into it (robust) instead of only starting from it.")
+    define(flags.DEFINE_float, "focal_px", 0.0, "With --person_box: the photo's focal length in pixels (0: assume "
+           "max(height, width)); sets the reported distance.", lower_bound=0.0)
+    define(flags.DEFINE_integer, "crop_iterations", 2, "--crop=estimated (and infer): refinements of the crop "
+           "after the first square from the person box.", lower_bound=1)
     define(flags.DEFINE_string, "output_dir", "", "Where the outputs go (<image name>.json, .obj, _overlay.png).")
 
 
@@ -145,11 +180,17 @@ def main(argv):
             raise InferError("give --output_dir=<folder for the outputs>")
         pipe, size, faces = load_pipeline(FLAGS.run_dir, FLAGS.shn_run, FLAGS.dae_run, FLAGS.psi_run,
                                           FLAGS.omega_run)
-        res = infer(FLAGS.image, FLAGS.output_dir, pipe, size, faces, FLAGS.bbox)
+        res = infer(FLAGS.image, FLAGS.output_dir, pipe, size, faces, FLAGS.bbox, FLAGS.person_box, FLAGS.focal_px,
+                    FLAGS.crop_iterations, FLAGS.tight_box)
     except InferError as e:
         raise SystemExit(f"infer: {e}")
     print(f"gender {res['gender']} ({res['gender_code']:+.2f}); betas " +
           " ".join(f"{b:+.2f}" for b in res["betas"]))
+    if "crop_estimate" in res:
+        e = res["crop_estimate"]
+        print(f"estimated distance {e['distance_m']:.2f} m (focal length {e['focal_px']:.0f} px"
+              f"{', assumed' if e['focal_assumed'] else ''}); crop box " +
+              ",".join(f"{b:.1f}" for b in res["crop_box_xyxy"]))
     for k, path in res["files"].items():
         print(f"wrote {path}")
 

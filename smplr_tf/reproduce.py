@@ -11,7 +11,8 @@ Each table row reads the ``metrics.json`` (written by :mod:`smplr_tf.evaluate`) 
 ``--quick`` (the README's first command) makes a small synthetic data set (bare procedural backgrounds:
 ``QUICK_BACKGROUND_CLUTTER``), trains every quick stage on
 it (``flags/quick/*.cfg``), evaluates each one, and prints the tables (:func:`run_quick` at the end of
-this module). Re-running skips what is finished.
+this module): Table 1, Table 2 on the synthetic set (its estimated-crop rows: the quick runs evaluated again with
+``--crop=estimated``, with the crops' corner error) and Table 4. Re-running skips what is finished.
 """
 
 from __future__ import annotations
@@ -153,7 +154,8 @@ def table2(runs_dir: str) -> dict:
                          "ours": {"Prot. 1": _p(ev, 1, "Jt16"), "Prot. 2": _p(ev, 2, "Jt16")},
                          "ours_23_joints": {"Prot. 1": _p(ev, 1, "Jt"), "Prot. 2": _p(ev, 2, "Jt")},
                          "paper": {"Prot. 1": p1, "Prot. 2": p2},
-                         "surface": ev.get("surface_mm") if ev else None})
+                         "surface": ev.get("surface_mm") if ev else None,
+                         "crop": (read_metrics(run_dir) or {}).get("crop") if ev else None})
     others = [{"label": l, "paper": {"Prot. 1": a, "Prot. 2": b}, "group": g}
               for g, lst in (("SMPL-based", paper.TABLE2_SMPL_BASED), ("3D pose", paper.TABLE2_POSE_ONLY))
               for l, a, b in lst]
@@ -262,6 +264,11 @@ def to_markdown(tables: dict) -> str:
                     if r["setting"] == "gt_crop" and r.get("surface") is not None]
             out.append(f"SMPL surface (paper: ALL {t['paper_surface']['all']}, ALL_Proc "
                        f"{t['paper_surface']['all_proc']} mm); ours: {', '.join(surf) if surf else 'not run'}")
+            crops = [f"{r['label']} {_fmt(r['crop'].get('corner_error_px'))} px / "
+                     f"{_fmt(r['crop'].get('distance_error_percent'))} %"
+                     for r in t["rows"] if r["setting"] == "estimated_crop" and r.get("crop")]
+            out.append("Estimated crops, corner error (pixels of the 256 crop; paper: < 5 px) / root distance error: "
+                       + ("; ".join(crops) if crops else "not run"))
         if name == "table4" and t.get("up3d_surface"):
             u = t["up3d_surface"]
             cells = [f"{lab} {_cell(u['ours'].get(k), u['paper'][k], u['status'])}"
@@ -342,6 +349,18 @@ QUICK_STEPS = (
     QuickStep("SHN_e2e (end-to-end)", "e2e", "shn_e2e",
               ("--shn_run={shn}", "--dae_run={dae_shn}", "--psi_run={psi}", "--omega_run={omega_smpl}")),
 )
+
+# Table 2's estimated-crop rows on the quick set (paper Sec. 4.6): the quick runs evaluated again with
+# --crop=estimated (each hourglass, trained on ground-truth crops, estimates its own crops). No scale-augmented
+# fine-tune is trained here (it would add minutes); the ground-truth-crop rows are copies of Table 1's.
+# (Table 2 row dir, evaluate arguments, the quick runs it needs, Table 1 dir whose metrics are the gt-crop row.)
+QUICK_ESTCROP_EVALS = (
+    ("shn_final_estcrop", ("--run_dir={shn_final}",), ("shn_final",), "shn_final"),
+    ("shn_e2e_final_estcrop", ("--run_dir={shn_e2e}",), ("shn_e2e",), "shn_e2e"),
+    ("all_estcrop", ("--shn_run={shn}", "--dae_run={dae_shn}", "--psi_run={psi}", "--omega_run={omega_smpl}"),
+     ("shn", "dae_shn", "psi", "omega_smpl"), "all"),
+)
+QUICK_GT_CROP_ROWS = {"shn_final": "shn_final", "shn_e2e": "shn_e2e_final", "all": "all"}  # table1 -> table2
 
 # (what, run evaluated, extra evaluate arguments, also copied to): every Table 1 row that --quick fills.
 QUICK_EVALS = (
@@ -426,7 +445,8 @@ def _data_ready(data_dir: str, split: str, n: int, clutter: float = QUICK_BACKGR
 def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output: str | None = None,
               train_examples: int = QUICK_TRAIN_EXAMPLES, val_examples: int = QUICK_VAL_EXAMPLES,
               flags_dir: str = QUICK_FLAGS_DIR, smpl_dir: str = "") -> str:
-    """Synthetic data -> every quick stage trained -> evaluated -> Tables 1 and 4 printed. Resumable."""
+    """Synthetic data -> every quick stage trained -> evaluated (Table 2's rows: again with estimated crops)
+    -> Tables 1, 2 and 4 printed. Resumable."""
     t_start = time.time()
     py = sys.executable
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -439,7 +459,7 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
     if missing:
         raise FileNotFoundError("reproduce --quick needs the quick flagfiles; missing: " + ", ".join(missing))
     smpl = [f"--smpl_dir={smpl_dir}"] if smpl_dir else []
-    total = 1 + len(QUICK_STEPS) + len(QUICK_EVALS) + 1
+    total = 1 + len(QUICK_STEPS) + len(QUICK_EVALS) + 1 + len(QUICK_ESTCROP_EVALS)
     k = 0
 
     # 1. data
@@ -488,14 +508,31 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
     t4 = os.path.join(quick_dir, "table4", "surreal")
     os.makedirs(t4, exist_ok=True)
     shutil.copyfile(os.path.join(all_dir, METRICS_NAME), os.path.join(t4, METRICS_NAME))
+    # Table 2 on the quick set: estimated-crop evaluations; the ground-truth-crop rows are Table 1's.
+    runs_all = dict(runs, all=all_dir)
+    for row, args, needs, _ in QUICK_ESTCROP_EVALS:
+        k += 1
+        out_dir = os.path.join(quick_dir, "table2", row)
+        if _up_to_date(out_dir, [runs[r] for r in needs]):
+            _log(f"[{k}/{total}] evaluate {row} (estimated crop): done already")
+            continue
+        _run([py, "-m", "smplr_tf.evaluate", f"--output_dir={out_dir}"] + [a.format(**runs) for a in args]
+             + [f"--data={data_dir}", "--eval_split=val", "--crop=estimated"],
+             f"[{k}/{total}] evaluate {row} (estimated crop)", log_path)
+    for src, dst in QUICK_GT_CROP_ROWS.items():
+        m = os.path.join(runs_all[src], METRICS_NAME)
+        if os.path.exists(m):
+            os.makedirs(os.path.join(quick_dir, "table2", dst), exist_ok=True)
+            shutil.copyfile(m, os.path.join(quick_dir, "table2", dst, METRICS_NAME))
 
     print()
     print(f"reproduce --quick: synthetic data ({train_examples} train / {val_examples} val examples, bare "
           f"backgrounds, NOT SURREAL); "
           f"tiny models trained for minutes: expect errors far above the paper's.")
-    text = print_tables(quick_dir, (1, 4), fmt, output)
-    print(f"Tables 2 and 3 need Human3.6M / SURREAL test runs (python -m smplr_tf.reproduce --tables=1,2,3,4 "
-          f"--runs_dir=runs/).")
+    text = print_tables(quick_dir, (1, 2, 4), fmt, output)
+    print("Table 2 here: the synthetic val set, not Human3.6M; estimated-crop rows without the scale-augmented "
+          "fine-tune. Tables 2 and 3 proper need Human3.6M / SURREAL test runs (python -m smplr_tf.reproduce "
+          "--tables=1,2,3,4 --runs_dir=runs/).")
     print(f"TensorBoard logs: tensorboard --logdir {os.path.abspath(quick_dir)}   (training: */tb/train, "
           f"*/tb/validation; evaluation: */tb/eval)")
     print(f"full log: {log_path}; total {time.time() - t_start:.0f} s")
@@ -529,6 +566,14 @@ def evaluation_plan(runs_dir: str, tables=(1, 2, 3, 4)):
     if 4 in tables:  # UP-3D: its fine-tuned SHN_e2e pipeline (flags/table4/up3d_shn_e2e_final.cfg) on its test split
         plan.append((j("table4", "up3d"), "run", (j("table4", "up3d_shn_e2e_final"),), "test",
                      (f"--output_dir={j('table4', 'up3d')}",)))
+    if 2 in tables:
+        # Estimated crops (paper Sec. 4.6): the scale-augmented hourglass evaluated on crops that SHN^final
+        # (trained on ground-truth crops: its sizes measure the crop's scale) estimates from the 2D person box.
+        est = ("--crop=estimated", f"--crop_run={j('table2', 'shn_final')}")
+        for row in ("shn_final_estcrop", "shn_e2e_final_estcrop"):
+            plan.append((j("table2", row), "run", (j("table2", row), j("table2", "shn_final")), "test", est))
+        comps = (j("table2", "shn_final_estcrop"), j("table2", "dae"), j("table2", "psi"), j("table2", "omega_smpl"))
+        plan.append((j("table2", "all_estcrop"), "pipeline", comps + (j("table2", "shn_final"),), "test", est))
     return plan
 
 
@@ -565,7 +610,7 @@ def evaluate_all(runs_dir: str, tables=(1, 2, 3, 4), log_path: str | None = None
             continue
         if kind == "run":
             cmd = [py, "-m", "smplr_tf.evaluate", f"--run_dir={inputs[0]}", f"--eval_split={split}", *extra]
-        else:
+        else:  # the first four inputs: the pipeline's runs (a fifth, the crop run, only counts for freshness)
             cmd = [py, "-m", "smplr_tf.evaluate", *(f"--{n}_run={r}" for n, r in zip(("shn", "dae", "psi", "omega"),
                                                                                    inputs)),
                    f"--eval_split={split}", f"--output_dir={out_dir}", *extra]

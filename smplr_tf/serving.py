@@ -3,6 +3,8 @@
 * :func:`read_image`: an image file -> (H, W, 3) uint8 RGB, with one clear error per kind of bad file;
 * :func:`parse_bbox` / :func:`make_crop`: the paper's crop (a square around the person, 2.5 m wide at the
   person's depth, pelvis in the centre) out of a larger image;
+* :func:`parse_person_box` / :func:`photo_intrinsics` / :func:`estimate_crop`: that crop estimated from a loose
+  person box (paper Sec. 4.6; :mod:`smplr_tf.data.crop_estimate`);
 * :func:`prepare_image`: a uint8 crop -> the network input, (1, S, S, 3) float32 RGB in [0, 1] (the networks
   standardise each image themselves);
 * :func:`load_pipeline`: an e2e run, or four component runs -> the :class:`~smplr_tf.models.pipeline.SMPLRPipeline`.
@@ -77,6 +79,66 @@ def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
                 f"the 256x256 crops of the records")
         box = np.array([-0.5, -0.5, w - 0.5, h - 0.5], np.float32)
     return crop_image(img, box, size), box
+
+
+def parse_person_box(text: str, image_shape) -> np.ndarray:
+    """'x,y,w,h' (a loose box around the person, any aspect ratio, pixels) -> (4,) float32 x0, y0, x1, y1 outer
+    edges (pixels x .. x + w - 1 inside). image_shape: (H, W, ...) of the image it must overlap."""
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise ServingError(f"--person_box={text!r}: expected four numbers x,y,w,h (pixels)") from e
+    if w <= 0 or h <= 0:
+        raise ServingError(f"--person_box={text!r}: width and height must be positive")
+    box = np.array([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5], np.float32)
+    hh, ww = image_shape[:2]
+    if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= ww - 0.5 or box[1] >= hh - 0.5:
+        raise ServingError(f"--person_box={text}: the box lies outside the {ww}x{hh} image")
+    return box
+
+
+def photo_intrinsics(image_shape, focal_px: float = 0.0):
+    """(3, 3) float64 intrinsics of a photo: principal point at the image centre, focal ``focal_px`` pixels, or
+    when 0 the assumed ``max(H, W)`` (a ~53 degree field of view across the longer side). -> (K, assumed)."""
+    hh, ww = image_shape[:2]
+    f = float(focal_px) if focal_px > 0 else float(max(hh, ww))
+    K = np.array([[f, 0.0, (ww - 1) / 2.0], [0.0, f, (hh - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return K, not focal_px > 0
+
+
+def estimate_crop(img: np.ndarray, person_box, pipe, input_size: int, K, iterations: int = 2, size: int = 256,
+                  tight: bool = False):
+    """The paper's crop of a photo without its depth: :func:`smplr_tf.data.crop_estimate.estimate_crops` run with
+    the pipeline's hourglass and its body model's size prior.
+
+    img: (H, W, 3) uint8 RGB; person_box: (4,) pixels (:func:`parse_person_box`); pipe: an
+    :class:`~smplr_tf.models.pipeline.SMPLRPipeline`; K: (3, 3) (:func:`photo_intrinsics`); tight: the box
+    touches the body (head to feet, hand to hand): the template-sized body is fitted into it (robust to a network
+    whose sizes do not follow the crop), else the box only places the first square.
+    Returns (crop (size, size, 3) uint8, box (4,) float32, root (3,) metres camera frame). The box barely
+    depends on the focal length (distance and focal length scale together); the distance is proportional to it.
+    """
+    import tensorflow as tf
+
+    from smplr_tf.data import crop_estimate
+    from smplr_tf.data.crop import crop_image
+
+    coeffs, lengths = crop_estimate.body_prior(pipe.smpl)
+
+    def predict(crops):
+        x = tf.convert_to_tensor(crops, tf.float32)
+        if x.shape[1] != input_size:
+            x = tf.image.resize(x, (input_size, input_size), antialias=True)
+        out = pipe.hourglass(x, training=False)
+        return np.asarray(out["points"] if isinstance(out, dict) else out)
+
+    rgb = img.astype(np.float32) * (1.0 / 255.0)
+    _, boxes, roots = crop_estimate.estimate_crops(predict, [rgb], np.asarray(K)[None], [person_box], coeffs,
+                                                   lengths, iterations, size, tight=tight)
+    if not np.isfinite(roots[0]).all():
+        raise ServingError("the crop estimate failed (the network's points give no distance in front of the "
+                           "camera): give --bbox, the square crop, instead")
+    return crop_image(img, boxes[0], size), boxes[0], roots[0]
 
 
 def prepare_image(rgb_uint8: np.ndarray, input_size: int = 256) -> np.ndarray:

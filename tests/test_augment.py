@@ -202,3 +202,56 @@ def test_rotation_comes_last_and_fills_with_the_image_mean():
     im2 = augment.augment_example(img, mask, p3, p2, tf.constant([3, 1], tf.int64), cfg=swap_then_rotate)[0].numpy()
     assert abs(float(im2[0, 0, 0]) - float(img.mean())) > 1e-3
     np.testing.assert_allclose(im2[0, 0], im2[0, 0, 0])  # one grey value: a mean over pixels and channels
+
+
+def test_random_scale_moves_2d_with_the_image_and_keeps_3d():
+    size = 64
+    c = (size - 1) / 2.0
+    img = np.zeros((size, size, 3), np.float32)
+    p = np.array([[40.0, 20.0], [10.0, 50.0]], np.float32)
+    for x, y in p.astype(int):
+        img[y, x] = 1.0
+    s = 1.25
+    out = augment.scale_image(tf.constant(img), s).numpy()[..., 0]
+    moved = c + s * (p - c)
+    for (x, y) in moved:  # each dot is where the 2D label says (intensity-weighted centroid around it)
+        x0, y0 = int(round(x)), int(round(y))
+        win = out[y0 - 2:y0 + 3, x0 - 2:x0 + 3]
+        ys, xs = np.mgrid[y0 - 2:y0 + 3, x0 - 2:x0 + 3]
+        assert win.sum() > 0.5
+        np.testing.assert_allclose([(xs * win).sum() / win.sum(), (ys * win).sum() / win.sum()], [x, y], atol=0.3)
+    # Through augment_example (everything else off): 3D unchanged, 2D scaled by a factor in range, both seeds
+    # repeatable.
+    cfg = augment.AugmentConfig(flip_prob=0.0, rotation_prob=0.0, background_prob=0.0, occlusion_prob=0.0,
+                                colour_gain=0.0, brightness=0.0, scale=0.2)
+    p3 = tf.random.stateless_normal((42, 3), (1, 2))
+    p2 = tf.random.stateless_uniform((42, 2), (3, 4), 0.0, size - 1.0)
+    im, m, q3, q2 = augment.augment_example(tf.constant(img), tf.ones((size, size)), p3, p2, (5, 6), cfg=cfg)
+    np.testing.assert_array_equal(q3.numpy(), p3.numpy())
+    ratio = (q2.numpy() - c) / (p2.numpy() - c)
+    assert np.allclose(ratio, ratio.flat[0], atol=1e-4) and 1 / 1.2 <= ratio.flat[0] <= 1.2 and ratio.flat[0] != 1.0
+    again = augment.augment_example(tf.constant(img), tf.ones((size, size)), p3, p2, (5, 6), cfg=cfg)[3]
+    np.testing.assert_array_equal(again.numpy(), q2.numpy())
+
+
+def test_aug_scale_flag_reaches_the_hourglass_input(tmp_path):
+    import pytest
+
+    from smplr_tf import runs
+    from smplr_tf.stages import get_stage
+    from smplr_tf.synth.generate import generate_split
+
+    generate_split(str(tmp_path), "train", 2, seed=0, progress=False)
+    common = dict(stage="shn", data_dir=str(tmp_path), input_size=32, heatmap_size=8, depth_bins=4, hg_stacks=1,
+                  hg_features=8, batch_size=2, seed=0)
+    with pytest.raises(ValueError, match="--augment"):
+        get_stage("shn")(runs.flag_values(aug_scale=0.2, **common)).make_dataset("train", True)
+    off = {k: 0.0 for k in ("aug_scale",)}
+    quiet = dict(augment=True, **common)
+
+    def first(**kw):
+        return next(iter(get_stage("shn")(runs.flag_values(**quiet, **kw)).make_dataset("train", True)[0]))
+
+    (_, a), (_, b) = first(**off), first(aug_scale=0.5)
+    np.testing.assert_array_equal(a["points"].numpy(), b["points"].numpy())  # 3D targets unchanged
+    assert not np.allclose(a["points2d"].numpy(), b["points2d"].numpy())  # 2D zoomed with the image

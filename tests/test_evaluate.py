@@ -136,6 +136,8 @@ def test_pipeline_all_and_all_proc(tiny):
     assert ev["all"]["surface_count"] == N_VAL
     assert 0.0 <= ev["all"]["gender_accuracy"] <= 1.0
     assert 0.0 <= ev["all_proc"]["iou"] <= 1.0
+    est = evaluate.evaluate_pipeline(shn, dae, psi, omega, progress=False, crop="estimated", crop_iterations=1)
+    assert est["crop"]["mode"] == "estimated" and est["evaluations"]["all"]["surface_count"] == N_VAL
     # Written and read back by reproduce.
     out = os.path.join(tiny["root"], "runs_table", "table1", "all")
     evaluate.write_metrics(out, res)
@@ -190,3 +192,28 @@ def test_metrics_json_is_strict_json_with_nan_as_null(tmp_path):
     with open(path) as f:
         back = json.load(f, parse_constant=refuse)
     assert back["evaluations"]["points"] == {"count": 3, "p1": {"Jt": None, "Lm": 12.5}, "iou": None}
+
+
+def test_estimated_crop_evaluation_runs_and_reports_the_crop(tiny):
+    run_dir, model = make_run(tiny, "estcrop_shn", "shn")
+    save(run_dir, model)
+    gt = evaluate.evaluate_run(run_dir, progress=False)
+    est = evaluate.evaluate_run(run_dir, progress=False, crop="estimated", crop_iterations=1)
+    assert "crop" not in gt
+    c = est["crop"]
+    assert c["mode"] == "estimated" and 0 <= c["count"] <= N_VAL
+    assert c["corner_error_px"] is None or c["corner_error_px"] >= 0.0
+    assert est["evaluations"]["points"]["count"] == gt["evaluations"]["points"]["count"] == N_VAL
+    # Other images, so other predictions (an untrained network still sees them).
+    assert est["evaluations"]["points"]["p1"]["Jt"] != pytest.approx(gt["evaluations"]["points"]["p1"]["Jt"])
+    other, m = make_run(tiny, "estcrop_other", "shn")
+    save(other, m)
+    by_other = evaluate.evaluate_run(run_dir, progress=False, crop="estimated", crop_iterations=1, crop_run=other)
+    assert by_other["crop"]["crop_run"] == other
+    assert by_other["evaluations"]["points"]["p1"]["Jt"] != pytest.approx(est["evaluations"]["points"]["p1"]["Jt"])
+    with pytest.raises(evaluate.EvalError, match="needs --crop=estimated"):
+        evaluate.evaluate_run(run_dir, progress=False, crop_run=other)
+    dae, m = make_run(tiny, "estcrop_dae", "dae")
+    save(dae, m)
+    with pytest.raises(evaluate.EvalError, match="image stage"):
+        evaluate.evaluate_run(dae, progress=False, crop="estimated")

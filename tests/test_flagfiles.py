@@ -65,12 +65,19 @@ def test_a_row_overrides_its_base_and_the_command_line_overrides_the_row():
 
 
 def test_full_size_hourglass_rows_train_the_same_hourglass():
-    rows = [p for p in TABLE_ROWS if resolve(p).stage == "shn"]
+    rows = [p for p in TABLE_ROWS if resolve(p).stage == "shn" and not resolve(p).init_from]
     assert len(rows) == 5
     first = resolve(rows[0])
     for p in rows[1:]:
         fv = resolve(p)
         assert {n: fv[n].value for n in HOURGLASS} == {n: first[n].value for n in HOURGLASS}, p
+    # Fine-tunes (Table 2's estimated-crop SHN^final) keep the network of the row they start from.
+    tunes = [p for p in TABLE_ROWS if resolve(p).stage == "shn" and resolve(p).init_from]
+    assert tunes == [os.path.join("flags", "table2", "shn_final_estcrop.cfg")]
+    fv = resolve(tunes[0])
+    base = resolve(os.path.join("flags", fv.init_from.split("/", 1)[1] + ".cfg"))
+    assert fv.aug_scale > 0 and fv.augment and fv.limbs
+    assert {n: fv[n].value for n in HOURGLASS[:6]} == {n: base[n].value for n in HOURGLASS[:6]}
 
 
 def test_an_include_is_opened_from_the_working_directory(tmp_path, monkeypatch):

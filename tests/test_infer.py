@@ -110,3 +110,80 @@ def test_e2e_run_loads_and_reproduces_its_outputs(setup):
         np.testing.assert_allclose(got[key].numpy(), want[key].numpy(), atol=1e-5, err_msg=key)
     pipe, size, faces = infer.load_pipeline(run_dir, "", "", "", "")
     assert size == setup["size"] and faces.shape[1] == 3
+
+
+def _record(setup):
+    from smplr_tf.data import schema
+
+    data = os.path.join(str(setup["root"]), "data")
+    rec = next(iter(tf.data.TFRecordDataset(schema.split_files(data, "val"))))
+    ex = schema.parse_example(rec)
+    # The record's pose on the template's shape (the size prior is the template's; the shape's own effect on the
+    # estimate is the prior's error, not the estimator's).
+    body = setup["pipe"].smpl(tf.zeros([1, 10]), ex["pose"][None], tf.constant([1]))
+    j, lm = body["joints"].numpy()[0].astype(np.float64), body["landmarks"].numpy()[0].astype(np.float64)
+    root = ex["joints3d"].numpy()[0].astype(np.float64)
+    return np.concatenate([j[1:], lm]) - j[:1], root, ex["intrinsics"].numpy().astype(np.float64)
+
+
+def test_person_box_estimates_the_crop_and_the_distance(setup, monkeypatch):
+    """A record's crop pasted into a wide photo: with a loose person box and an oracle hourglass (what a
+    network trained on ground-truth crops outputs), the estimated crop is the record's and the distance its."""
+    import types
+
+    from smplr_tf import serving
+    from smplr_tf.data import crop_estimate as ce
+    from smplr_tf.data.crop import crop_box, project
+    from smplr_tf.volume import CUBE_SIZE
+
+    pts, root, K_crop = _record(setup)
+    pts = pts * ce.body_scale(pts, ce.body_prior(setup["pipe"].smpl)[1])  # the prior's size (mean of genders)
+    offset = np.array([150.0, 100.0])
+    photo = np.zeros((500, 700, 3), np.uint8)
+    photo[100:356, 150:406] = setup["crop"]
+    K = K_crop.copy()
+    K[:2, 2] += offset
+    seen = []
+    real = ce.crop_batch
+    monkeypatch.setattr(ce, "crop_batch", lambda im, b, size=256: seen.append(np.array(b)) or real(im, b, size))
+
+    def oracle(x, training=False):
+        box = seen[-1][0]
+        side = box[2] - box[0]
+        uv = project(pts + root, K).astype(np.float64)
+        xy = (uv - [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]) * CUBE_SIZE / side
+        z = pts[:, 2:] * (K[0, 0] * CUBE_SIZE / root[2]) / side
+        return {"points": np.concatenate([xy, z], -1)[None]}
+
+    nodes = np.concatenate([np.zeros((1, 3)), pts]) + root
+    lo, hi = project(nodes, K).min(0), project(nodes, K).max(0)
+    x, y, w, h = lo[0] - 30, lo[1] - 10, hi[0] - lo[0] + 60, hi[1] - lo[1] + 20  # loose, not square
+    pbox = serving.parse_person_box(f"{x},{y},{w},{h}", photo.shape)
+    pipe = types.SimpleNamespace(hourglass=oracle, smpl=setup["pipe"].smpl)
+    crop, box, est = serving.estimate_crop(photo, pbox, pipe, setup["size"], K, iterations=3)
+    assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8
+    assert abs(est[2] - root[2]) / root[2] < 0.02
+    assert ce.corner_error(box, crop_box(root, K), 256) < 5.0
+    seen.clear()
+    _, box, est = serving.estimate_crop(photo, ce.points_box(project(nodes, K)), pipe, setup["size"], K, tight=True)
+    assert abs(est[2] - root[2]) / root[2] < 0.04  # the tight-box fit (residual: see test_crop_estimate)
+    assert ce.corner_error(box, crop_box(root, K), 256) < 8.0
+
+
+def test_infer_with_a_person_box_writes_the_distance(setup):
+    out_dir = str(setup["root"] / "out_pbox")
+    frame = np.zeros((300, 400, 3), np.uint8)
+    frame[20:276, 60:316] = setup["crop"]
+    path = str(setup["root"] / "photo.png")
+    cv2.imwrite(path, frame[..., ::-1])
+    res = infer.infer(path, out_dir, setup["pipe"], setup["size"], setup["faces"], person_box="100,20,180,256",
+                      focal_px=500.0, crop_iterations=1)
+    with open(res["files"]["json"]) as f:
+        j = json.load(f)
+    e = j["crop_estimate"]
+    assert e["focal_px"] == 500.0 and not e["focal_assumed"] and e["distance_m"] == pytest.approx(e["root_camera_m"][2])
+    assert os.path.exists(res["files"]["overlay"])
+    with pytest.raises(infer.InferError, match="not both"):
+        infer.infer(path, out_dir, setup["pipe"], setup["size"], setup["faces"], bbox="0,0,10,10", person_box="1,1,5,5")
+    with pytest.raises(infer.InferError, match="outside"):
+        infer.infer(path, out_dir, setup["pipe"], setup["size"], setup["faces"], person_box="900,10,50,50")

@@ -105,7 +105,14 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     smpl_step = [i for i, st in enumerate(reproduce.QUICK_STEPS) if st.run == "omega_smpl"][0]
     assert f"--init_from={quick}/table1/omega" in " ".join(trains[smpl_step])
     n_first = len(calls)
-    assert n_first == 2 + len(reproduce.QUICK_STEPS) + len(reproduce.QUICK_EVALS) + 1
+    assert n_first == 2 + len(reproduce.QUICK_STEPS) + len(reproduce.QUICK_EVALS) + 1 + \
+        len(reproduce.QUICK_ESTCROP_EVALS)
+    est = [" ".join(c) for c in calls if "--crop=estimated" in c]
+    assert len(est) == 3 and f"--output_dir={quick}/table2/all_estcrop" in est[2]
+    assert f"--run_dir={quick}/table1/shn_final" in est[0] and f"--omega_run={quick}/table1/omega_smpl" in est[2]
+    t2 = reproduce.build_tables(str(quick), (2,))["table2"]
+    assert {(r["setting"], r["row"]) for r in t2["rows"] if r["status"] == "ok"} == {
+        (s, r) for s in ("gt_crop", "estimated_crop") for r in ("all", "all_proc", "shn_final", "shn_final_e2e")}
     data_calls = [c for c in calls if any("make_synthetic" in a for a in c)]
     assert len(data_calls) == 2 and all("--background_clutter=0" in c for c in data_calls)
 
@@ -169,3 +176,30 @@ def test_quick_data_made_with_other_clutter_is_refused(tmp_path):
         reproduce._data_ready(d, "train", 600)
     assert reproduce._data_ready(d, "train", 600, clutter=1.0)
     assert not reproduce._data_ready(d, "val", 64, clutter=1.0)  # missing split: make it
+
+
+def test_table2_estimated_crop_rows_are_evaluated_with_estimated_crops(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for rel in ("shn_final", "shn_final_estcrop", "dae", "psi", "omega_smpl"):
+        (runs / "table2" / rel).mkdir(parents=True)
+        (runs / "table2" / rel / "final.weights.h5").write_text("w")
+    calls = []
+
+    def fake_run(cmd, desc, log_path):
+        calls.append(" ".join(cmd))
+        out = next((c.split("=", 1)[1] for c in cmd if c.startswith("--output_dir=")), None) or \
+            next(c.split("=", 1)[1] for c in cmd if c.startswith("--run_dir="))
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump({"evaluations": {"points": _ev(5.0), "all": _ev(6.0), "all_proc": _ev(7.0)},
+                       "crop": {"corner_error_px": 3.5, "distance_error_percent": 1.5}}, f)
+
+    monkeypatch.setattr(reproduce, "_run", fake_run)
+    reproduce.evaluate_all(str(runs), (2,))
+    est = [c for c in calls if "--crop=estimated" in c]
+    crop_run = f"--crop_run={runs}/table2/shn_final"
+    assert len(est) == 2 and all(crop_run in c for c in est)  # the e2e estcrop run does not exist: skipped
+    assert f"--run_dir={runs}/table2/shn_final_estcrop" in est[0]
+    assert f"--shn_run={runs}/table2/shn_final_estcrop" in est[1] and f"--output_dir={runs}/table2/all_estcrop" in est[1]
+    text = reproduce.to_markdown(reproduce.build_tables(str(runs), (2,)))
+    assert "corner error" in text and "SHN^final 3.5 px / 1.5 %" in text

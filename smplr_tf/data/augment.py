@@ -1,7 +1,8 @@
 """Hourglass input augmentation (paper Sec. 4.4.1 and the authors' code), one example at a time, pure TF.
 
 Order: flip (p 0.5) -> background swap (p 0.35, needs the mask) -> object occlusion (p 0.35) -> colour noise
-(always) -> in-plane rotation (p 0.25, +-0.15 rad) -> per-image standardisation (after this module).
+(always) -> random scale (only with ``scale`` > 0, always then) -> in-plane rotation (p 0.25, +-0.15 rad) ->
+per-image standardisation (after this module).
 The authors' code: crop -> background -> occluder -> per-image standardisation -> rotation with zero fill
 (so the corners the rotation leaves take the image's mean), and no flip or colour noise (the paper lists
 both: ours, placed before the rotation). Here the rotation comes last among the augmentations and fills with
@@ -22,6 +23,11 @@ Geometry (crop pixels follow :mod:`smplr_tf.data.crop`: pixel centres are intege
   for a SURREAL-like frame (root 5 m away, 1 m off-axis, a point 0.3 m nearer) that is ~2.6 px of 256,
   0.65 px of the 64 heatmap (on generated records: mean 0.9 px, max 11 px of 256). The 3D labels stay a valid
   (mirrored) body; only this perspective term is off.
+* Random scale (paper Sec. 4.6: SHN^final fine-tuned for estimated crops) zooms the image about ``c`` by ``s``,
+  log-uniform in ``[1 / (1 + scale), 1 + scale]``: ``p' = c + s (p - c)`` for the 2D labels, the 3D labels
+  *unchanged* (metres): it shows the network the crop of a box ``1 / s`` times the true one, the error of an
+  estimated crop, and trains it to give the true metres anyway (from the body's proportions). Outside the image:
+  its mean, as for the rotation.
 * Rotation by ``a`` turns crop pixels about ``c``: ``p' = c + R(a) (p - c)`` with
   ``R(a) = [[cos a, -sin a], [sin a, cos a]]`` acting on (x, y) (y down: positive ``a`` turns clockwise on
   screen); root-relative 3D points turn by the same ``R(a)`` on (x, y) about the camera z axis through the
@@ -56,6 +62,7 @@ class AugmentConfig:
     occluder_max: float = 0.5
     colour_gain: float = 0.2  # per-channel gain in [1 - g, 1 + g] (our choice)
     brightness: float = 0.1  # additive offset in [-b, b] on [0, 1] images (our choice)
+    scale: float = 0.0  # random scale: zoom in [1 / (1 + scale), 1 + scale], 0 = off (our range; --aug_scale)
 
 
 # ------------------------------------------------------------------------------------------- geometry
@@ -106,6 +113,31 @@ def rotate_image(image, angle, interpolation="BILINEAR", fill_value=0.0):
         output_shape=tf.shape(image)[:2], fill_value=tf.cast(fill_value, tf.float32), interpolation=interpolation,
         fill_mode="CONSTANT")
     return out[0]
+
+
+def scale_image(image, s, fill_value=0.0, interpolation="BILINEAR"):
+    """Zoom an (S, S, C) float image by ``s`` about its centre ``c = (S - 1) / 2``: output pixel ``p'`` samples
+    the input at ``c + (p' - c) / s``; ``fill_value`` outside."""
+    size = tf.cast(tf.shape(image)[1], tf.float32)
+    c = (size - 1.0) / 2.0
+    inv = 1.0 / tf.cast(s, tf.float32)
+    transform = tf.stack([inv, 0.0, c - inv * c, 0.0, inv, c - inv * c, 0.0, 0.0])
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=tf.cast(transform[None], tf.float32),
+        output_shape=tf.shape(image)[:2], fill_value=tf.cast(fill_value, tf.float32), interpolation=interpolation,
+        fill_mode="CONSTANT")
+    return out[0]
+
+
+def random_scale(image, mask, points2d, seed, max_scale: float):
+    """The random-scale augmentation (module docstring): -> (image, mask, points2d); 3D labels are unchanged."""
+    size = tf.cast(tf.shape(image)[1], tf.float32)
+    c = (size - 1.0) / 2.0
+    r = float(np.log1p(max_scale))
+    s = tf.exp(tf.random.stateless_uniform((), seed, -r, r))
+    img = scale_image(image, s, fill_value=tf.reduce_mean(image))
+    m = scale_image(mask[..., None], s)[..., 0]
+    return img, m, c + s * (points2d - c)
 
 
 # ------------------------------------------------------------------------------------------- textures
@@ -234,6 +266,8 @@ def augment_example(image, mask, points3d, points2d, seed, *, has_mask=True, cfg
 
     image = tf.cond(coin[3] < cfg.occlusion_prob, _occlude, lambda: image)
     image = colour_noise(image, seeds[4], cfg)
+    if cfg.scale > 0:
+        image, mask, points2d = random_scale(image, mask, points2d, seeds[5], cfg.scale)
 
     angle = tf.random.stateless_uniform((), seeds[1], -cfg.max_rotation, cfg.max_rotation)
 

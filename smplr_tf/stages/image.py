@@ -78,12 +78,18 @@ class ImageStage(Stage):
         bs = int(batch_size or (cfg.batch_size if train else (cfg.val_batch_size or cfg.batch_size)))
         seed = None if cfg.seed is None or cfg.seed < 0 else int(cfg.seed) + (0 if train else 1000)
         sizes = self._heatmap_flags()
+        scale = float(getattr(cfg, "aug_scale", 0.0) or 0.0)
+        if scale > 0 and not cfg.augment:
+            raise ValueError("--aug_scale is part of the augmentation: give --augment with it")
+        from smplr_tf.data.augment import AugmentConfig
+
         ds = hourglass_dataset(
             cfg.data_dir, split, bs, input_size=int(sizes.input_size), heatmap_size=int(sizes.heatmap_size),
             depth_bins=self.depth_bins, num_points=self.num_points, limbs=bool(sizes.limbs),
             augment=bool(cfg.augment) and train, shuffle=train, repeat=True, seed=seed,
             background_dir=cfg.background_dir or None, occluder_dir=cfg.occluder_dir or None,
             drop_remainder=True, num_shards=num_shards, shard_index=shard_index,
+            augment_config=AugmentConfig(scale=scale),
             cache=bool(cfg.cache_images) and train and not bool(cfg.augment),
             target_form=self.target_form, fits_as_3d=bool(getattr(cfg, "fits_as_3d", False)),
             **self._mix_args(split, train))
