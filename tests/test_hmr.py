@@ -151,3 +151,18 @@ def test_stage_overfits_a_handful_of_crops_its_iterations_refine_and_it_is_evalu
     assert ev["count"] == 8 and ev["surface_mm"] is not None and ev["iou"] is not None
     assert ev["p1"]["Jt"] == pytest.approx(joints_err, rel=1e-3)
     assert ev["p2"]["Jt"] <= ev["p1"]["Jt"] + 1e-6  # Procrustes can only lower it
+
+    # served like the pipeline: infer writes its outputs, export's SavedModel computes the same points
+    from smplr_tf import export, infer, serving
+
+    pipe, size, faces = serving.load_pipeline(run_dir)
+    assert size == 64 and faces.shape[1] == 3 and pipe.body_gender == "neutral"
+    crop = (np.asarray(batch["image"][0]) * 255).astype(np.uint8)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "crop.png"), crop[..., ::-1])
+    res = infer.infer(str(tmp_path / "crop.png"), str(tmp_path / "out"), pipe, size, faces)
+    assert res["gender"] == "neutral" and np.asarray(res["points"]).shape == (41, 3)
+    export.export_pipeline(pipe, size, str(tmp_path / "export"))
+    served = export.load_exported(str(tmp_path / "export"))(image=batch["image"])
+    np.testing.assert_allclose(served["points"], out["points"], atol=1e-4)
