@@ -110,8 +110,6 @@ def records(tmp_path_factory):
 
 
 def test_stage_overfits_a_handful_of_crops_its_iterations_refine_and_it_is_evaluated(tmp_path, records):
-    import tensorflow as tf
-
     from smplr_tf import evaluate, runs, train
     from smplr_tf.models.hmr import rot6d_to_matrix, split_params
 

@@ -133,7 +133,8 @@ def config_from_flags(fl, stage: str | None = None) -> dict:
 def discriminator_config_from_flags(fl) -> dict:
     """The config of stage hmr's discriminator (:func:`smplr_tf.models.hmr.build_hmr_discriminator`)."""
     return dict(kind="hmr_discriminator", num_joints=skeleton.NUM_JOINTS - 1,
-                joint_units=int(_get(fl, "disc_joint_units")), pose_units=int(_get(fl, "disc_pose_units")), shape_units=[10, 5], name="hmr_discriminator")
+                joint_units=int(_get(fl, "disc_joint_units")), pose_units=int(_get(fl, "disc_pose_units")),
+                shape_units=[10, 5], name="hmr_discriminator")
 
 
 def smpl_config_from_flags(fl) -> dict:
