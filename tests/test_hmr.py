@@ -52,6 +52,24 @@ def test_network_shapes_config_round_trip_and_projection():
     assert len(tf.nest.flatten(out)) == 9
 
 
+def test_resnet50_backbone_builds_and_reloads_and_weights_are_checked(tmp_path):
+    from smplr_tf.models import registry
+    from smplr_tf.models.hmr import build_hmr
+
+    net = build_hmr(input_size=32, backbone="resnet50", backbone_weights="none", regressor_units=8)
+    assert 23_000_000 < net.count_params() < 24_000_000  # ResNet-50 without its top: 23.6 M
+    img = np.random.default_rng(3).random((1, 32, 32, 3)).astype(np.float32)
+    path = str(tmp_path / "w.weights.h5")
+    net.save_weights(path)
+    again = registry.build_network(net.get_config())
+    again.load_weights(path)
+    np.testing.assert_allclose(again(img)["points"], net(img)["points"], atol=1e-5)
+    with pytest.raises(ValueError, match="resnet50 backbone only"):
+        build_hmr(backbone_weights="imagenet", **TINY)
+    with pytest.raises(ValueError, match="backbone must be"):
+        build_hmr(input_size=32, backbone="vgg")
+
+
 def test_rot6d_gives_rotations_and_inverts_the_matrix_form():
     from smplr_tf.models.hmr import matrix_to_rot6d, mean_params, rot6d_to_matrix
 
