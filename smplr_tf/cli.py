@@ -65,7 +65,8 @@ def define_pipeline_run_flags(fv) -> None:
     from absl import flags
 
     define = flag_definer(fv, _caller_module())
-    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run).")
+    define(flags.DEFINE_string, "run_dir", "", "An e2e run (the whole pipeline in one run), or an hmr run "
+           "(the HMR baseline).")
     define(flags.DEFINE_string, "shn_run", "", "Without --run_dir: the hourglass run of the pipeline.")
     define(flags.DEFINE_string, "dae_run", "", "Without --run_dir: the DAE run.")
     define(flags.DEFINE_string, "psi_run", "", "Without --run_dir: the Psi (smplr_shape) run.")

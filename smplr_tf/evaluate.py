@@ -13,6 +13,7 @@ What is evaluated, per stage (keys of ``metrics.json["evaluations"]``; metric de
 * smplr_shape (Psi): ``psi`` = SMPL(predicted betas and gender, ground-truth rotations): points, surface,
   gender accuracy, IoU. smplr_pose (Omega): ``omega`` = SMPL(ground-truth betas and gender, predicted
   rotations). Inputs of dae / smplr_*: see ``--eval_input``.
+* hmr (the HMR baseline): ``hmr`` = its SMPL output (points, surface, IoU; no gender: one body model).
 * e2e run, or a pipeline of four runs (--shn_run --dae_run --psi_run --omega_run): ``points`` (SHN),
   ``dae`` (DAE output), ``all`` (SMPL output: points, surface, gender, IoU) and ``all_proc`` (the SMPL
   output aligned onto SMPLR's own input JL = the DAE output, no ground truth; paper Sec. 4.5).
@@ -49,7 +50,7 @@ from smplr_tf.body import skeleton
 from smplr_tf.models.registry import input_size_of
 
 FLAGS = flags.FLAGS
-IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e")
+IMAGE_STAGES = ("shn", "shn2d", "alexnet", "e2e", "hmr")
 POINT_STAGES = ("dae", "smplr_shape", "smplr_pose")
 
 
@@ -362,6 +363,8 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
         result["input"] = {"mode": mode, "run": in_run}
         evals = _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max_examples, iou,
                                   progress)
+    elif stage == "hmr":
+        evals = _eval_hmr(model, input_size_of(model), data_dir, split, batch_size, max_examples, iou, progress)
     elif stage == "e2e":
         evals = _eval_pipeline(model, model.smpl, input_size_of(model),
                                data_dir, split, batch_size, max_examples, iou, progress, cropper)
@@ -503,6 +506,26 @@ def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_exam
     res = {k: v.result() for k, v in acc.items()}
     res.update({k: v.result() for k, v in mesh.items()})
     return res
+
+
+def _eval_hmr(model, input_size, data_dir, split, batch_size, max_examples, iou, progress):
+    """An HMR network (smplr_tf.models.hmr): its SMPL points (where has_3d), its mesh against the records' SMPL
+    mesh (where has_smpl) and its silhouette IoU (where has_mask), as ALL is scored."""
+    from smplr_tf.models.hmr import hmr_faces
+    from smplr_tf.models.pipeline import build_smpl
+
+    cfg = model.get_config()
+    smpl = build_smpl({"smpl_dir": cfg.get("smpl_dir"), "genders": list(skeleton.BODY_GENDERS)})
+    ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples, require_3d=False)
+    acc = MeshEval(hmr_faces(model), iou)
+    for batch in _progress(ds, "evaluating hmr", progress):
+        out = model(batch["image"], training=False)
+        gt_verts, ok, _ = _gt_body(smpl, batch)
+        joints = _np(out["joints"])
+        acc.update(_np(out["points"]), _np(batch["points"]), _np(out["vertices"]) - joints[:, :1], gt_verts, ok,
+                   root=_np(batch["root"]), K=_np(batch["intrinsics"]), mask=_np(batch["mask"]),
+                   has_mask=_np(batch["has_mask"]) > 0, points_ok=_np(batch["has_3d"]) > 0)
+    return {"hmr": acc.result()}
 
 
 # ------------------------------------------------------------------------------------------------ output

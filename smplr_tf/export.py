@@ -1,6 +1,7 @@
 """Export the trained pipeline as a TensorFlow SavedModel: image -> joints, betas, rotations, vertices.
 
     python -m smplr_tf.export --run_dir=runs/table1/shn_e2e --export_dir=export/smplr
+    python -m smplr_tf.export --run_dir=runs/table2/hmr --export_dir=export/hmr   # the HMR baseline, same outputs
     python -m smplr_tf.export --shn_run=... --dae_run=... --psi_run=... --omega_run=... --export_dir=...
     python -m smplr_tf.export --run_dir=... --export_dir=export/smplr --export_tflite   # + smplr.tflite
 

@@ -15,7 +15,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 
-STAGES = ("shn", "shn2d", "alexnet", "dae", "smplr_shape", "smplr_pose", "e2e")
+STAGES = ("shn", "shn2d", "alexnet", "dae", "smplr_shape", "smplr_pose", "e2e", "hmr")
 
 _SECTIONS: list = []
 
@@ -246,6 +246,39 @@ def define_model_flags(fv):
                       **d)
     flags.DEFINE_list("smplr_trunk", ["1024", "1024", "512", "512", "512"], "Psi / Omega trunk widths.", **d)
     flags.DEFINE_integer("smplr_head", 256, "Psi / Omega head width.", **d)
+
+
+# ============================================================================================ HMR baseline
+@section
+def define_hmr_flags(fv):
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("backbone", "resnet50", ["resnet50", "tiny"], "hmr: image backbone: keras.applications "
+                      "ResNet-50 (HMR's), or a small 4-block strided CNN (tests, quick runs).", **d)
+    flags.DEFINE_string("backbone_weights", "none", "hmr: ResNet-50 starting weights: none (random), imagenet "
+                        "(Keras downloads them; needs a network), or a path to a weights file of that backbone.", **d)
+    flags.DEFINE_integer("backbone_width", 16, "hmr: channels of the tiny backbone's first block (then x2, x4, x8).",
+                         lower_bound=1, **d)
+    flags.DEFINE_integer("hmr_iterations", 3, "hmr: iterative error feedback steps (HMR: 3).", lower_bound=1, **d)
+    flags.DEFINE_integer("hmr_units", 1024, "hmr: width of the regressor's two hidden layers (HMR: 1024).", **d)
+    flags.DEFINE_float("hmr_dropout", 0.5, "hmr: dropout after each hidden layer of the regressor (HMR: 0.5).",
+                       lower_bound=0.0, upper_bound=0.99, **d)
+    flags.DEFINE_float("hmr_camera_scale", 1.0, "hmr: s of the starting weak-perspective camera (1/metres of the "
+                       "[-1, 1] crop).", **d)
+    flags.DEFINE_enum("hmr_gender", "neutral", ["neutral", "female", "male"], "hmr: the one body model it "
+                      "regresses (HMR: neutral).", **d)
+    flags.DEFINE_float("hmr_3d_weight", 1.0, "hmr: weight of the squared error on the 41 root-relative 3D points "
+                       "(records with 3D; landmarks where known).", **d)
+    flags.DEFINE_float("hmr_2d_weight", 60.0, "hmr: weight of the L1 reprojection of the 41 points into the crop "
+                       "(coordinates in [-1, 1]; HMR's keypoint weight: 60).", **d)
+    flags.DEFINE_float("hmr_param_weight", 1.0, "hmr: weight of the squared error on the SMPL parameters (body "
+                       "rotation matrices and betas) of records that have them (not with --augment).", **d)
+    flags.DEFINE_float("hmr_adv_weight", 1.0, "hmr: weight of the adversarial prior in the regressor's loss "
+                       "(0: no discriminator).", **d)
+    flags.DEFINE_enum("hmr_real_params", "sampled", ["sampled", "records"], "hmr: real SMPL parameters shown to "
+                      "the discriminator: our pose sampler's, or the training records' (unpaired, reshuffled).", **d)
+    flags.DEFINE_float("disc_lr", 1e-4, "hmr: Adam learning rate of the discriminator.", **d)
+    flags.DEFINE_integer("disc_joint_units", 32, "hmr: the discriminator's per-joint feature width (HMR: 32).", **d)
+    flags.DEFINE_integer("disc_pose_units", 1024, "hmr: the discriminator's whole-pose layer width (HMR: 1024).", **d)
 
 
 # ============================================================================================ logging

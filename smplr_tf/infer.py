@@ -1,6 +1,7 @@
 """Run the trained pipeline on one image: joints, SMPL parameters, gender, mesh and an overlay.
 
     python -m smplr_tf.infer --run_dir=runs/table1/shn_e2e --image=crop.png --output_dir=out/
+    python -m smplr_tf.infer --run_dir=runs/table2/hmr --image=crop.png --output_dir=out/   # the HMR baseline
     python -m smplr_tf.infer --shn_run=... --dae_run=... --psi_run=... --omega_run=... --image=photo.jpg \
         --bbox=120,40,300,300 --output_dir=out/
     python -m smplr_tf.infer --run_dir=runs/table1/shn_e2e --image=photo.jpg --person_box=200,60,140,380 \
@@ -25,6 +26,8 @@ Outputs in --output_dir (named after the image):
   landmarks), metres, root-relative, camera axes (x right, y down, z forward); ``betas`` (10,); ``rotmats``
   (24, 3, 3) as Omega gives them (raw, fed to SMPL); ``pose`` (72,) axis-angle of their nearest rotations;
   ``gender`` ("female" | "male") and ``gender_code`` (Psi's output, male where >= 0); the crop box used.
+  An hmr run (the HMR baseline) has no DAE: ``points`` and ``points_shn`` are its SMPL points, and
+  ``gender`` names its one body model (``--hmr_gender``).
 * ``<name>.obj``: the SMPL mesh (root-relative metres, camera axes), and ``<name>_proc.obj`` after the
   ALL_Proc alignment onto the DAE points.
 * ``<name>_overlay.png``: the crop with the mesh rendered on it and the predicted skeleton drawn; the
@@ -136,7 +139,8 @@ def infer(image_path: str, output_dir: str, pipe, input_size: int, faces, bbox: 
         "points_shn": o["points"].tolist(),
         "betas": o["betas"].tolist(), "rotmats": rot.tolist(),
         "pose": rotations_to_axis_angle(nearest_rotations(rot)).reshape(-1).tolist(),
-        "gender_code": float(o["gender"]), "gender": "male" if float(o["gender"]) >= 0 else "female",
+        "gender_code": float(o["gender"]),
+        "gender": getattr(pipe, "body_gender", None) or ("male" if float(o["gender"]) >= 0 else "female"),
     }
     if estimated is not None:
         result["crop_estimate"] = estimated

@@ -64,7 +64,10 @@ TABLE1_SPECS = {
     "omega_smpl": RowSpec("table1/omega_smpl", "omega"),
     "all": RowSpec("table1/all", "all"),
     "all_proc": RowSpec("table1/all", "all_proc"),
+    "hmr": RowSpec("table1/hmr", "hmr"),
 }
+# Rows of ours that the paper's Table 1 lacks: (section, row key, label); the paper's cells stay empty.
+TABLE1_EXTRA = (("Baseline", "hmr", "HMR (ours)"),)
 
 # Table 2 (Human3.6M): setting -> row -> run; both protocols read from the same evaluation.
 TABLE2_SPECS = {
@@ -73,6 +76,7 @@ TABLE2_SPECS = {
         "all_proc": RowSpec("table2/all", "all_proc"),
         "shn_final": RowSpec("table2/shn_final", "points"),
         "shn_final_e2e": RowSpec("table2/shn_e2e_final", "points"),
+        "hmr": RowSpec("table2/hmr", "hmr"),
     },
     "estimated_crop": {
         "all": RowSpec("table2/all_estcrop", "all"),
@@ -81,6 +85,9 @@ TABLE2_SPECS = {
         "shn_final_e2e": RowSpec("table2/shn_e2e_final_estcrop", "points"),
     },
 }
+
+# The published HMR row (paper.TABLE2_SMPL_BASED) printed beside our HMR run.
+HMR_PUBLISHED_LABEL = "Kanazawa [9]"
 
 # Table 3 (SURREAL test, protocol 1): surface and joints.
 TABLE3_SPECS = {
@@ -141,6 +148,12 @@ def table1(runs_dir: str) -> dict:
                      "ours": ours, "paper": dict(zip(paper.TABLE1_COLUMNS, values)),
                      "count": ev.get("count") if ev else None,
                      "data": ev.get("data") if ev else None})
+    for section, key, label in TABLE1_EXTRA:
+        status, ev, run_dir = lookup(runs_dir, TABLE1_SPECS[key])
+        rows.append({"section": section, "row": key, "label": label, "status": status, "run_dir": run_dir,
+                     "ours": {c: _p(ev, 1, c) for c in paper.TABLE1_COLUMNS},
+                     "paper": dict.fromkeys(paper.TABLE1_COLUMNS), "count": ev.get("count") if ev else None,
+                     "data": ev.get("data") if ev else None})
     return {"title": "Table 1: ablation, SURREAL validation, protocol 1 (mm); Jt over the 23 non-root joints",
             "columns": list(paper.TABLE1_COLUMNS), "rows": rows}
 
@@ -156,6 +169,14 @@ def table2(runs_dir: str) -> dict:
                          "paper": {"Prot. 1": p1, "Prot. 2": p2},
                          "surface": ev.get("surface_mm") if ev else None,
                          "crop": (read_metrics(run_dir) or {}).get("crop") if ev else None})
+    # HMR trained on the same records by stage hmr, beside HMR's published numbers
+    published = {label: (a, b) for label, a, b in paper.TABLE2_SMPL_BASED}[HMR_PUBLISHED_LABEL]
+    status, ev, run_dir = lookup(runs_dir, TABLE2_SPECS["gt_crop"]["hmr"])
+    rows.append({"setting": "gt_crop", "row": "hmr", "label": "HMR (ours)", "status": status, "run_dir": run_dir,
+                 "ours": {"Prot. 1": _p(ev, 1, "Jt16"), "Prot. 2": _p(ev, 2, "Jt16")},
+                 "ours_23_joints": {"Prot. 1": _p(ev, 1, "Jt"), "Prot. 2": _p(ev, 2, "Jt")},
+                 "paper": {"Prot. 1": published[0], "Prot. 2": published[1]},
+                 "surface": ev.get("surface_mm") if ev else None})
     others = [{"label": l, "paper": {"Prot. 1": a, "Prot. 2": b}, "group": g}
               for g, lst in (("SMPL-based", paper.TABLE2_SMPL_BASED), ("3D pose", paper.TABLE2_POSE_ONLY))
               for l, a, b in lst]
@@ -338,6 +359,7 @@ class QuickStep:
 QUICK_STEPS = (
     QuickStep("SHN (volumetric hourglass)", "shn", "shn"),
     QuickStep("AlexNet baseline", "alexnet", "alexnet"),
+    QuickStep("HMR baseline (direct SMPL regression)", "hmr", "hmr"),
     QuickStep("SHN_nL (joints only)", "shn_nl", "shn_nl"),
     QuickStep("SHN^final (limb heatmaps + augmentation)", "shn_final", "shn_final"),
     # The paper's DAE_noise (trained on ground truth + noise), tested on SHN estimations: its DAE_SHN row
@@ -365,6 +387,7 @@ QUICK_GT_CROP_ROWS = {"shn_final": "shn_final", "shn_e2e": "shn_e2e_final", "all
 # (what, run evaluated, extra evaluate arguments, also copied to): every Table 1 row that --quick fills.
 QUICK_EVALS = (
     ("alexnet", "alexnet", ()),
+    ("hmr", "hmr", ()),
     ("shn", "shn", ()),
     ("shn_nl", "shn_nl", ()),
     ("shn_final", "shn_final", ()),
@@ -548,7 +571,8 @@ def evaluation_plan(runs_dir: str, tables=(1, 2, 3, 4)):
     j = lambda *p: os.path.join(runs_dir, *p)  # noqa: E731
     plan = []
     if 1 in tables:
-        for row in ("alexnet", "shn_nl", "shn", "shn_final", "shn_e2e", "dae_alexnet", "dae_shn", "dae_shn_2d"):
+        for row in ("alexnet", "shn_nl", "shn", "shn_final", "shn_e2e", "dae_alexnet", "dae_shn", "dae_shn_2d",
+                    "hmr"):
             plan.append((j("table1", row), "run", (j("table1", row),), "val", ()))
         for row in ("psi", "omega", "omega_smpl"):
             plan.append((j("table1", row), "run", (j("table1", row),), "val",
@@ -559,7 +583,7 @@ def evaluation_plan(runs_dir: str, tables=(1, 2, 3, 4)):
     for t, name in ((2, "table2"), (3, "table3")):
         if t in tables or 4 in tables:
             if t in tables:
-                for row in ("shn_final", "shn_e2e_final"):
+                for row in ("shn_final", "shn_e2e_final") + (("hmr",) if t == 2 else ()):
                     plan.append((j(name, row), "run", (j(name, row),), "test", ()))
             comps = (j(name, "shn_final"), j(name, "dae"), j(name, "psi"), j(name, "omega_smpl"))
             plan.append((j(name, "all"), "pipeline", comps, "test", ()))

@@ -7,7 +7,8 @@
   person box (paper Sec. 4.6; :mod:`smplr_tf.data.crop_estimate`);
 * :func:`prepare_image`: a uint8 crop -> the network input, (1, S, S, 3) float32 RGB in [0, 1] (the networks
   standardise each image themselves);
-* :func:`load_pipeline`: an e2e run, or four component runs -> the :class:`~smplr_tf.models.pipeline.SMPLRPipeline`.
+* :func:`load_pipeline`: an e2e run, or four component runs -> the :class:`~smplr_tf.models.pipeline.SMPLRPipeline`;
+  an hmr run -> :func:`hmr_serving` (the HMR baseline with the pipeline's outputs).
 
 Errors the user can fix raise :class:`ServingError` with a message that says what to do.
 """
@@ -154,6 +155,35 @@ def prepare_image(rgb_uint8: np.ndarray, input_size: int = 256) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ model
 
+GENDER_CODES = {"female": -1.0, "male": 1.0, "neutral": 0.0}
+
+
+def hmr_serving(net):
+    """An HMR network (:func:`smplr_tf.models.hmr.build_hmr`) as infer and export take a pipeline: image ->
+    its outputs plus the pipeline's keys, ``dae_points`` and ``smpl_points`` = its SMPL points (it has no DAE)
+    and ``gender`` (B,) = the code of its one body model (female -1, male +1, neutral 0). The returned model's
+    ``smpl`` is the body model, ``body_gender`` its name, ``input_size`` S."""
+    import keras
+    import tensorflow as tf
+
+    class HmrServing(keras.Model):
+        def __init__(self, hmr):
+            super().__init__(name="hmr_serving")
+            self.hmr = hmr
+            self.smpl = hmr.get_layer("smpl")
+            self.body_gender = str(hmr.get_config()["body_gender"])
+            self.input_size = int(hmr.get_config()["input_size"])
+
+        def call(self, image, training=False):
+            out = dict(self.hmr(image, training=training))
+            out["dae_points"] = out["smpl_points"] = out["points"]
+            code = GENDER_CODES[self.body_gender]
+            out["gender"] = tf.fill(tf.shape(out["betas"])[:1], tf.constant(code, out["betas"].dtype))
+            return out
+
+    return HmrServing(net)
+
+
 def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_run: str = "",
                   omega_run: str = ""):
     """-> (pipeline model image -> dict, input_size S, faces (F, 3) int). An e2e run (``run_dir``), or the
@@ -167,9 +197,14 @@ def load_pipeline(run_dir: str = "", shn_run: str = "", dae_run: str = "", psi_r
             stage, model, _ = runs.load_model_from_run(run_dir)
         except runs.RunError as e:
             raise ServingError(str(e)) from e
+        if stage == "hmr":
+            from smplr_tf.models.hmr import hmr_faces
+            from smplr_tf.models.registry import input_size_of
+
+            return hmr_serving(model), input_size_of(model), hmr_faces(model)
         if stage != "e2e":
             raise ServingError(f"--run_dir={run_dir} is a '{stage}' run; the whole pipeline is needed: an e2e run, "
-                               f"or --shn_run --dae_run --psi_run --omega_run")
+                               f"an hmr run, or --shn_run --dae_run --psi_run --omega_run")
         return model, model.input_size, np.asarray(model.smpl.faces)
     if not all([shn_run, dae_run, psi_run, omega_run]):
         raise ServingError("give --run_dir=<an e2e run>, or all four of --shn_run --dae_run --psi_run --omega_run")

@@ -157,7 +157,6 @@ def train(cfg) -> dict:
     from smplr_tf import runs
     from smplr_tf.data import records
     from smplr_tf.stages import get_stage
-    from smplr_tf.stages.base import StageTrainer
     from smplr_tf.stages.schedule import fit_epochs, make_learning_rate
 
     if cfg.stage is None:
@@ -203,8 +202,7 @@ def train(cfg) -> dict:
         if cfg.init_from:
             path = stage.load_init_weights(net, cfg.init_from)
             logging.info("initialised from %s", path)
-        trainer = StageTrainer(net, stage.loss_fn, stage.metric_fn, stage.loss_names(), stage.metric_names(),
-                               example_log=example_log, worker_index=worker_index)
+        trainer = stage.make_trainer(net, example_log=example_log, worker_index=worker_index)
         trainer(_dummy_input(train_ds), training=False)
         opt_kw = {"clipnorm": float(cfg.clipnorm)} if cfg.clipnorm > 0 else {}
         optimizer = keras.optimizers.Adam(learning_rate=make_learning_rate(cfg, steps), **opt_kw)

@@ -30,6 +30,7 @@ def test_rows_come_from_their_runs(tmp_path):
     os.makedirs(os.path.join(runs, "table1/dae_shn"))  # run directory without metrics
     _write(runs, "table4/surreal", {"all_proc": _ev(1.0, iou=0.61)})
     _write(runs, "table2/all", {"all": _ev(80.0, p2=60.0, surface_mm=90.0), "all_proc": _ev(75.0, p2=60.0)})
+    _write(runs, "table2/hmr", {"hmr": _ev(95.0, p2=70.0, surface_mm=110.0)})
     t = reproduce.build_tables(runs, (1, 2, 3, 4))
     rows = {r["row"]: r for r in t["table1"]["rows"]}
     assert rows["shn"]["status"] == "ok" and rows["shn"]["ours"]["Jt"] == 100.0
@@ -38,7 +39,8 @@ def test_rows_come_from_their_runs(tmp_path):
     assert rows["all_proc"]["ours"]["Jt"] == 140.0 and rows["all"]["ours"]["Jt"] == 150.0
     assert rows["dae_shn"]["status"] == "not evaluated"
     assert rows["alexnet"]["status"] == "not run" and rows["alexnet"]["ours"]["Jt"] is None
-    assert [r["row"] for r in t["table1"]["rows"]] == [r[1] for r in paper_results.TABLE1]
+    assert [r["row"] for r in t["table1"]["rows"]] == [r[1] for r in paper_results.TABLE1] + [
+        r[1] for r in reproduce.TABLE1_EXTRA]
     t2 = {(r["setting"], r["row"]): r for r in t["table2"]["rows"]}
     # Table 2 compares over the authors' 16 joints; the 23-joint average travels beside it
     assert t2[("gt_crop", "all")]["ours"] == {"Prot. 1": 79.5, "Prot. 2": 59.5}
@@ -46,6 +48,10 @@ def test_rows_come_from_their_runs(tmp_path):
     assert "16 joints" in t["table2"]["title"] and "16 joints" in t["table3"]["title"]
     assert t2[("gt_crop", "all")]["paper"] == {"Prot. 1": 67.9, "Prot. 2": 52.2}
     assert t2[("estimated_crop", "all")]["status"] == "not run"
+    # our HMR run beside HMR's published numbers
+    assert t2[("gt_crop", "hmr")]["ours"] == {"Prot. 1": 94.5, "Prot. 2": 69.5}
+    assert t2[("gt_crop", "hmr")]["paper"] == {"Prot. 1": 87.9, "Prot. 2": 56.8}
+    assert rows["hmr"]["status"] == "not run" and rows["hmr"]["paper"]["Jt"] is None
     t4 = t["table4"]["rows"][1]
     assert t4["ours"]["SURREAL"] == 0.61 and t4["ours"]["UP-3D"] is None and t4["status"] == "ok"
 

@@ -57,7 +57,7 @@ def _augment_seeds(ds, base_seed: int):
 
 def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, depth_bins, num_points, limbs,
                        augment, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
-                       target_form="gaussian", fits_as_3d=False):
+                       target_form="gaussian", fits_as_3d=False, smpl_params=False):
     ex = records.parse_record(path, index, record)
     image = tf.io.decode_jpeg(ex["image"], channels=3)
     mask = tf.io.decode_png(ex["mask"], channels=1)
@@ -97,6 +97,10 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
     if limbs:
         valid = tf.concat([valid, limb_valid], 0)
     out["mask_valid"] = tf.cast(valid, tf.float32)
+    if smpl_params:  # augmentation moves the crop's body away from the records' parameters: none then
+        out["pose"], out["betas"] = ex["pose"], ex["betas"]
+        out["has_smpl"] = tf.cast((ex["has_smpl"] > 0) & (not augment), tf.float32)
+        out["has_3d"] = tf.cast(ex["has_3d"] > 0, tf.float32)
     if targets_on_device:
         out["joints"] = p3[:24]
         out["joints2d"] = p2[:24]
@@ -142,7 +146,8 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
                       background_dir=None, occluder_dir=None, augment_config: aug.AugmentConfig | None = None,
                       shuffle_buffer=512, drop_remainder=None, heatmap_dtype=tf.float32,
                       targets_on_device=False, num_shards=1, shard_index=0, cache=False,
-                      target_form="gaussian", mix_data_dir=None, mix_fraction=0.0, fits_as_3d=False):
+                      target_form="gaussian", mix_data_dir=None, mix_fraction=0.0, fits_as_3d=False,
+                      smpl_params=False):
     """The stacked-hourglass input.
 
     Yields ``(image (B, S, S, 3) float32 RGB in [0, 1], targets)`` with targets:
@@ -157,6 +162,9 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
       known, the point inside the cube / crop).
     * with ``targets_on_device`` also ``joints (B, 24, 3)`` root-relative and ``joints2d (B, 24, 2)`` pixels
       for the limb maps.
+    * with ``smpl_params`` also the records' ``pose (B, 72)`` axis-angle, ``betas (B, 10)``, ``has_smpl (B,)``
+      float 1/0 (0 for every example when ``augment``: the augmented crop no longer matches them) and
+      ``has_3d (B,)`` float 1/0.
 
     Training (shuffle) batches drop the remainder unless ``drop_remainder`` says otherwise. ``seed`` makes
     the order and the augmentation repeatable. ``num_shards`` / ``shard_index``: a part of the records, outside
@@ -193,7 +201,7 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
             path, index, record, seed, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
             num_points=num_points, limbs=limbs, augment=augment, cfg=cfg, backgrounds=backgrounds,
             occluders=occluders, heatmap_dtype=heatmap_dtype, targets_on_device=targets_on_device,
-            target_form=target_form, fits_as_3d=fits_as_3d)
+            target_form=target_form, fits_as_3d=fits_as_3d, smpl_params=smpl_params)
 
     def source(source_files, source_seed):
         d = read_records(source_files, shuffle_files=shuffle, seed=source_seed, num_shards=num_shards,

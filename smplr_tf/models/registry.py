@@ -8,6 +8,8 @@ a run directory's ``network.json`` holds. Kinds:
 * ``alexnet``: :func:`smplr_tf.models.alexnet.build_alexnet`
 * ``dae``: :func:`smplr_tf.models.dae.build_dae`
 * ``psi_net`` / ``omega_net``: :func:`smplr_tf.models.smplr.build_psi_net` / ``build_omega_net``
+* ``hmr`` / ``hmr_discriminator``: :func:`smplr_tf.models.hmr.build_hmr` / ``build_hmr_discriminator`` (the
+  HMR baseline, stage hmr; the discriminator is trained beside it, not saved as the run's network)
 * ``pipeline``: :class:`smplr_tf.models.pipeline.SMPLRPipeline` (the four component configs + the body model)
 
 :func:`config_from_flags` is the one mapping from training flags to a config: training uses it to build a
@@ -28,9 +30,11 @@ _BUILDERS = {
     "dae": ("smplr_tf.models.dae", "build_dae"),
     "psi_net": ("smplr_tf.models.smplr", "build_psi_net"),
     "omega_net": ("smplr_tf.models.smplr", "build_omega_net"),
+    "hmr": ("smplr_tf.models.hmr", "build_hmr"),
+    "hmr_discriminator": ("smplr_tf.models.hmr", "build_hmr_discriminator"),
 }
 KINDS = tuple(_BUILDERS) + ("pipeline",)
-IMAGE_KINDS = ("hourglass", "alexnet", "pipeline")
+IMAGE_KINDS = ("hourglass", "alexnet", "pipeline", "hmr")
 
 # What each kind takes (recorded in network.json beside the config).
 IMAGE_INPUT = ("image (B, S, S, 3) float32 RGB in [0, 1], S = input_size; the network standardises each image "
@@ -114,10 +118,23 @@ def config_from_flags(fl, stage: str | None = None) -> dict:
         if stage == "smplr_shape":
             return dict(kind="psi_net", num_betas=skeleton.NUM_BETAS, name="psi_net", bias_initializer=bias, **sizes)
         return dict(kind="omega_net", name="omega_net", bias_initializer=bias, **sizes)
+    if stage == "hmr":
+        return dict(kind="hmr", input_size=int(_get(fl, "input_size")), backbone=str(_get(fl, "backbone")),
+                    backbone_weights=str(_get(fl, "backbone_weights")), backbone_width=int(_get(fl, "backbone_width")),
+                    iterations=int(_get(fl, "hmr_iterations")), regressor_units=int(_get(fl, "hmr_units")),
+                    dropout=float(_get(fl, "hmr_dropout")), camera_scale=float(_get(fl, "hmr_camera_scale")),
+                    smpl_dir=_get(fl, "smpl_dir") or None, body_gender=str(_get(fl, "hmr_gender")), name="hmr")
     if stage == "e2e":
         raise ValueError("an e2e network is the pipeline of its component runs (--shn_run --dae_run --psi_run "
                          "--omega_run): use smplr_tf.runs.pipeline_from_runs")
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def discriminator_config_from_flags(fl) -> dict:
+    """The config of stage hmr's discriminator (:func:`smplr_tf.models.hmr.build_hmr_discriminator`)."""
+    return dict(kind="hmr_discriminator", num_joints=skeleton.NUM_JOINTS - 1,
+                joint_units=int(_get(fl, "disc_joint_units")), pose_units=int(_get(fl, "disc_pose_units")),
+                shape_units=[10, 5], name="hmr_discriminator")
 
 
 def smpl_config_from_flags(fl) -> dict:

@@ -1,5 +1,6 @@
 """Training stages (one module per family): image stages (shn, shn2d, alexnet), point stages (dae,
-smplr_shape, smplr_pose) and the end-to-end stage (e2e). ``get_stage(name)`` returns the Stage class."""
+smplr_shape, smplr_pose), the end-to-end stage (e2e) and the HMR baseline (hmr). ``get_stage(name)`` returns
+the Stage class."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ _STAGES = {
     "smplr_shape": ("smplr_tf.stages.points", "PsiStage"),
     "smplr_pose": ("smplr_tf.stages.points", "OmegaStage"),
     "e2e": ("smplr_tf.stages.e2e", "E2eStage"),
+    "hmr": ("smplr_tf.stages.hmr", "HmrStage"),
 }
 
 

@@ -162,6 +162,11 @@ class Stage:
     def metric_fn(self, x, y, pred):
         raise NotImplementedError
 
+    def make_trainer(self, net, **kw):
+        """The Keras model that ``fit`` trains around ``net`` (``kw``: StageTrainer's example_log,
+        worker_index). Default: a :class:`StageTrainer` with this stage's losses and metrics."""
+        return StageTrainer(net, self.loss_fn, self.metric_fn, self.loss_names(), self.metric_names(), **kw)
+
     def trainable_net(self, net):
         """The part of ``net`` that is trained (default: all of it)."""
         return net
