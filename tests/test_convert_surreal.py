@@ -149,3 +149,65 @@ def test_failure_leaves_no_complete_looking_output(converted, tmp_path):
         convert_surreal.convert(root, out, "train", examples_per_shard=2)
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     assert not [f for f in os.listdir(out) if f.endswith(".tfrecord") or "inprogress" in f]
+
+
+def _shard_bytes(out, split="train"):
+    import tensorflow as tf
+
+    from smplr_tf.data import schema
+
+    return [bytes(r.numpy()) for f in schema.split_files(out, split) for r in tf.data.TFRecordDataset(f)]
+
+
+def test_zero_joint_frames_skipped_and_counted(converted, tmp_path):
+    """SURREAL writes all-zero joints where it has no annotation: such a frame is neither written nor taken as
+    the reference of the 5 cm rule, and the manifest counts it."""
+    root = str(tmp_path / "data")
+    g = fx.write_clip(root, converted["models"][0], seq="05_01", clip=1, gender=0, seed=5, zero_frames=(3,))
+    out = str(tmp_path / "rec")
+    stats = convert_surreal.convert(root, out, "train", smpl_dir=None)
+    recs = read_split(out, "train")
+    # offsets 0, .01, .02, [no joints], .12, .20, .201, .30 -> 0, 4 (12 cm), 5 (8 cm), 7 (~10 cm)
+    assert [int(r["frame"]) for r in recs] == [0, 4, 5, 7]
+    for r in recs:
+        np.testing.assert_allclose(r["joints3d"], g["joints_cam"][r["frame"]], atol=2e-5)
+    assert stats["zero_joint_frames"] == 1 and stats["frames_total"] == 8 and stats["written"] == 4
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    assert man["stats_train"]["zero_joint_frames"] == 1
+    assert convert_surreal.zero_joint_frames(np.zeros((2, 24, 3))).tolist() == [True, True]
+
+
+def test_workers_and_parts_give_the_same_records(converted, tmp_path):
+    """2 worker processes write the same bytes as 1; two parts (--num_shards 2) merged give the records of the
+    whole run in the same order, and the merged manifest sums the parts' counters."""
+    root, one = converted["root"], str(tmp_path / "one")
+    s1 = convert_surreal.convert(root, one, "train", examples_per_shard=3)
+    two = str(tmp_path / "two")
+    convert_surreal.convert(root, two, "train", examples_per_shard=3, num_workers=2)
+    for a, b in zip(sorted(os.listdir(one)), sorted(os.listdir(two))):
+        assert a == b
+        if a.endswith(".tfrecord"):
+            assert open(os.path.join(one, a), "rb").read() == open(os.path.join(two, b), "rb").read(), a
+    parts = str(tmp_path / "parts")
+    for k in (1, 0):
+        convert_surreal.convert(root, parts, "train", examples_per_shard=3, num_shards=2, shard_index=k)
+    assert not os.path.exists(os.path.join(parts, "manifest.json"))
+    merged = _common.merge_parts(parts, "train")
+    assert _shard_bytes(parts) == _shard_bytes(one) and len(_shard_bytes(one)) == 8
+    man = json.load(open(os.path.join(parts, "manifest.json")))
+    assert man["parts_train"] == 2 and man["splits"]["train"]["num_examples"] == 8
+    for k in ("clips", "frames_total", "written", "zero_joint_frames"):
+        assert merged[k] == s1[k], k
+    assert len(merged["joints2d_reprojection_px_median_by_part"]) == 2
+    assert not os.path.exists(os.path.join(parts, "parts"))
+
+
+def test_merge_refuses_a_missing_part(converted, tmp_path):
+    out = str(tmp_path / "rec")
+    convert_surreal.convert(converted["root"], out, "train", num_shards=3, shard_index=0)
+    with pytest.raises(FileNotFoundError, match="train-00001-of-00003"):
+        _common.merge_parts(out, "train")
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    with pytest.raises(ValueError, match="shard_index"):
+        _common.input_part([1, 2], 2, 2)
+    assert [_common.input_part(range(5), 3, k) for k in range(3)] == [[0], [1, 2], [3, 4]]
