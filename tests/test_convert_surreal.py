@@ -180,22 +180,24 @@ def test_zero_joint_frames_skipped_and_counted(converted, tmp_path):
 def test_workers_and_parts_give_the_same_records(converted, tmp_path):
     """2 worker processes write the same bytes as 1; two parts (--num_shards 2) merged give the records of the
     whole run in the same order, and the merged manifest sums the parts' counters."""
-    root, one = converted["root"], str(tmp_path / "one")
-    s1 = convert_surreal.convert(root, one, "train", examples_per_shard=3)
+    root, one, smpl = converted["root"], str(tmp_path / "one"), str(converted["base"] / "smpl")
+    s1 = convert_surreal.convert(root, one, "train", smpl_dir=smpl, examples_per_shard=3)
     two = str(tmp_path / "two")
-    convert_surreal.convert(root, two, "train", examples_per_shard=3, num_workers=2)
+    convert_surreal.convert(root, two, "train", smpl_dir=smpl, examples_per_shard=3, num_workers=2)
     for a, b in zip(sorted(os.listdir(one)), sorted(os.listdir(two))):
         assert a == b
         if a.endswith(".tfrecord"):
             assert open(os.path.join(one, a), "rb").read() == open(os.path.join(two, b), "rb").read(), a
     parts = str(tmp_path / "parts")
     for k in (1, 0):
-        convert_surreal.convert(root, parts, "train", examples_per_shard=3, num_shards=2, shard_index=k)
+        convert_surreal.convert(root, parts, "train", smpl_dir=smpl, examples_per_shard=3, num_shards=2,
+                                shard_index=k)
     assert not os.path.exists(os.path.join(parts, "manifest.json"))
     merged = _common.merge_parts(parts, "train")
     assert _shard_bytes(parts) == _shard_bytes(one) and len(_shard_bytes(one)) == 8
     man = json.load(open(os.path.join(parts, "manifest.json")))
     assert man["parts_train"] == 2 and man["splits"]["train"]["num_examples"] == 8
+    assert len(merged["smpl_vs_surreal_joints_mm_mean_by_part"]) == 2
     for k in ("clips", "frames_total", "written", "zero_joint_frames"):
         assert merged[k] == s1[k], k
     assert len(merged["joints2d_reprojection_px_median_by_part"]) == 2
@@ -211,3 +213,16 @@ def test_merge_refuses_a_missing_part(converted, tmp_path):
     with pytest.raises(ValueError, match="shard_index"):
         _common.input_part([1, 2], 2, 2)
     assert [_common.input_part(range(5), 3, k) for k in range(3)] == [[0], [1, 2], [3, 4]]
+
+
+def test_workers_import_no_tensorflow():
+    """The per-clip work (what the worker processes import) needs no TensorFlow: workers start in a second."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tfrecords_tools import convert_surreal, convert_h36m, convert_up3d; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=root))
+    assert r.returncode == 0, r.stderr[-2000:]

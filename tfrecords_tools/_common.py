@@ -83,25 +83,35 @@ class BodyModel:
             out[i] = self.genders.index(name)
         return out
 
-    def __call__(self, pose, betas, gender_code, batch: int = 256):
+    BATCH = 256  # most rows per SMPL call
+
+    def _fn(self):
+        import tensorflow as tf
+
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = tf.function(
+                lambda betas, pose, g: self.layer(betas, pose, g),
+                input_signature=[tf.TensorSpec((None, 10), tf.float32), tf.TensorSpec((None, 72), tf.float32),
+                                 tf.TensorSpec((None,), tf.int32)])
+        return self._compiled
+
+    def __call__(self, pose, betas, gender_code):
         """pose (N, 72) axis-angle, betas (N, 10), gender_code (N,) schema codes.
 
         Returns (joints (N, 24, 3), landmarks (N, 18, 3)) float64, metres, model frame (global rotation about
-        the pelvis joint, no translation).
+        the pelvis joint, no translation). One graph (traced once, any batch size), in chunks of BATCH rows.
         """
-        import tensorflow as tf
-
         pose = np.asarray(pose, np.float32).reshape(-1, 72)
         betas = np.asarray(betas, np.float32).reshape(-1, 10)
-        gidx = self.index_of(np.broadcast_to(np.asarray(gender_code), (len(pose),)))
+        gidx = self.index_of(np.broadcast_to(np.asarray(gender_code), (len(pose),))).astype(np.int32)
+        if not len(pose):
+            return np.zeros((0, 24, 3)), np.zeros((0, 18, 3))
+        fn, b = self._fn(), self.BATCH
         js, ls = [], []
-        for s in range(0, len(pose), batch):
-            out = self.layer(tf.constant(betas[s:s + batch]), tf.constant(pose[s:s + batch]),
-                             tf.constant(gidx[s:s + batch], tf.int32))
+        for s in range(0, len(pose), b):
+            out = fn(betas[s:s + b], pose[s:s + b], gidx[s:s + b])
             js.append(np.asarray(out["joints"], np.float64))
             ls.append(np.asarray(out["landmarks"], np.float64))
-        if not js:
-            return np.zeros((0, 24, 3)), np.zeros((0, 18, 3))
         return np.concatenate(js), np.concatenate(ls)
 
 
@@ -305,7 +315,7 @@ def read_video_frames(path: str, wanted) -> dict:
             if not ok:
                 break
             if t in wanted:
-                out[t] = np.ascontiguousarray(bgr[..., ::-1])
+                out[t] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             t += 1
     finally:
         cap.release()
