@@ -12,7 +12,7 @@ from fixtures import h36m as fx
 from fixtures.records import crop_pixels, read_split, write_smpl_dir
 from fixtures.smpl_numpy import NumpySMPL
 
-from tfrecords_tools import convert_h36m
+from tfrecords_tools import _common, convert_h36m
 
 os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
 
@@ -147,3 +147,47 @@ def test_corrupt_mocap_is_reported(data, tmp_path):
     with pytest.raises(Exception, match="Directions 1.cdf"):
         convert_h36m.convert(root, out, "train")
     assert not os.path.exists(os.path.join(out, "manifest.json"))
+
+
+@pytest.fixture(scope="module")
+def with_broken(data, tmp_path_factory):
+    """The fixture plus S9 "Greeting" (on the known-broken list: shifted ground truth), camera 1."""
+    import shutil
+
+    root = str(tmp_path_factory.mktemp("h36m_broken") / "h36m")
+    shutil.copytree(data["root"], root)
+    b = fx.make_body(data["model"], n=12, seed=3)
+    fx.write_mocap(root, "S9", "Greeting", b["mocap"], "cdf")
+    fx.write_video(root, "S9", "Greeting", 1, cam_b(b["mocap"]))
+    return root
+
+
+def test_known_broken_skipped_and_counted(data, with_broken, tmp_path):
+    assert convert_h36m.known_broken("S11", "Directions", "54138969") == "corrupt video"
+    assert convert_h36m.known_broken("S11", "Directions", "55011271") is None
+    assert convert_h36m.known_broken("S9", "Waiting 1", "60457274")
+    out = str(tmp_path / "skip")
+    stats = convert_h36m.convert(with_broken, out, "test", cameras=data["cams_h5"])
+    assert {r["sequence"] for r in read_split(out, "test")} == {b"Walking.55011271"}
+    assert stats["skipped_known_broken"] == 1
+    assert stats["skipped_known_broken_videos"] == ["S9/Greeting.55011271: ground truth shifted against the video"]
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    assert man["stats_test"]["skipped_known_broken"] == 1 and man["known_broken"] == "skipped"
+    out = str(tmp_path / "keep")
+    stats = convert_h36m.convert(with_broken, out, "test", cameras=data["cams_h5"], keep_broken=True)
+    assert {r["sequence"] for r in read_split(out, "test")} == {b"Walking.55011271", b"Greeting.55011271"}
+    assert stats["skipped_known_broken"] == 0
+
+
+def test_parts_merge_to_the_whole_run(data, with_broken, tmp_path):
+    """Two parts (--num_shards 2) merged hold the whole run's records in its order; the known-broken count of
+    the parts adds up to the whole run's."""
+    whole = str(tmp_path / "whole")
+    convert_h36m.convert(with_broken, whole, "test", cameras=data["cams_h5"])
+    parts = str(tmp_path / "parts")
+    for k in (0, 1):
+        convert_h36m.convert(with_broken, parts, "test", cameras=data["cams_h5"], num_shards=2, shard_index=k)
+    merged = _common.merge_parts(parts, "test")
+    key = lambda r: (r["sequence"], int(r["frame"]))  # noqa: E731
+    assert [key(r) for r in read_split(parts, "test")] == [key(r) for r in read_split(whole, "test")]
+    assert merged["skipped_known_broken"] == 1 and len(merged["skipped_known_broken_videos"]) == 1

@@ -383,14 +383,15 @@ def map_ordered(fn, items, num_workers: int = 0, initializer=None, initargs=()):
 
 
 def merge_stats(parts: list[dict]) -> dict:
-    """Per-part stats -> one: integer counters summed; float summaries (medians, means of a part) cannot be
-    combined exactly, so each becomes ``<key>_by_part`` (a list in part order)."""
+    """Per-part stats -> one: integer counters summed, lists concatenated in part order; float summaries
+    (medians, means of a part) cannot be combined exactly, so each becomes ``<key>_by_part`` (a list in part
+    order)."""
     out: dict = {}
     for st in parts:
         for k, v in st.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            if isinstance(v, int):
+            if isinstance(v, list):
+                out[k] = out.get(k, []) + v
+            elif isinstance(v, int) and not isinstance(v, bool):
                 out[k] = out.get(k, 0) + v
     for k in sorted({k for st in parts for k, v in st.items() if isinstance(v, float)}):
         out[f"{k}_by_part"] = [st.get(k) for st in parts]
@@ -457,13 +458,14 @@ def merge_parts(out_dir: str, split: str, remove_parts: bool = True) -> dict:
     return stats
 
 
-def define_scale_flags(define) -> None:
-    """--num_workers, --num_shards, --shard_index (every converter and subsample), through ``define`` =
+def define_scale_flags(define, workers: bool = True) -> None:
+    """--num_workers (with ``workers``), --num_shards, --shard_index, through ``define`` =
     ``cli.flag_definer(fv)``."""
     from absl import flags
 
-    define(flags.DEFINE_integer, "num_workers", 0, "Local worker processes (0 or 1: this process). The output is "
-           "the same whatever the count.", lower_bound=0)
+    if workers:
+            define(flags.DEFINE_integer, "num_workers", 0, "Local worker processes (0 or 1: this process). The output "
+               "is the same whatever the count.", lower_bound=0)
     define(flags.DEFINE_integer, "num_shards", 1, "Split the inputs into this many contiguous parts (one per "
            "machine / scheduler task); with > 1 this run writes part --shard_index into "
            "<out_dir>/parts/<split>-KKKKK-of-NNNNN, and tfrecords_tools/merge_parts.py gathers them.",

@@ -96,6 +96,21 @@ H36M_TO_SMPL = {
 SMPL_IDX = np.array(sorted(H36M_TO_SMPL), np.int64)
 H36M_IDX = np.array([H36M_TO_SMPL[j] for j in SMPL_IDX], np.int64)
 JOINTS3D_VALID = np.isin(np.arange(24), SMPL_IDX)
+# Material known to be broken in the release, skipped unless --keep_broken: (subject, action = the mocap file's
+# name, camera id or None = every camera) -> why. S11 "Directions" from camera 54138969 is a corrupt video (it
+# stops early); S9 "Greeting", "SittingDown 1" and "Waiting 1" have ground truth shifted against the video, which
+# public pipelines (3d-pose-baseline's evaluation, VideoPose3D) leave out too.
+KNOWN_BROKEN = {
+    ("S11", "Directions", "54138969"): "corrupt video",
+    ("S9", "Greeting", None): "ground truth shifted against the video",
+    ("S9", "SittingDown 1", None): "ground truth shifted against the video",
+    ("S9", "Waiting 1", None): "ground truth shifted against the video",
+}
+
+
+def known_broken(subject: str, action: str, camera_id: str) -> str | None:
+    """Why (subject, action, camera) is in KNOWN_BROKEN, or None."""
+    return KNOWN_BROKEN.get((subject, action, camera_id)) or KNOWN_BROKEN.get((subject, action, None))
 
 
 # ---------------------------------------------------------------------------------------------- cameras
@@ -277,8 +292,13 @@ def _d2_check(root, subject, action, cam, frames, j2d, stats):
 # ---------------------------------------------------------------------------------------------- convert
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None, fits_dir: str | None = None,
             cameras: str | None = None, examples_per_shard: int = 2000, max_examples: int = 0, every: int = 5,
-            subjects=None) -> dict:
-    """Convert ``split`` of Human3.6M under ``root`` into ``out_dir``. Returns stats (also in the manifest)."""
+            subjects=None, keep_broken: bool = False, num_shards: int = 1, shard_index: int = 0) -> dict:
+    """Convert ``split`` of Human3.6M under ``root`` into ``out_dir``. Returns stats (also in the manifest).
+
+    The videos of KNOWN_BROKEN are skipped unless ``keep_broken`` (counted: ``skipped_known_broken``, listed:
+    ``skipped_known_broken_videos``). num_shards > 1: only part ``shard_index`` of the sorted (subject, action,
+    camera) videos, written to ``_common.part_dir(out_dir, split, num_shards, shard_index)``.
+    """
     subjects = tuple(subjects) if subjects else SPLIT_SUBJECTS[split]
     cam_path = cameras or next((p for p in (os.path.join(root, "metadata.xml"), os.path.join(root, "cameras.h5"))
                                 if os.path.exists(p)), None)
@@ -294,6 +314,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     "not from SMPL (has_landmarks=0)")
     bodies: dict[int, _common.BodyModel] = {}
     stats = {"sequences": 0, "written": 0, "with_fits": 0, "without_fits": 0, "missing_videos": 0,
+             "missing_video_frames": 0, "skipped_known_broken": 0, "skipped_known_broken_videos": [],
              "d2": [], "fit": []}
     info = {"dataset": "h36m", "source": os.path.abspath(root), "every": every,
             "joints3d_valid": JOINTS3D_VALID.astype(int).tolist(),
@@ -307,7 +328,21 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     jobs.append((s, action, path, c))
     if not jobs:
         raise FileNotFoundError(f"no mocap files for subjects {subjects} under {root}")
-    with _common.ShardedOutput(out_dir, split, examples_per_shard, **info) as out:
+    jobs = _common.input_part(jobs, num_shards, shard_index)  # before skipping: each part counts its own
+    if not keep_broken:
+        kept = []
+        for job in jobs:
+            s, action, _, c = job
+            why = known_broken(s, action, cams[(s, c)]["id"])
+            if why:
+                stats["skipped_known_broken"] += 1
+                stats["skipped_known_broken_videos"].append(f"{s}/{action}.{cams[(s, c)]['id']}: {why}")
+            else:
+                kept.append(job)
+        jobs = kept
+    info["known_broken"] = "kept (--keep_broken)" if keep_broken else "skipped"
+    dest = _common.part_dir(out_dir, split, num_shards, shard_index)
+    with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         bar = _common.progress(total=len(jobs), desc=f"h36m {split}", unit="video")
         cache = {}
         for s, action, path, c in jobs:
@@ -377,6 +412,11 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
     mask_path = os.path.join(root, s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
     if imgs and os.path.exists(mask_path):
         masks = load_masks(mask_path, sorted(imgs), next(iter(imgs.values())).shape)
+    lost = [f for f in frames.tolist() if f not in imgs]
+    if lost:
+        stats["missing_video_frames"] += len(lost)
+        log.warning("%s: %d of the %d wanted frames could not be decoded (from frame %d on): not written",
+                    video, len(lost), len(frames), lost[0])
     for n_, f in enumerate(frames.tolist()):
         if f not in imgs:
             continue
@@ -415,16 +455,22 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "cameras", None, "metadata.xml or cameras.h5 (default: found in --root).")
     define(flags.DEFINE_integer, "every", 5, "Keep every n-th frame (paper: 5).", lower_bound=1)
     define(flags.DEFINE_list, "subjects", None, "Subjects overriding the split's (e.g. S9).")
+    define(flags.DEFINE_boolean, "keep_broken", False, "Also convert the videos known to be broken (S11 "
+           "Directions camera 54138969; S9 Greeting, SittingDown 1, Waiting 1), skipped by default.")
+    _common.define_scale_flags(define, workers=False)
 
 
 def main(argv):
     del argv
     F = FLAGS
+    _common.check_scale_flags(F.num_shards, F.shard_index)
     subjects = [s.strip() for s in F.subjects if s.strip()] if F.subjects else None
     stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.fits_dir or None, F.cameras or None,
-                    F.examples_per_shard, F.max_output_examples, F.every, subjects)
-    print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits), "
-          f"{stats['written']} examples written to {F.out_dir}")
+                    F.examples_per_shard, F.max_output_examples, F.every, subjects, keep_broken=F.keep_broken,
+                    num_shards=F.num_shards, shard_index=F.shard_index)
+    print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits, "
+          f"{stats['skipped_known_broken']} known-broken skipped), {stats['written']} examples written to "
+          f"{_common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)}")
 
 
 if __name__ == "__main__":
