@@ -52,6 +52,30 @@ SPLITS = ("train", "val", "test")
 # SMPL joints of the first 12 LSP joints (r ankle, r knee, r hip, l hip, l knee, l ankle, r wrist, r elbow,
 # r shoulder, l shoulder, l elbow, l wrist); LSP's neck and head top have no SMPL joint.
 LSP_TO_SMPL = np.array([8, 5, 2, 1, 4, 7, 21, 19, 17, 16, 18, 20], np.int64)
+# The model UP-3D's fits were made with: SMPLify's gender-neutral model, 10 shape components. SMPL v1.1.0's
+# SMPL_NEUTRAL (300 components) is a different model whose first 10 components do not match these betas.
+FIT_MODEL_FILE = "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+FIT_MODEL_COMPONENTS = 10
+
+
+def neutral_model_record(smpl_dir: str) -> dict:
+    """The neutral model file ``--smpl_dir`` gives and its shape-component count, for the manifest:
+    {"body_model_file": base name, "body_model_shape_components": int, "body_model_matches_fits": bool}, with a
+    warning when it is not the model UP-3D's fits were made with (FIT_MODEL_FILE, FIT_MODEL_COMPONENTS)."""
+    from smplr_tf.body import model_io
+
+    path = model_io.find_model_files(smpl_dir).get("neutral")
+    if path is None:
+        raise ValueError(f"{smpl_dir}: no gender-neutral SMPL model file ({FIT_MODEL_FILE}): UP-3D's fits are "
+                         "neutral-SMPL parameters")
+    n = int(model_io.load_model_file(path, gender="neutral").extras["num_shape_components"])
+    name = os.path.basename(path)
+    ok = n == FIT_MODEL_COMPONENTS and "v1.1" not in name.lower()
+    if not ok:
+        log.warning("up3d: the neutral model %s has %d shape components; UP-3D's fits were made with %s "
+                    "(%d components): its first %d components differ, so the bodies will not match the fits",
+                    path, n, FIT_MODEL_FILE, FIT_MODEL_COMPONENTS, FIT_MODEL_COMPONENTS)
+    return {"body_model_file": name, "body_model_shape_components": n, "body_model_matches_fits": bool(ok)}
 
 
 def read_split(root: str, split: str) -> list[int]:
@@ -128,20 +152,29 @@ def silhouette(render: np.ndarray, image_shape, crop_info) -> np.ndarray:
 
 
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None,
-            examples_per_shard: int = 2000, max_examples: int = 0) -> dict:
+            examples_per_shard: int = 2000, max_examples: int = 0, num_shards: int = 1, shard_index: int = 0) -> dict:
+    """Convert ``split`` of UP-3D under ``root`` into ``out_dir``. Returns stats (also in the manifest).
+
+    The manifest records the neutral model file and its shape-component count (``neutral_model_record``).
+    num_shards > 1: only part ``shard_index`` of the split's sorted ids, written to
+    ``_common.part_dir(out_dir, split, num_shards, shard_index)``.
+    """
     import cv2
 
     if smpl_dir is None:
         raise ValueError("convert_up3d needs --smpl_dir with the official gender-neutral SMPL model: UP-3D's fits "
                          "are neutral-SMPL parameters, and every joint, landmark and the crop come from that model")
+    model_record = neutral_model_record(smpl_dir)
     body = _common.BodyModel(smpl_dir, genders=("neutral",))
-    ids = read_split(root, split)
+    ids = _common.input_part(read_split(root, split), num_shards, shard_index)
     if max_examples:
         ids = ids[:max_examples]
     stats = {"images": 0, "written": 0, "without_mask": 0, "lsp": []}
     info = {"dataset": "up3d", "source": os.path.abspath(root), "body_model": "official neutral SMPL (--smpl_dir)",
-            "conventions": "neutral SMPL fits; has_3d=0 (fits, not measured 3D); see convert_up3d.py"}
-    with _common.ShardedOutput(out_dir, split, examples_per_shard, **info) as out:
+            "conventions": "neutral SMPL fits; has_3d=0 (fits, not measured 3D); see convert_up3d.py",
+            **model_record}
+    dest = _common.part_dir(out_dir, split, num_shards, shard_index)
+    with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         for i in _common.progress(ids, desc=f"up3d {split}", unit="img"):
             p = os.path.join(root, f"{i:05d}")
             b = load_body(p + "_body.pkl")
@@ -207,13 +240,17 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
     define(flags.DEFINE_string, "smpl_dir", None, "Official SMPL model files, with the gender-neutral model "
            "(SMPL_NEUTRAL.pkl) that UP-3D's fits use.")
+    _common.define_scale_flags(define, workers=False)
 
 
 def main(argv):
     del argv
     F = FLAGS
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_output_examples)
-    print(f"up3d {F.split}: {stats['written']} examples written to {F.out_dir}")
+    _common.check_scale_flags(F.num_shards, F.shard_index)
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_output_examples,
+                    num_shards=F.num_shards, shard_index=F.shard_index)
+    print(f"up3d {F.split}: {stats['written']} examples written to "
+          f"{_common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)}")
 
 
 if __name__ == "__main__":
