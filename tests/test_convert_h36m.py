@@ -191,3 +191,50 @@ def test_parts_merge_to_the_whole_run(data, with_broken, tmp_path):
     key = lambda r: (r["sequence"], int(r["frame"]))  # noqa: E731
     assert [key(r) for r in read_split(parts, "test")] == [key(r) for r in read_split(whole, "test")]
     assert merged["skipped_known_broken"] == 1 and len(merged["skipped_known_broken_videos"]) == 1
+
+
+DIST = (-0.9, 0.4, 0.0, 0.03, -0.02)  # k1 k2 k3 p1 p2: a strong lens, so that ignoring it moves the wrists
+
+
+def test_lens_distortion_undistorted_frames(data, tmp_path):
+    """A video filmed through a distorting lens (the fixture draws through Human3.6M's lens model, written out
+    independently): the converter undistorts the frames, so the wrist dots sit on the pinhole joints2d; the
+    D2_Positions (through the lens) agree with our projection distorted alike."""
+    root = str(tmp_path / "h36m")
+    b1 = data["b1"]
+
+    def cam(X):  # cam_a moved 1.5 m along world +x (its own x axis): the body sits off-centre, where lenses bend
+        return cam_a(X) - np.array([1.5, 0.0, 0.0])
+
+    fx.write_mocap(root, "S1", "Directions 1", b1["mocap"], "cdf")
+    fx.write_video(root, "S1", "Directions 1", 0, cam(b1["mocap"]), dist=DIST)
+    fx.write_d2(root, "S1", "Directions 1", 0, fx.project(cam(b1["mocap"]), DIST))
+    ext = {(1, c): (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for c in range(4)}
+    ext[(1, 0)] = (np.pi / 2, 0.0, 0.0, 1500.0, -4500.0, 1000.0)
+    fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext, distortion={0: DIST})
+    wrists = cam(b1["mocap"][::5][:, [19, 27]])
+    moved = np.linalg.norm(fx.project(wrists, DIST) - fx.project(wrists), axis=-1)
+    assert moved.max(axis=1).min() > 6.0, moved  # in every frame the lens moves a dot beyond the check below
+    out = str(tmp_path / "rec")
+    stats = convert_h36m.convert(root, out, "train")
+    assert stats["undistorted_videos"] == 1 and stats["joints2d_vs_d2_positions_px_median"] < 1e-3
+    recs = read_split(out, "train")
+    assert len(recs) == 3
+    for r in recs:
+        img = r["image"].astype(int)
+        for j, (hi, lo) in ((20, (0, 2)), (21, (2, 0))):  # left wrist on red, right wrist on blue
+            x, y = np.round(r["joints2d"][j]).astype(int)
+            patch = img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+            assert patch[hi] > 150 and patch[lo] < 110, (j, patch)
+    # the undistortion map inverts the lens model: a distorted point maps back onto its pinhole pixel
+    cam = convert_h36m.load_cameras(os.path.join(root, "metadata.xml"))[("S1", 0)]
+    mx, my = convert_h36m.undistort_maps(cam, fx.W, fx.H)
+    pin = fx.project(wrists.reshape(-1, 3))
+    dis = fx.project(wrists.reshape(-1, 3), DIST)
+    inside = (pin[:, 0] >= 0) & (pin[:, 0] < fx.W - 1) & (pin[:, 1] >= 0) & (pin[:, 1] < fx.H - 1)
+    u, v = np.round(pin[inside]).astype(int).T
+    got = np.stack([mx[v, u], my[v, u]], -1)
+    expect = fx.project(np.concatenate([(np.stack([u, v], -1) - fx.C_PX) / fx.F_PX, np.ones((len(u), 1))], -1),
+                        DIST)
+    np.testing.assert_allclose(got, expect, atol=1e-3)
+    assert np.abs(dis[inside] - pin[inside]).max() > 6.0

@@ -24,9 +24,11 @@ Conventions (BUILD_NOTES "Human3.6M"):
   rotations Rx(t) = [[1,0,0],[0,cos t,sin t],[0,-sin t,cos t]], Ry(t) = [[cos t,0,sin t],[0,1,0],
   [-sin t,0,cos t]], Rz(t) = [[cos t,sin t,0],[-sin t,cos t,0],[0,0,1]] (the layout and formula used by the
   public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose).
-  Lens distortion (k, p) is ignored: joints2d are pinhole projections (when a ``D2_Positions`` file is
-  present, the mean distance between it and our projection is reported as
-  ``stats_<split>.joints2d_vs_d2_positions_px_median``).
+  Lens distortion: the frames (and masks) are undistorted with the camera's radial (k1 k2 k3) and
+  tangential (p1 p2) coefficients under Human3.6M's own lens model (:func:`distort`; cv2.remap), so that they
+  are pinhole images of K, as the labels (pinhole projections) and the crop assume. When a ``D2_Positions``
+  file is present (projections through the lens), the median distance between it and our projection,
+  distorted alike, is reported as ``stats_<split>.joints2d_vs_d2_positions_px_median``.
 * Masks: the release's background-subtraction masks ``S*/MySegmentsMat/ground_truth_bs/<Action>.<camera id>.mat``
   (MATLAB v7.3 = HDF5: ``Masks`` holds one reference per frame to a (W, H) array, transposed on reading) when
   present (has_mask = 1), else has_mask = 0.
@@ -132,6 +134,35 @@ def _rz(t):
 def rotation_from_angles(a0, a1, a2) -> np.ndarray:
     """metadata.xml's three extrinsic angles -> world -> camera rotation R (x_cam = R (X - T))."""
     return _rx(-a0) @ _ry(a1) @ _rz(-a2)
+
+
+def distort(xy, k, p) -> np.ndarray:
+    """Human3.6M's lens model (the release's ProjectPointRadial): (..., 2) pinhole normalised image coordinates
+    (x/z, y/z) -> distorted ones. k = (k1, k2, k3) radial, p = (p1, p2) tangential (metadata.xml's order):
+    r2 = x^2 + y^2, s = 1 + k1 r2 + k2 r2^2 + k3 r2^3 + p1 y + p2 x, (x, y) -> (x s + p2 r2, y s + p1 r2).
+    (Not OpenCV's model: the tangential terms differ.)"""
+    xy = np.asarray(xy, np.float64)
+    k = np.zeros(3) if k is None else np.asarray(k, np.float64).reshape(3)
+    p = np.zeros(2) if p is None else np.asarray(p, np.float64).reshape(2)
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    s = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + p[0] * y + p[1] * x
+    return np.stack([x * s + p[1] * r2, y * s + p[0] * r2], -1)
+
+
+def has_distortion(cam) -> bool:
+    return any(v is not None and np.any(np.asarray(v) != 0) for v in (cam.get("k"), cam.get("p")))
+
+
+def undistort_maps(cam, width: int, height: int):
+    """cv2.remap maps (map_x, map_y) (H, W) float32 that turn a frame of ``cam`` (lens-distorted, Human3.6M's
+    model) into the pinhole image of the same K: output pixel (u, v) reads the source at
+    K distort(K^-1 (u, v)). Pixel-centre convention (pixel i at coordinate i), as everywhere here."""
+    K = cam["K"]
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    xy = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]], -1)
+    d = distort(xy, cam.get("k"), cam.get("p"))
+    return ((d[..., 0] * K[0, 0] + K[0, 2]).astype(np.float32), (d[..., 1] * K[1, 1] + K[1, 2]).astype(np.float32))
 
 
 def _camera(R, T_mm, f, c, cam_id, k=None, p=None) -> dict:
@@ -314,7 +345,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     "not from SMPL (has_landmarks=0)")
     bodies: dict[int, _common.BodyModel] = {}
     stats = {"sequences": 0, "written": 0, "with_fits": 0, "without_fits": 0, "missing_videos": 0,
-             "missing_video_frames": 0, "skipped_known_broken": 0, "skipped_known_broken_videos": [],
+             "missing_video_frames": 0, "undistorted_videos": 0, "skipped_known_broken": 0, "skipped_known_broken_videos": [],
              "d2": [], "fit": []}
     info = {"dataset": "h36m", "source": os.path.abspath(root), "every": every,
             "joints3d_valid": JOINTS3D_VALID.astype(int).tolist(),
@@ -405,13 +436,24 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
                                       .mean() * 1000.0))
     else:
         stats["without_fits"] += 1
-    proj = mocap_cam @ cam["K"].T
+    # D2_Positions are projections through the lens (distorted): compare them with ours, distorted alike
+    K = cam["K"]
+    xy = distort(mocap_cam[..., :2] / mocap_cam[..., 2:3], cam.get("k"), cam.get("p"))
+    proj = np.concatenate([xy * np.diag(K)[:2] + K[:2, 2], np.ones(xy.shape[:-1] + (1,))], -1)
     _d2_check(root, s, action, cam, frames, _smpl_order_2d(proj), stats)
     imgs = _common.read_video_frames(video, frames)
     masks = {}
     mask_path = os.path.join(root, s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
     if imgs and os.path.exists(mask_path):
         masks = load_masks(mask_path, sorted(imgs), next(iter(imgs.values())).shape)
+    if imgs and has_distortion(cam):  # frames and masks -> the pinhole images that the labels and crop assume
+        import cv2
+
+        h, w = next(iter(imgs.values())).shape[:2]
+        mx, my = undistort_maps(cam, w, h)
+        imgs = {f: cv2.remap(im, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for f, im in imgs.items()}
+        masks = {f: cv2.remap(m.astype(np.uint8) * 255, mx, my, cv2.INTER_LINEAR) > 127 for f, m in masks.items()}
+        stats["undistorted_videos"] += 1
     lost = [f for f in frames.tolist() if f not in imgs]
     if lost:
         stats["missing_video_frames"] += len(lost)
