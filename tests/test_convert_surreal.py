@@ -226,3 +226,14 @@ def test_workers_import_no_tensorflow():
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, PYTHONPATH=root))
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_principal_point_pixel_centres():
+    """SURREAL's K = Blender's raster (pixels measured from the image corner): the optical axis hits raster
+    (160, 120), the point between pixels 159 and 160 / 119 and 120, i.e. 159.5 / 119.5 with pixel i at
+    coordinate i; mirroring x -> 319 - x leaves 159.5."""
+    K = convert_surreal.K_UNMIRRORED
+    assert (K[0, 2], K[1, 2], K[0, 0], K[1, 1]) == (159.5, 119.5, 600.0, 600.0)
+    # a point on the optical axis of the proper camera is the centre of the 320 x 240 grid of pixel centres
+    x = K @ np.array([0.0, 0.0, 4.0])
+    assert x[0] / x[2] == pytest.approx((0 + 319) / 2) and x[1] / x[2] == pytest.approx((0 + 239) / 2)

@@ -22,8 +22,12 @@ Conventions (worked out here; BUILD_NOTES "SURREAL conventions"):
   joints2D / joints3D are SMPL's, but in the mirrored picture a left limb looks like a right one. (The
   SURREAL authors' SMPL-relations demo notes the swap; DecoMR-style preprocessing mirrors the frames.)
   We mirror every frame and mask back (x -> W - 1 - x) and use the proper camera
-  R = diag(-1,1,1) @ R_pub = [[0,0,1],[0,1,0],[-1,0,0]], t = -R camLoc, K' = K with cx' = W - 1 - cx = 159
-  (the exact intrinsics of the flipped pixel grid). Then joints keep SMPL's labels (no permutation), the
+  R = diag(-1,1,1) @ R_pub = [[0,0,1],[0,1,0],[-1,0,0]], t = -R camLoc, and the intrinsics below.
+* Principal point: SURREAL's K (and so its joints2D) measures pixels from the image's corner, as Blender does
+  (its raster spans [0, W] x [0, H] over the sensor, optical axis at (W/2, H/2), and pixel x is sampled around
+  raster x + 0.5). Our convention puts pixel i's centre at coordinate i, so the rendered frames have
+  cx = 160 - 0.5 = 159.5, cy = 119.5, and the released joints2D are ours + 0.5. Mirrored back:
+  cx' = W - 1 - 159.5 = 159.5 (K_UNMIRRORED). Then joints keep SMPL's labels (no permutation), the
   body is a true (non-mirrored) SMPL body, and its pose is a rotation away from the world pose.
 * Body rotation: SURREAL stores ``pose[0:3]`` as MoSh gives it (CMU mocap frame, z up) and spins the body
   about the vertical by ``zrot``. The SMPL global rotation in the world frame is
@@ -71,8 +75,9 @@ _BLENDER_CAM_ROT = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]
 _BCAM_TO_CV = np.diag([1.0, -1.0, -1.0])
 R_PUBLISHED = _BCAM_TO_CV @ _BLENDER_CAM_ROT.T  # [[0,0,-1],[0,1,0],[-1,0,0]], det = -1 (a reflection)
 R_WORLD_TO_CAM = np.diag([-1.0, 1.0, 1.0]) @ R_PUBLISHED  # [[0,0,1],[0,1,0],[-1,0,0]], a rotation
-K_UNMIRRORED = SURREAL_K.copy()
-K_UNMIRRORED[0, 2] = WIDTH - 1 - SURREAL_K[0, 2]  # intrinsics of the frames after mirroring them back
+K_PIXEL_CENTRES = SURREAL_K - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])  # pixel i at coordinate i
+K_UNMIRRORED = K_PIXEL_CENTRES.copy()
+K_UNMIRRORED[0, 2] = WIDTH - 1 - K_PIXEL_CENTRES[0, 2]  # intrinsics of the frames after mirroring them back
 R_X90 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 SPLITS = ("train", "val", "test")
 
@@ -272,7 +277,7 @@ def _clip_task(args):
     # mirrored like the frames.
     proj = joints_cam[valid] @ K_UNMIRRORED.T
     proj = proj[..., :2] / proj[..., 2:3]
-    j2 = d["joints2d"][valid].copy()
+    j2 = d["joints2d"][valid] - 0.5  # corner-origin (Blender's raster) -> pixel centres
     j2[..., 0] = WIDTH - 1 - j2[..., 0]
     rep = float(np.linalg.norm(proj - j2, axis=-1).mean()) if len(valid) else 0.0
     st["rep"] = rep
