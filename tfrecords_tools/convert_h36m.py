@@ -101,7 +101,7 @@ JOINTS3D_VALID = np.isin(np.arange(24), SMPL_IDX)
 # Material known to be broken in the release, skipped unless --keep_broken: (subject, action = the mocap file's
 # name, camera id or None = every camera) -> why. S11 "Directions" from camera 54138969 is a corrupt video (it
 # stops early); S9 "Greeting", "SittingDown 1" and "Waiting 1" have ground truth shifted against the video, which
-# public pipelines (3d-pose-baseline's evaluation, VideoPose3D) leave out too.
+# public evaluation pipelines leave out too.
 KNOWN_BROKEN = {
     ("S11", "Directions", "54138969"): "corrupt video",
     ("S9", "Greeting", None): "ground truth shifted against the video",
