@@ -108,6 +108,11 @@ def test_manifest_records_the_neutral_model(data, tmp_path, caplog):
 
 
 def test_parts_merge_to_the_whole_run(data, tmp_path):
+    two = str(tmp_path / "two")  # 2 worker processes: the same bytes
+    convert_up3d.convert(data["root"], two, "train", smpl_dir=data["smpl"], num_workers=2)
+    for f in sorted(os.listdir(data["out"])):
+        if f.endswith(".tfrecord"):
+            assert open(os.path.join(data["out"], f), "rb").read() == open(os.path.join(two, f), "rb").read()
     parts = str(tmp_path / "parts")
     for k in (0, 1):
         convert_up3d.convert(data["root"], parts, "train", smpl_dir=data["smpl"], num_shards=2, shard_index=k)
