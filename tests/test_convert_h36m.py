@@ -188,6 +188,11 @@ def test_parts_merge_to_the_whole_run(data, with_broken, tmp_path):
     for k in (0, 1):
         convert_h36m.convert(with_broken, parts, "test", cameras=data["cams_h5"], num_shards=2, shard_index=k)
     merged = _common.merge_parts(parts, "test")
+    two = str(tmp_path / "two")  # 2 worker processes: the same bytes as one
+    convert_h36m.convert(with_broken, two, "test", cameras=data["cams_h5"], num_workers=2)
+    for f in sorted(os.listdir(whole)):
+        if f.endswith(".tfrecord"):
+            assert open(os.path.join(whole, f), "rb").read() == open(os.path.join(two, f), "rb").read(), f
     key = lambda r: (r["sequence"], int(r["frame"]))  # noqa: E731
     assert [key(r) for r in read_split(parts, "test")] == [key(r) for r in read_split(whole, "test")]
     assert merged["skipped_known_broken"] == 1 and len(merged["skipped_known_broken_videos"]) == 1

@@ -304,31 +304,37 @@ def load_masks(path: str, frames, shape) -> dict:
     return out
 
 
-def _d2_check(root, subject, action, cam, frames, j2d, stats):
+def _d2_check(root, subject, action, cam, frames, j2d):
+    """Mean pixel distance of D2_Positions (when the release has the file) to ``j2d`` (F, 24, 2) at the mapped
+    joints, or None; a warning above 10 px."""
     path = os.path.join(root, subject, "MyPoseFeatures", "D2_Positions", f"{action}.{cam['id']}.cdf")
     if not os.path.exists(path):
-        return
+        return None
     import cdflib
 
     d2 = np.asarray(cdflib.CDF(path).varget("Pose"), np.float64).reshape(-1, 32, 2)
     ok = frames < len(d2)
-    if ok.any():
-        err = np.linalg.norm(d2[frames[ok]][:, H36M_IDX] - j2d[ok][:, SMPL_IDX], axis=-1).mean()
-        stats["d2"].append(float(err))
-        if err > 10.0:
-            log.warning("%s: our projection of the mocap differs from D2_Positions by %.1f px: camera "
-                        "convention mismatch?", path, err)
+    if not ok.any():
+        return None
+    err = float(np.linalg.norm(d2[frames[ok]][:, H36M_IDX] - j2d[ok][:, SMPL_IDX], axis=-1).mean())
+    if err > 10.0:
+        log.warning("%s: our projection of the mocap differs from D2_Positions by %.1f px: camera "
+                    "convention mismatch?", path, err)
+    return err
 
 
 # ---------------------------------------------------------------------------------------------- convert
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None, fits_dir: str | None = None,
             cameras: str | None = None, examples_per_shard: int = 2000, max_examples: int = 0, every: int = 5,
-            subjects=None, keep_broken: bool = False, num_shards: int = 1, shard_index: int = 0) -> dict:
+            subjects=None, keep_broken: bool = False, num_shards: int = 1, shard_index: int = 0,
+            num_workers: int = 0) -> dict:
     """Convert ``split`` of Human3.6M under ``root`` into ``out_dir``. Returns stats (also in the manifest).
 
     The videos of KNOWN_BROKEN are skipped unless ``keep_broken`` (counted: ``skipped_known_broken``, listed:
     ``skipped_known_broken_videos``). num_shards > 1: only part ``shard_index`` of the sorted (subject, action,
-    camera) videos, written to ``_common.part_dir(out_dir, split, num_shards, shard_index)``.
+    camera) videos, written to ``_common.part_dir(out_dir, split, num_shards, shard_index)``. num_workers > 1:
+    videos are decoded, undistorted and cropped in that many processes (mocap, fits and SMPL stay in this one);
+    the same bytes whatever the count.
     """
     subjects = tuple(subjects) if subjects else SPLIT_SUBJECTS[split]
     cam_path = cameras or next((p for p in (os.path.join(root, "metadata.xml"), os.path.join(root, "cameras.h5"))
@@ -375,19 +381,25 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
     dest = _common.part_dir(out_dir, split, num_shards, shard_index)
     with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         bar = _common.progress(total=len(jobs), desc=f"h36m {split}", unit="video")
-        cache = {}
-        for s, action, path, c in jobs:
-            if max_examples and out.count >= max_examples:
-                break
-            if path not in cache:
-                cache.clear()
-                cache[path] = (load_mocap(path), load_fits(fits_dir, s, action))
-            mocap, fits = cache[path]
-            _convert_video(root, s, action, c, cams[(s, c)], mocap, fits, smpl_dir, bodies, out, stats,
-                           max_examples, every)
-            stats["sequences"] += 1
-            bar.update(1)
-            bar.set_postfix(examples=out.count)
+        tasks = _video_tasks(root, jobs, cams, fits_dir, smpl_dir, bodies, every, stats)
+        results = _common.map_ordered(_video_task, tasks, num_workers)
+        try:
+            for examples, st in results:
+                stats["sequences"] += 1
+                for k in ("missing_video_frames", "undistorted_videos"):
+                    stats[k] += st[k]
+                if st["d2"] is not None:
+                    stats["d2"].append(st["d2"])
+                if max_examples:
+                    examples = examples[: max(0, max_examples - out.count)]
+                for ex in examples:
+                    out.write(ex)
+                bar.update(1)
+                bar.set_postfix(examples=out.count)
+                if max_examples and out.count >= max_examples:
+                    break
+        finally:
+            results.close()
         bar.close()
         stats["written"] = out.count
         d2, fit = stats.pop("d2"), stats.pop("fit")
@@ -399,18 +411,28 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
     return stats
 
 
-def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, stats, max_examples, every):
-    video = os.path.join(root, s, "Videos", f"{action}.{cam['id']}.mp4")
-    if not os.path.exists(video):
-        stats["missing_videos"] += 1
-        log.warning("%s missing: skipped", video)
-        return
+def _video_tasks(root, jobs, cams, fits_dir, smpl_dir, bodies, every, stats):
+    """Per video (main process: mocap, fits, SMPL; lazily, in job order): the task of :func:`_video_task`.
+    A missing video is counted and skipped here."""
+    cache = {}
+    for s, action, path, c in jobs:
+        cam = cams[(s, c)]
+        video = os.path.join(root, s, "Videos", f"{action}.{cam['id']}.mp4")
+        if not os.path.exists(video):
+            stats["missing_videos"] += 1
+            log.warning("%s missing: skipped", video)
+            continue
+        if path not in cache:
+            cache.clear()
+            cache[path] = (load_mocap(path), load_fits(fits_dir, s, action))
+        mocap, fits = cache[path]
+        yield _video_geometry(root, s, action, c, cam, video, mocap, fits, smpl_dir, bodies, every, stats)
+
+
+def _video_geometry(root, s, action, c, cam, video, mocap, fits, smpl_dir, bodies, every, stats) -> dict:
+    """The labels of one video's sampled frames (camera frame, metres) and what its worker needs."""
     n = len(mocap) if fits is None else min(len(mocap), len(fits["pose"]))
     frames = np.arange(0, n, every)
-    if max_examples:
-        frames = frames[: max(0, max_examples - out.count)]
-    if len(frames) == 0:
-        return
     R, T = cam["R"], cam["T"]
     mocap_cam = (mocap[frames] - T) @ R.T  # (F, 32, 3)
     joints = np.zeros((len(frames), 24, 3))
@@ -440,10 +462,22 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
     K = cam["K"]
     xy = distort(mocap_cam[..., :2] / mocap_cam[..., 2:3], cam.get("k"), cam.get("p"))
     proj = np.concatenate([xy * np.diag(K)[:2] + K[:2, 2], np.ones(xy.shape[:-1] + (1,))], -1)
-    _d2_check(root, s, action, cam, frames, _smpl_order_2d(proj), stats)
+    return {"root": root, "subject": s, "action": action, "c": c, "cam": cam, "video": video, "frames": frames,
+            "joints": joints, "root_cam": root_cam, "pose": pose, "betas": betas, "landmarks": landmarks,
+            "gender": gender, "has_3d": has_3d, "has_smpl": has_smpl, "j2d_lens": _smpl_order_2d(proj)}
+
+
+def _video_task(t: dict):
+    """One video (a worker process; no TensorFlow): D2 check, frames and masks read and undistorted, crops.
+    Returns (examples in frame order, stats of the video)."""
+    s, action, cam, video, frames = t["subject"], t["action"], t["cam"], t["video"], t["frames"]
+    st = {"missing_video_frames": 0, "undistorted_videos": 0, "d2": None}
+    if len(frames) == 0:
+        return [], st
+    st["d2"] = _d2_check(t["root"], s, action, cam, frames, t["j2d_lens"])
     imgs = _common.read_video_frames(video, frames)
     masks = {}
-    mask_path = os.path.join(root, s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
+    mask_path = os.path.join(t["root"], s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
     if imgs and os.path.exists(mask_path):
         masks = load_masks(mask_path, sorted(imgs), next(iter(imgs.values())).shape)
     if imgs and has_distortion(cam):  # frames and masks -> the pinhole images that the labels and crop assume
@@ -453,21 +487,25 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
         mx, my = undistort_maps(cam, w, h)
         imgs = {f: cv2.remap(im, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for f, im in imgs.items()}
         masks = {f: cv2.remap(m.astype(np.uint8) * 255, mx, my, cv2.INTER_LINEAR) > 127 for f, m in masks.items()}
-        stats["undistorted_videos"] += 1
+        st["undistorted_videos"] = 1
     lost = [f for f in frames.tolist() if f not in imgs]
     if lost:
-        stats["missing_video_frames"] += len(lost)
+        st["missing_video_frames"] = len(lost)
         log.warning("%s: %d of the %d wanted frames could not be decoded (from frame %d on): not written",
                     video, len(lost), len(frames), lost[0])
+    pose, betas, landmarks = t["pose"], t["betas"], t["landmarks"]
+    examples = []
     for n_, f in enumerate(frames.tolist()):
         if f not in imgs:
             continue
-        ex = _common.crop_example(
-            imgs[f], cam["K"], root_cam[n_], joints[n_], landmarks_cam=None if landmarks is None else landmarks[n_],
-            mask=masks.get(f), pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
-            gender=gender, has_3d=has_3d, has_smpl=has_smpl, dataset="h36m", subject=s,
-            sequence=f"{action}.{cam['id']}", frame=f, camera=c, joint_valid=None if has_3d else JOINTS3D_VALID)
-        out.write(ex)
+        examples.append(_common.crop_example(
+            imgs[f], cam["K"], t["root_cam"][n_], t["joints"][n_],
+            landmarks_cam=None if landmarks is None else landmarks[n_], mask=masks.get(f),
+            pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
+            gender=t["gender"], has_3d=t["has_3d"], has_smpl=t["has_smpl"], dataset="h36m", subject=s,
+            sequence=f"{action}.{cam['id']}", frame=f, camera=t["c"],
+            joint_valid=None if t["has_3d"] else JOINTS3D_VALID))
+    return examples, st
 
 
 def _smpl_order_2d(proj):
@@ -499,7 +537,7 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_list, "subjects", None, "Subjects overriding the split's (e.g. S9).")
     define(flags.DEFINE_boolean, "keep_broken", False, "Also convert the videos known to be broken (S11 "
            "Directions camera 54138969; S9 Greeting, SittingDown 1, Waiting 1), skipped by default.")
-    _common.define_scale_flags(define, workers=False)
+    _common.define_scale_flags(define)
 
 
 def main(argv):
@@ -509,7 +547,7 @@ def main(argv):
     subjects = [s.strip() for s in F.subjects if s.strip()] if F.subjects else None
     stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.fits_dir or None, F.cameras or None,
                     F.examples_per_shard, F.max_output_examples, F.every, subjects, keep_broken=F.keep_broken,
-                    num_shards=F.num_shards, shard_index=F.shard_index)
+                    num_shards=F.num_shards, shard_index=F.shard_index, num_workers=F.num_workers)
     print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits, "
           f"{stats['skipped_known_broken']} known-broken skipped), {stats['written']} examples written to "
           f"{_common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)}")
