@@ -220,7 +220,8 @@ def test_workers_import_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys; from tfrecords_tools import convert_surreal, convert_h36m, convert_up3d; "
+    code = ("import sys; from tfrecords_tools import _common, convert_surreal, convert_h36m, convert_up3d; "
+            "_common.PointsModel(None, genders=('female',))([[0.1] * 72], [[0.0] * 10], [0]); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
@@ -237,3 +238,19 @@ def test_principal_point_pixel_centres():
     # a point on the optical axis of the proper camera is the centre of the 320 x 240 grid of pixel centres
     x = K @ np.array([0.0, 0.0, 4.0])
     assert x[0] / x[2] == pytest.approx((0 + 319) / 2) and x[1] / x[2] == pytest.approx((0 + 239) / 2)
+
+
+def test_points_model_matches_the_smpl_layer(converted):
+    """The workers' NumPy joints + landmarks (PointsModel) against the SMPL layer (BodyModel), on random poses,
+    shapes and both genders of an official-format model with pose correctives."""
+    smpl = str(converted["base"] / "smpl")
+    rng = np.random.default_rng(0)
+    pose, betas = rng.normal(0, 0.6, (9, 72)), rng.normal(0, 1.5, (9, 10))
+    gender = rng.integers(0, 2, 9)
+    Ja, La = _common.BodyModel(smpl, genders=("female", "male"))(pose, betas, gender)
+    Jb, Lb = _common.PointsModel(smpl, genders=("female", "male"))(pose, betas, gender)
+    np.testing.assert_allclose(Jb, Ja, atol=1e-5)
+    np.testing.assert_allclose(Lb, La, atol=1e-5)
+    assert np.abs(La[gender == 0] - La[gender == 0].mean(0)).max() > 0.05  # not a degenerate body
+    with pytest.raises(ValueError, match="neutral"):
+        _common.PointsModel(smpl, genders=("female", "male"))(pose[:1], betas[:1], [2])

@@ -115,6 +115,72 @@ class BodyModel:
         return np.concatenate(js), np.concatenate(ls)
 
 
+class PointsModel:
+    """SMPL's joints and its 18 landmark vertices, in NumPy (float64), for worker processes that do not import
+    TensorFlow. The same model as :class:`BodyModel` (the layer of ``smplr_tf.body.smpl``), evaluated only
+    where the converters need it: the rest joints are linear in betas (J_regressor applied to the shape
+    basis), and only the landmark rows of the template, shape and pose-corrective bases and skinning weights
+    are kept, so a body costs ~20K multiply-adds instead of the full mesh's ~4M. Tested against the layer.
+
+    smpl_dir: official files (None: the package's free model); genders: names from GENDER_NAMES.
+    """
+
+    def __init__(self, smpl_dir: str | None, genders=skeleton.BODY_GENDERS):
+        from smplr_tf.body import model_io
+
+        files = model_io.find_model_files(smpl_dir)
+        self.genders = tuple(genders)
+        self._m = []
+        for g in self.genders:
+            d = model_io.load_model_file(files[g], gender=g)
+            jreg = np.asarray(d.J_regressor, np.float64)
+            ids = np.asarray(d.landmark_ids, np.int64)
+            self._m.append({
+                "j0": jreg @ np.asarray(d.v_template, np.float64),  # (24, 3)
+                "jdirs": np.einsum("jv,vcs->jcs", jreg, np.asarray(d.shapedirs, np.float64)),  # (24, 3, 10)
+                "l0": np.asarray(d.v_template, np.float64)[ids],  # (18, 3)
+                "ldirs": np.asarray(d.shapedirs, np.float64)[ids],  # (18, 3, 10)
+                "lpose": np.asarray(d.posedirs, np.float64)[ids],  # (18, 3, 207)
+                "lw": np.asarray(d.weights, np.float64)[ids],  # (18, 24)
+            })
+        self.parents = [int(p) for p in skeleton.JOINT_PARENTS]
+
+    def __call__(self, pose, betas, gender_code):
+        """pose (N, 72) axis-angle, betas (N, 10), gender_code (N,) schema codes -> (joints (N, 24, 3),
+        landmarks (N, 18, 3)) float64, metres, model frame (as :class:`BodyModel`)."""
+        pose = np.asarray(pose, np.float64).reshape(-1, 72)
+        betas = np.asarray(betas, np.float64).reshape(-1, 10)
+        codes = np.broadcast_to(np.atleast_1d(np.asarray(gender_code, np.int64)), (len(pose),))
+        n = len(pose)
+        joints, landmarks = np.zeros((n, 24, 3)), np.zeros((n, 18, 3))
+        R = rotmat_from_axis_angle(pose.reshape(n, 24, 3))  # (N, 24, 3, 3)
+        feat = (R[:, 1:] - np.eye(3)).reshape(n, 207)
+        for gi, g in enumerate(self.genders):
+            rows = np.flatnonzero(codes == GENDER_NAMES.index(g))
+            if not len(rows):
+                continue
+            m = self._m[gi]
+            J = m["j0"] + np.einsum("jcs,ns->njc", m["jdirs"], betas[rows])  # rest joints (n, 24, 3)
+            rot, trans = [R[rows, 0]], [J[:, 0]]
+            for k in range(1, 24):
+                p = self.parents[k]
+                rot.append(rot[p] @ R[rows, k])
+                trans.append(np.einsum("nab,nb->na", rot[p], J[:, k] - J[:, p]) + trans[p])
+            rot, posed = np.stack(rot, 1), np.stack(trans, 1)  # (n, 24, 3, 3), (n, 24, 3)
+            skin_t = posed - np.einsum("nkab,nkb->nka", rot, J)
+            v = (m["l0"] + np.einsum("lcs,ns->nlc", m["ldirs"], betas[rows])
+                 + np.einsum("lci,ni->nlc", m["lpose"], feat[rows]))  # posed template landmarks (n, 18, 3)
+            A = np.einsum("lk,nkab->nlab", m["lw"], rot)
+            t = np.einsum("lk,nka->nla", m["lw"], skin_t)
+            joints[rows] = posed
+            landmarks[rows] = np.einsum("nlab,nlb->nla", A, v) + t
+        missing = set(np.unique(codes).tolist()) - {GENDER_NAMES.index(g) for g in self.genders}
+        if missing:
+            raise ValueError(f"points model has no {[GENDER_NAMES[c] for c in sorted(missing)]} model "
+                             f"(loaded: {self.genders})")
+        return joints, landmarks
+
+
 # ------------------------------------------------------------------------------------------------ crop
 def crop_example(image, K, root_cam, joints_cam, *, landmarks_cam=None, mask=None, pose=None, betas=None,
                  gender=schema.GENDER_NEUTRAL, has_3d=1, has_smpl=None, dataset="", subject="", sequence="",

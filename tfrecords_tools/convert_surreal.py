@@ -192,20 +192,18 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
             "body_model": "official SMPL (--smpl_dir)" if smpl_dir else "none (landmarks absent)",
             "conventions": "frames mirrored back (SURREAL renders through a mirrored camera); pose/joints in the "
                            "proper camera frame; see convert_surreal.py"}
-    body = None
-    if smpl_dir is not None:
-        body = _common.BodyModel(smpl_dir, genders=skeleton.BODY_GENDERS)
     dest = _common.part_dir(out_dir, split, num_shards, shard_index)
     with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         bar = _common.progress(total=len(clips), desc=f"surreal {split}", unit="clip")
-        results = _common.map_ordered(_clip_task, [(c, min_motion) for c in clips], num_workers)
+        results = _common.map_ordered(_clip_task, [(c, min_motion) for c in clips], num_workers,
+                                      initializer=_init_worker, initargs=(smpl_dir,))
         try:
-            for info_path, (examples, bodies, st) in zip(clips, results):
+            for examples, st in results:
                 for k in ("frames_total", "zero_joint_frames", "missing_video_frames"):
                     stats[k] += st[k]
                 rep_all.append(st["rep"])
-                if body is not None and bodies is not None:
-                    dis_all.append(_add_landmarks(body, examples, bodies, info_path))
+                if st["dis"] is not None:
+                    dis_all.append(st["dis"])
                 if max_examples:
                     examples = examples[: max(0, max_examples - out.count)]
                 stats["frames_sampled"] += st["frames_sampled"] if not max_examples else len(examples)
@@ -228,25 +226,13 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
     return stats
 
 
-def _add_landmarks(body, examples, bodies, info_path) -> float:
-    """SMPL (main process, one batch per clip whatever the worker count) on the clip's sampled frames: fills
-    each written example's landmarks3d / landmarks2d / has_landmarks, and returns the mean distance (mm) of
-    SMPL's joints to SURREAL's joints3D over the sampled frames (the pose-convention check)."""
-    from smplr_tf.data import crop as crop_lib
+_BODY = None  # this process's PointsModel (None without --smpl_dir), set by _init_worker
 
-    J, L = body(bodies["pose_cam"], bodies["betas"], bodies["gender"])
-    Jc, Lc = _common.place_body(J, L, bodies["joints_cam"][:, 0])
-    dis = float(np.linalg.norm(Jc - bodies["joints_cam"], axis=-1).mean() * 1000.0)
-    if dis > 50.0:
-        log.warning("%s: SMPL joints of the camera-frame pose differ from SURREAL's joints3D by %.0f mm "
-                    "on average: pose convention mismatch (or not the official model)?", info_path, dis)
-    row = {int(f): n for n, f in enumerate(bodies["frames"])}
-    for ex in examples:
-        lm = Lc[row[int(ex["frame"])]]
-        ex["landmarks3d"] = lm.astype(np.float32)
-        ex["landmarks2d"] = crop_lib.project(lm, np.asarray(ex["intrinsics"], np.float64)).astype(np.float32)
-        ex["has_landmarks"] = 1
-    return dis
+
+def _init_worker(smpl_dir):
+    """Load the body model once per process: NumPy joints + landmarks (_common.PointsModel), no TensorFlow."""
+    global _BODY
+    _BODY = None if smpl_dir is None else _common.PointsModel(smpl_dir, genders=skeleton.BODY_GENDERS)
 
 
 def zero_joint_frames(joints3d_world) -> np.ndarray:
@@ -256,10 +242,8 @@ def zero_joint_frames(joints3d_world) -> np.ndarray:
 
 
 def _clip_task(args):
-    """One clip -> (examples, bodies, stats). Runs in a worker process that imports no TensorFlow (NumPy,
-    SciPy, OpenCV): examples are schema dicts in frame order without landmarks (filled by the main process
-    from ``bodies`` = pose_cam (N, 72), betas (N, 10), gender (N,), joints_cam (N, 24, 3), frames (N,) of the
-    N sampled frames; None when none is sampled)."""
+    """One clip -> (examples (schema dicts in frame order), stats of the clip). Runs in a worker process that
+    imports no TensorFlow (NumPy, SciPy, OpenCV); landmarks from this process's PointsModel."""
     import cv2
     import scipy.io
 
@@ -267,7 +251,8 @@ def _clip_task(args):
     d = load_info(info_path)
     stem, run, seq, clip = _clip_ids(info_path)
     T = len(d["pose"])
-    st = {"frames_total": T, "zero_joint_frames": 0, "frames_sampled": 0, "missing_video_frames": 0, "rep": 0.0}
+    st = {"frames_total": T, "zero_joint_frames": 0, "frames_sampled": 0, "missing_video_frames": 0, "rep": 0.0,
+          "dis": None}
     zero = zero_joint_frames(d["joints3d_world"])
     st["zero_joint_frames"] = int(zero.sum())
     valid = np.flatnonzero(~zero)
@@ -289,10 +274,16 @@ def _clip_task(args):
     keep = valid[_common.keep_by_motion(sub, min_motion) if min_motion > 0 else np.arange(len(valid))]
     st["frames_sampled"] = len(keep)
     if len(keep) == 0:
-        return [], None, st
+        return [], st
     pose_cam = camera_pose(d["pose"][keep], d["zrot"][keep], R)
-    bodies = {"pose_cam": pose_cam, "betas": d["betas"][keep], "gender": d["gender"][keep],
-              "joints_cam": joints_cam[keep], "frames": keep}
+    landmarks = None
+    if _BODY is not None:
+        J, L = _BODY(pose_cam, d["betas"][keep], d["gender"][keep])
+        Jc, landmarks = _common.place_body(J, L, joints_cam[keep, 0])
+        st["dis"] = float(np.linalg.norm(Jc - joints_cam[keep], axis=-1).mean() * 1000.0)
+        if st["dis"] > 50.0:
+            log.warning("%s: SMPL joints of the camera-frame pose differ from SURREAL's joints3D by %.0f mm "
+                        "on average: pose convention mismatch (or not the official model)?", info_path, st["dis"])
     video = info_path[: -len("_info.mat")] + ".mp4"
     frames = _common.read_video_frames(video, keep)
     segm_path = info_path[: -len("_info.mat")] + "_segm.mat"
@@ -307,10 +298,10 @@ def _clip_task(args):
             mask = cv2.flip(np.asarray(segm[f"segm_{f + 1}"], np.uint8), 1) > 0
         examples.append(_common.crop_example(
             cv2.flip(frames[f], 1), K_UNMIRRORED, joints_cam[f, 0], joints_cam[f],
-            landmarks_cam=None, mask=mask, pose=pose_cam[n],
+            landmarks_cam=None if landmarks is None else landmarks[n], mask=mask, pose=pose_cam[n],
             betas=d["betas"][f], gender=int(d["gender"][f]), has_3d=1, dataset="surreal", subject=seq.split("_")[0],
             sequence=f"{run}/{stem}", frame=f, camera=0))
-    return examples, bodies, st
+    return examples, st
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
