@@ -12,7 +12,7 @@ from fixtures import h36m as fx
 from fixtures.records import crop_pixels, read_split, write_smpl_dir
 from fixtures.smpl_numpy import NumpySMPL
 
-from tfrecords_tools import convert_h36m
+from tfrecords_tools import _common, convert_h36m
 
 os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
 
@@ -147,3 +147,99 @@ def test_corrupt_mocap_is_reported(data, tmp_path):
     with pytest.raises(Exception, match="Directions 1.cdf"):
         convert_h36m.convert(root, out, "train")
     assert not os.path.exists(os.path.join(out, "manifest.json"))
+
+
+@pytest.fixture(scope="module")
+def with_broken(data, tmp_path_factory):
+    """The fixture plus S9 "Greeting" (on the known-broken list: shifted ground truth), camera 1."""
+    import shutil
+
+    root = str(tmp_path_factory.mktemp("h36m_broken") / "h36m")
+    shutil.copytree(data["root"], root)
+    b = fx.make_body(data["model"], n=12, seed=3)
+    fx.write_mocap(root, "S9", "Greeting", b["mocap"], "cdf")
+    fx.write_video(root, "S9", "Greeting", 1, cam_b(b["mocap"]))
+    return root
+
+
+def test_known_broken_skipped_and_counted(data, with_broken, tmp_path):
+    assert convert_h36m.known_broken("S11", "Directions", "54138969") == "corrupt video"
+    assert convert_h36m.known_broken("S11", "Directions", "55011271") is None
+    assert convert_h36m.known_broken("S9", "Waiting 1", "60457274")
+    out = str(tmp_path / "skip")
+    stats = convert_h36m.convert(with_broken, out, "test", cameras=data["cams_h5"])
+    assert {r["sequence"] for r in read_split(out, "test")} == {b"Walking.55011271"}
+    assert stats["skipped_known_broken"] == 1
+    assert stats["skipped_known_broken_videos"] == ["S9/Greeting.55011271: ground truth shifted against the video"]
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    assert man["stats_test"]["skipped_known_broken"] == 1 and man["known_broken"] == "skipped"
+    out = str(tmp_path / "keep")
+    stats = convert_h36m.convert(with_broken, out, "test", cameras=data["cams_h5"], keep_broken=True)
+    assert {r["sequence"] for r in read_split(out, "test")} == {b"Walking.55011271", b"Greeting.55011271"}
+    assert stats["skipped_known_broken"] == 0
+
+
+def test_parts_merge_to_the_whole_run(data, with_broken, tmp_path):
+    """Two parts (--num_shards 2) merged hold the whole run's records in its order; the known-broken count of
+    the parts adds up to the whole run's."""
+    whole = str(tmp_path / "whole")
+    convert_h36m.convert(with_broken, whole, "test", cameras=data["cams_h5"])
+    parts = str(tmp_path / "parts")
+    for k in (0, 1):
+        convert_h36m.convert(with_broken, parts, "test", cameras=data["cams_h5"], num_shards=2, shard_index=k)
+    merged = _common.merge_parts(parts, "test")
+    two = str(tmp_path / "two")  # 2 worker processes: the same bytes as one
+    convert_h36m.convert(with_broken, two, "test", cameras=data["cams_h5"], num_workers=2)
+    for f in sorted(os.listdir(whole)):
+        if f.endswith(".tfrecord"):
+            assert open(os.path.join(whole, f), "rb").read() == open(os.path.join(two, f), "rb").read(), f
+    key = lambda r: (r["sequence"], int(r["frame"]))  # noqa: E731
+    assert [key(r) for r in read_split(parts, "test")] == [key(r) for r in read_split(whole, "test")]
+    assert merged["skipped_known_broken"] == 1 and len(merged["skipped_known_broken_videos"]) == 1
+
+
+DIST = (-0.9, 0.4, 0.0, 0.03, -0.02)  # k1 k2 k3 p1 p2: a strong lens, so that ignoring it moves the wrists
+
+
+def test_lens_distortion_undistorted_frames(data, tmp_path):
+    """A video filmed through a distorting lens (the fixture draws through Human3.6M's lens model, written out
+    independently): the converter undistorts the frames, so the wrist dots sit on the pinhole joints2d; the
+    D2_Positions (through the lens) agree with our projection distorted alike."""
+    root = str(tmp_path / "h36m")
+    b1 = data["b1"]
+
+    def cam(X):  # cam_a moved 1.5 m along world +x (its own x axis): the body sits off-centre, where lenses bend
+        return cam_a(X) - np.array([1.5, 0.0, 0.0])
+
+    fx.write_mocap(root, "S1", "Directions 1", b1["mocap"], "cdf")
+    fx.write_video(root, "S1", "Directions 1", 0, cam(b1["mocap"]), dist=DIST)
+    fx.write_d2(root, "S1", "Directions 1", 0, fx.project(cam(b1["mocap"]), DIST))
+    ext = {(1, c): (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for c in range(4)}
+    ext[(1, 0)] = (np.pi / 2, 0.0, 0.0, 1500.0, -4500.0, 1000.0)
+    fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext, distortion={0: DIST})
+    wrists = cam(b1["mocap"][::5][:, [19, 27]])
+    moved = np.linalg.norm(fx.project(wrists, DIST) - fx.project(wrists), axis=-1)
+    assert moved.max(axis=1).min() > 6.0, moved  # in every frame the lens moves a dot beyond the check below
+    out = str(tmp_path / "rec")
+    stats = convert_h36m.convert(root, out, "train")
+    assert stats["undistorted_videos"] == 1 and stats["joints2d_vs_d2_positions_px_median"] < 1e-3
+    recs = read_split(out, "train")
+    assert len(recs) == 3
+    for r in recs:
+        img = r["image"].astype(int)
+        for j, (hi, lo) in ((20, (0, 2)), (21, (2, 0))):  # left wrist on red, right wrist on blue
+            x, y = np.round(r["joints2d"][j]).astype(int)
+            patch = img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+            assert patch[hi] > 150 and patch[lo] < 110, (j, patch)
+    # the undistortion map inverts the lens model: a distorted point maps back onto its pinhole pixel
+    cam = convert_h36m.load_cameras(os.path.join(root, "metadata.xml"))[("S1", 0)]
+    mx, my = convert_h36m.undistort_maps(cam, fx.W, fx.H)
+    pin = fx.project(wrists.reshape(-1, 3))
+    dis = fx.project(wrists.reshape(-1, 3), DIST)
+    inside = (pin[:, 0] >= 0) & (pin[:, 0] < fx.W - 1) & (pin[:, 1] >= 0) & (pin[:, 1] < fx.H - 1)
+    u, v = np.round(pin[inside]).astype(int).T
+    got = np.stack([mx[v, u], my[v, u]], -1)
+    expect = fx.project(np.concatenate([(np.stack([u, v], -1) - fx.C_PX) / fx.F_PX, np.ones((len(u), 1))], -1),
+                        DIST)
+    np.testing.assert_allclose(got, expect, atol=1e-3)
+    assert np.abs(dis[inside] - pin[inside]).max() > 6.0

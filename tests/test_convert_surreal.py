@@ -149,3 +149,108 @@ def test_failure_leaves_no_complete_looking_output(converted, tmp_path):
         convert_surreal.convert(root, out, "train", examples_per_shard=2)
     assert not os.path.exists(os.path.join(out, "manifest.json"))
     assert not [f for f in os.listdir(out) if f.endswith(".tfrecord") or "inprogress" in f]
+
+
+def _shard_bytes(out, split="train"):
+    import tensorflow as tf
+
+    from smplr_tf.data import schema
+
+    return [bytes(r.numpy()) for f in schema.split_files(out, split) for r in tf.data.TFRecordDataset(f)]
+
+
+def test_zero_joint_frames_skipped_and_counted(converted, tmp_path):
+    """SURREAL writes all-zero joints where it has no annotation: such a frame is neither written nor taken as
+    the reference of the 5 cm rule, and the manifest counts it."""
+    root = str(tmp_path / "data")
+    g = fx.write_clip(root, converted["models"][0], seq="05_01", clip=1, gender=0, seed=5, zero_frames=(3,))
+    out = str(tmp_path / "rec")
+    stats = convert_surreal.convert(root, out, "train", smpl_dir=None)
+    recs = read_split(out, "train")
+    # offsets 0, .01, .02, [no joints], .12, .20, .201, .30 -> 0, 4 (12 cm), 5 (8 cm), 7 (~10 cm)
+    assert [int(r["frame"]) for r in recs] == [0, 4, 5, 7]
+    for r in recs:
+        np.testing.assert_allclose(r["joints3d"], g["joints_cam"][r["frame"]], atol=2e-5)
+    assert stats["zero_joint_frames"] == 1 and stats["frames_total"] == 8 and stats["written"] == 4
+    man = json.load(open(os.path.join(out, "manifest.json")))
+    assert man["stats_train"]["zero_joint_frames"] == 1
+    assert convert_surreal.zero_joint_frames(np.zeros((2, 24, 3))).tolist() == [True, True]
+
+
+def test_workers_and_parts_give_the_same_records(converted, tmp_path):
+    """2 worker processes write the same bytes as 1; two parts (--num_shards 2) merged give the records of the
+    whole run in the same order, and the merged manifest sums the parts' counters."""
+    root, one, smpl = converted["root"], str(tmp_path / "one"), str(converted["base"] / "smpl")
+    s1 = convert_surreal.convert(root, one, "train", smpl_dir=smpl, examples_per_shard=3)
+    two = str(tmp_path / "two")
+    convert_surreal.convert(root, two, "train", smpl_dir=smpl, examples_per_shard=3, num_workers=2)
+    for a, b in zip(sorted(os.listdir(one)), sorted(os.listdir(two))):
+        assert a == b
+        if a.endswith(".tfrecord"):
+            assert open(os.path.join(one, a), "rb").read() == open(os.path.join(two, b), "rb").read(), a
+    parts = str(tmp_path / "parts")
+    for k in (1, 0):
+        convert_surreal.convert(root, parts, "train", smpl_dir=smpl, examples_per_shard=3, num_shards=2,
+                                shard_index=k)
+    assert not os.path.exists(os.path.join(parts, "manifest.json"))
+    merged = _common.merge_parts(parts, "train")
+    assert _shard_bytes(parts) == _shard_bytes(one) and len(_shard_bytes(one)) == 8
+    man = json.load(open(os.path.join(parts, "manifest.json")))
+    assert man["parts_train"] == 2 and man["splits"]["train"]["num_examples"] == 8
+    assert len(merged["smpl_vs_surreal_joints_mm_mean_by_part"]) == 2
+    for k in ("clips", "frames_total", "written", "zero_joint_frames"):
+        assert merged[k] == s1[k], k
+    assert len(merged["joints2d_reprojection_px_median_by_part"]) == 2
+    assert not os.path.exists(os.path.join(parts, "parts"))
+
+
+def test_merge_refuses_a_missing_part(converted, tmp_path):
+    out = str(tmp_path / "rec")
+    convert_surreal.convert(converted["root"], out, "train", num_shards=3, shard_index=0)
+    with pytest.raises(FileNotFoundError, match="train-00001-of-00003"):
+        _common.merge_parts(out, "train")
+    assert not os.path.exists(os.path.join(out, "manifest.json"))
+    with pytest.raises(ValueError, match="shard_index"):
+        _common.input_part([1, 2], 2, 2)
+    assert [_common.input_part(range(5), 3, k) for k in range(3)] == [[0], [1, 2], [3, 4]]
+
+
+def test_workers_import_no_tensorflow():
+    """The per-clip work (what the worker processes import) needs no TensorFlow: workers start in a second."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tfrecords_tools import _common, convert_surreal, convert_h36m, convert_up3d; "
+            "_common.PointsModel(None, genders=('female',))([[0.1] * 72], [[0.0] * 10], [0]); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=root))
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_principal_point_pixel_centres():
+    """SURREAL's K = Blender's raster (pixels measured from the image corner): the optical axis hits raster
+    (160, 120), the point between pixels 159 and 160 / 119 and 120, i.e. 159.5 / 119.5 with pixel i at
+    coordinate i; mirroring x -> 319 - x leaves 159.5."""
+    K = convert_surreal.K_UNMIRRORED
+    assert (K[0, 2], K[1, 2], K[0, 0], K[1, 1]) == (159.5, 119.5, 600.0, 600.0)
+    # a point on the optical axis of the proper camera is the centre of the 320 x 240 grid of pixel centres
+    x = K @ np.array([0.0, 0.0, 4.0])
+    assert x[0] / x[2] == pytest.approx((0 + 319) / 2) and x[1] / x[2] == pytest.approx((0 + 239) / 2)
+
+
+def test_points_model_matches_the_smpl_layer(converted):
+    """The workers' NumPy joints + landmarks (PointsModel) against the SMPL layer (BodyModel), on random poses,
+    shapes and both genders of an official-format model with pose correctives."""
+    smpl = str(converted["base"] / "smpl")
+    rng = np.random.default_rng(0)
+    pose, betas = rng.normal(0, 0.6, (9, 72)), rng.normal(0, 1.5, (9, 10))
+    gender = rng.integers(0, 2, 9)
+    Ja, La = _common.BodyModel(smpl, genders=("female", "male"))(pose, betas, gender)
+    Jb, Lb = _common.PointsModel(smpl, genders=("female", "male"))(pose, betas, gender)
+    np.testing.assert_allclose(Jb, Ja, atol=1e-5)
+    np.testing.assert_allclose(Lb, La, atol=1e-5)
+    assert np.abs(La[gender == 0] - La[gender == 0].mean(0)).max() > 0.05  # not a degenerate body
+    with pytest.raises(ValueError, match="neutral"):
+        _common.PointsModel(smpl, genders=("female", "male"))(pose[:1], betas[:1], [2])

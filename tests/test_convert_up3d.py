@@ -12,7 +12,7 @@ from fixtures import up3d as fx
 from fixtures.records import crop_pixels, read_split, write_smpl_dir
 from fixtures.smpl_numpy import NumpySMPL
 
-from tfrecords_tools import convert_up3d
+from tfrecords_tools import _common, convert_up3d
 
 os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
 
@@ -86,3 +86,39 @@ def test_silhouette_uncrop():
 def test_requires_neutral_model(data, tmp_path):
     with pytest.raises(ValueError, match="neutral"):
         convert_up3d.convert(data["root"], str(tmp_path / "x"), "val", smpl_dir=None)
+
+
+def test_manifest_records_the_neutral_model(data, tmp_path, caplog):
+    """The model file and its shape-component count are in the manifest; a 300-component (v1.1.0-style)
+    neutral model is recorded as such, with a warning: UP-3D's fits were made with 10 components."""
+    man = json.load(open(os.path.join(data["out"], "manifest.json")))
+    assert man["body_model_file"] == "SMPL_NEUTRAL.npz" and man["body_model_shape_components"] == 10
+    assert man["body_model_matches_fits"] is True
+    raw = dict(np.load(os.path.join(data["smpl"], "SMPL_NEUTRAL.npz")))
+    extra = np.random.default_rng(0).normal(0, 1e-3, raw["shapedirs"].shape[:2] + (290,))
+    raw["shapedirs"] = np.concatenate([raw["shapedirs"], extra.astype(raw["shapedirs"].dtype)], -1)
+    d = tmp_path / "smpl300"
+    d.mkdir()
+    np.savez(str(d / "SMPL_NEUTRAL.npz"), **raw)
+    with caplog.at_level("WARNING", logger="smplr_tf.convert.up3d"):
+        rec = convert_up3d.neutral_model_record(str(d))
+    assert rec == {"body_model_file": "SMPL_NEUTRAL.npz", "body_model_shape_components": 300,
+                   "body_model_matches_fits": False}
+    assert "300 shape components" in caplog.text
+
+
+def test_parts_merge_to_the_whole_run(data, tmp_path):
+    two = str(tmp_path / "two")  # 2 worker processes: the same bytes
+    convert_up3d.convert(data["root"], two, "train", smpl_dir=data["smpl"], num_workers=2)
+    for f in sorted(os.listdir(data["out"])):
+        if f.endswith(".tfrecord"):
+            assert open(os.path.join(data["out"], f), "rb").read() == open(os.path.join(two, f), "rb").read()
+    parts = str(tmp_path / "parts")
+    for k in (0, 1):
+        convert_up3d.convert(data["root"], parts, "train", smpl_dir=data["smpl"], num_shards=2, shard_index=k)
+    merged = _common.merge_parts(parts, "train")
+    assert [int(r["frame"]) for r in read_split(parts, "train")] == [int(r["frame"]) for r in read_split(
+        data["out"], "train")]
+    assert merged["written"] == data["stats"]["written"]
+    man = json.load(open(os.path.join(parts, "manifest.json")))
+    assert man["body_model_shape_components"] == 10 and man["parts_train"] == 2

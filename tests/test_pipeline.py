@@ -380,3 +380,30 @@ def test_cache_yields_the_same_examples_each_epoch_in_a_new_order(data_dir):
 def test_cache_refuses_augmentation(data_dir):
     with pytest.raises(ValueError, match="augment"):
         pipeline.hourglass_dataset(data_dir, "train", 2, cache=True, augment=True, **SMALL)
+
+
+def test_unmapped_joints_of_2d_records_are_not_targets(tmp_path):
+    """A record without true 3D whose converter had no data for some joints (zeros in joints3d and joints2d:
+    Human3.6M without SMPL fits) must not teach the 2D hourglass those joints at the crop's corner: their
+    channels, and the limbs through them, are invalid; a record with has_3d = 1 keeps every channel."""
+    rng = np.random.default_rng(3)
+    exs = [make_example(rng, i) for i in range(2)]
+    unmapped = [3, 6, 9, 13, 14, 22, 23]  # spine1-3, collars, hands
+    exs[0].update(has_3d=0, has_smpl=0, has_landmarks=0)
+    exs[0]["joints3d"][unmapped] = 0.0
+    exs[0]["joints2d"][unmapped] = 0.0
+    write_split(tmp_path, "train", shards=1, examples=exs)
+    img, t = next(iter(pipeline.hourglass_dataset(str(tmp_path), "train", 2, input_size=64, heatmap_size=16,
+                                                  depth_bins=0, limbs=True)))
+    m = t["mask_valid"].numpy()
+    assert m.shape == (2, 41 + 4)
+    unknown = np.zeros(41 + 4, bool)
+    unknown[[j - 1 for j in unmapped]] = True  # point i = joint i + 1
+    unknown[23:41] = True  # has_landmarks = 0
+    unknown[[41, 42]] = True  # the arm chains run from the collars to the hands; the legs are all mapped
+    p2 = t["points2d"].numpy()
+    inside = np.all((p2 >= -0.5) & (p2 <= 63.5), -1)
+    np.testing.assert_array_equal(m[0, :41], (~unknown[:41] & inside[0]).astype(np.float32))
+    np.testing.assert_array_equal(m[0, 41:], (~unknown[41:]).astype(np.float32))
+    np.testing.assert_array_equal(m[1, :41], inside[1].astype(np.float32))
+    assert m[1, 41:].all()

@@ -71,3 +71,10 @@ def test_subsample_records(tmp_path):
     man = json.load(open(os.path.join(dst, "manifest.json")))
     assert man["subsample"]["threshold_m"] == 0.15 and man["dataset"] == "synthetic"
     assert man["splits"]["train"]["num_examples"] == len(expect)
+    # several shards parsed at once: the same records, byte for byte
+    dst2 = str(tmp_path / "dst2")
+    sub.subsample_records(src, dst2, "train", 0.15, relative=True, examples_per_shard=5, num_workers=3)
+    for f in sorted(os.listdir(dst)):
+        if f.endswith(".tfrecord"):
+            assert open(os.path.join(dst, f), "rb").read() == open(os.path.join(dst2, f), "rb").read()
+    np.testing.assert_array_equal(sub.read_joints(schema.split_files(src, "train"), 3), j)

@@ -28,11 +28,13 @@ SCRIPTS = {
     "convert_h36m": "tfrecords_tools/convert_h36m.py",
     "convert_up3d": "tfrecords_tools/convert_up3d.py",
     "subsample": "tfrecords_tools/subsample.py",
+    "merge_parts": "tfrecords_tools/merge_parts.py",
     "input_pipeline": "benchmarks/input_pipeline.py",
     "render_speed": "benchmarks/render_speed.py",
     "smpl_speed": "benchmarks/smpl_speed.py",
     "timing": "benchmarks/timing.py",
     "inference_speed": "benchmarks/inference_speed.py",
+    "convert_speed": "benchmarks/convert_speed.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.

@@ -15,6 +15,7 @@ Units: metres, camera frame x right / y down / z forward, pixels.
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import os
 import re
@@ -82,26 +83,102 @@ class BodyModel:
             out[i] = self.genders.index(name)
         return out
 
-    def __call__(self, pose, betas, gender_code, batch: int = 256):
+    BATCH = 256  # most rows per SMPL call
+
+    def _fn(self):
+        import tensorflow as tf
+
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = tf.function(
+                lambda betas, pose, g: self.layer(betas, pose, g),
+                input_signature=[tf.TensorSpec((None, 10), tf.float32), tf.TensorSpec((None, 72), tf.float32),
+                                 tf.TensorSpec((None,), tf.int32)])
+        return self._compiled
+
+    def __call__(self, pose, betas, gender_code):
         """pose (N, 72) axis-angle, betas (N, 10), gender_code (N,) schema codes.
 
         Returns (joints (N, 24, 3), landmarks (N, 18, 3)) float64, metres, model frame (global rotation about
-        the pelvis joint, no translation).
+        the pelvis joint, no translation). One graph (traced once, any batch size), in chunks of BATCH rows.
         """
-        import tensorflow as tf
-
         pose = np.asarray(pose, np.float32).reshape(-1, 72)
         betas = np.asarray(betas, np.float32).reshape(-1, 10)
-        gidx = self.index_of(np.broadcast_to(np.asarray(gender_code), (len(pose),)))
+        gidx = self.index_of(np.broadcast_to(np.asarray(gender_code), (len(pose),))).astype(np.int32)
+        if not len(pose):
+            return np.zeros((0, 24, 3)), np.zeros((0, 18, 3))
+        fn, b = self._fn(), self.BATCH
         js, ls = [], []
-        for s in range(0, len(pose), batch):
-            out = self.layer(tf.constant(betas[s:s + batch]), tf.constant(pose[s:s + batch]),
-                             tf.constant(gidx[s:s + batch], tf.int32))
+        for s in range(0, len(pose), b):
+            out = fn(betas[s:s + b], pose[s:s + b], gidx[s:s + b])
             js.append(np.asarray(out["joints"], np.float64))
             ls.append(np.asarray(out["landmarks"], np.float64))
-        if not js:
-            return np.zeros((0, 24, 3)), np.zeros((0, 18, 3))
         return np.concatenate(js), np.concatenate(ls)
+
+
+class PointsModel:
+    """SMPL's joints and its 18 landmark vertices, in NumPy (float64), for worker processes that do not import
+    TensorFlow. The same model as :class:`BodyModel` (the layer of ``smplr_tf.body.smpl``), evaluated only
+    where the converters need it: the rest joints are linear in betas (J_regressor applied to the shape
+    basis), and only the landmark rows of the template, shape and pose-corrective bases and skinning weights
+    are kept, so a body costs ~20K multiply-adds instead of the full mesh's ~4M. Tested against the layer.
+
+    smpl_dir: official files (None: the package's free model); genders: names from GENDER_NAMES.
+    """
+
+    def __init__(self, smpl_dir: str | None, genders=skeleton.BODY_GENDERS):
+        from smplr_tf.body import model_io
+
+        files = model_io.find_model_files(smpl_dir)
+        self.genders = tuple(genders)
+        self._m = []
+        for g in self.genders:
+            d = model_io.load_model_file(files[g], gender=g)
+            jreg = np.asarray(d.J_regressor, np.float64)
+            ids = np.asarray(d.landmark_ids, np.int64)
+            self._m.append({
+                "j0": jreg @ np.asarray(d.v_template, np.float64),  # (24, 3)
+                "jdirs": np.einsum("jv,vcs->jcs", jreg, np.asarray(d.shapedirs, np.float64)),  # (24, 3, 10)
+                "l0": np.asarray(d.v_template, np.float64)[ids],  # (18, 3)
+                "ldirs": np.asarray(d.shapedirs, np.float64)[ids],  # (18, 3, 10)
+                "lpose": np.asarray(d.posedirs, np.float64)[ids],  # (18, 3, 207)
+                "lw": np.asarray(d.weights, np.float64)[ids],  # (18, 24)
+            })
+        self.parents = [int(p) for p in skeleton.JOINT_PARENTS]
+
+    def __call__(self, pose, betas, gender_code):
+        """pose (N, 72) axis-angle, betas (N, 10), gender_code (N,) schema codes -> (joints (N, 24, 3),
+        landmarks (N, 18, 3)) float64, metres, model frame (as :class:`BodyModel`)."""
+        pose = np.asarray(pose, np.float64).reshape(-1, 72)
+        betas = np.asarray(betas, np.float64).reshape(-1, 10)
+        codes = np.broadcast_to(np.atleast_1d(np.asarray(gender_code, np.int64)), (len(pose),))
+        n = len(pose)
+        joints, landmarks = np.zeros((n, 24, 3)), np.zeros((n, 18, 3))
+        R = rotmat_from_axis_angle(pose.reshape(n, 24, 3))  # (N, 24, 3, 3)
+        feat = (R[:, 1:] - np.eye(3)).reshape(n, 207)
+        for gi, g in enumerate(self.genders):
+            rows = np.flatnonzero(codes == GENDER_NAMES.index(g))
+            if not len(rows):
+                continue
+            m = self._m[gi]
+            J = m["j0"] + np.einsum("jcs,ns->njc", m["jdirs"], betas[rows])  # rest joints (n, 24, 3)
+            rot, trans = [R[rows, 0]], [J[:, 0]]
+            for k in range(1, 24):
+                p = self.parents[k]
+                rot.append(rot[p] @ R[rows, k])
+                trans.append(np.einsum("nab,nb->na", rot[p], J[:, k] - J[:, p]) + trans[p])
+            rot, posed = np.stack(rot, 1), np.stack(trans, 1)  # (n, 24, 3, 3), (n, 24, 3)
+            skin_t = posed - np.einsum("nkab,nkb->nka", rot, J)
+            v = (m["l0"] + np.einsum("lcs,ns->nlc", m["ldirs"], betas[rows])
+                 + np.einsum("lci,ni->nlc", m["lpose"], feat[rows]))  # posed template landmarks (n, 18, 3)
+            A = np.einsum("lk,nkab->nlab", m["lw"], rot)
+            t = np.einsum("lk,nka->nla", m["lw"], skin_t)
+            joints[rows] = posed
+            landmarks[rows] = np.einsum("nlab,nlb->nla", A, v) + t
+        missing = set(np.unique(codes).tolist()) - {GENDER_NAMES.index(g) for g in self.genders}
+        if missing:
+            raise ValueError(f"points model has no {[GENDER_NAMES[c] for c in sorted(missing)]} model "
+                             f"(loaded: {self.genders})")
+        return joints, landmarks
 
 
 # ------------------------------------------------------------------------------------------------ crop
@@ -304,9 +381,168 @@ def read_video_frames(path: str, wanted) -> dict:
             if not ok:
                 break
             if t in wanted:
-                out[t] = np.ascontiguousarray(bgr[..., ::-1])
+                out[t] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             t += 1
     finally:
         cap.release()
     return out
 
+
+
+# ----------------------------------------------------------------------------------- parallel / parts
+def input_part(items, num_shards: int = 1, shard_index: int = 0) -> list:
+    """The ``shard_index``-th of ``num_shards`` contiguous, near-equal blocks of ``items`` (a sorted input list):
+    block k = items[k n // N : (k + 1) n // N]. Contiguous blocks, so the merged parts hold the records in the
+    order one run over every input writes them."""
+    items = list(items)
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard_index {shard_index} must lie in [0, --num_shards {num_shards})")
+    n = len(items)
+    return items[shard_index * n // num_shards:(shard_index + 1) * n // num_shards]
+
+
+def part_dir(out_dir: str, split: str, num_shards: int = 1, shard_index: int = 0) -> str:
+    """Where a converter writes: ``out_dir`` itself for a whole run, else its own records directory
+    ``<out_dir>/parts/<split>-KKKKK-of-NNNNN`` (several machines never write one manifest; merge_parts.py
+    gathers the parts into ``out_dir``)."""
+    if num_shards <= 1:
+        return out_dir
+    return os.path.join(out_dir, "parts", f"{split}-{shard_index:05d}-of-{num_shards:05d}")
+
+
+def map_ordered(fn, items, num_workers: int = 0, initializer=None, initargs=()):
+    """Yield ``fn(item)`` for every item, in the order of ``items``.
+
+    num_workers <= 1: in this process (``initializer(*initargs)`` called first). Otherwise a ``spawn`` process
+    pool of that many workers (each runs the initializer once); at most 2 tasks per worker are in flight, so
+    memory stays bounded on long input lists. Results come back in input order whatever the worker count, so a
+    caller writing them as they come writes the same bytes. Closing the generator early cancels what is queued.
+    An exception in a task is raised here, at that task's place. ``items`` may be a lazy iterator: it is
+    consumed only as tasks are submitted, so work the main process does to make an item overlaps the workers'.
+    """
+    if num_workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for it in items:
+            yield fn(it)
+        return
+    import collections
+    import concurrent.futures
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=initializer,
+                                                initargs=initargs) as pool:
+        pending = collections.deque()
+        it = iter(items)
+        try:
+            for item in itertools.islice(it, 2 * num_workers):
+                pending.append(pool.submit(fn, item))
+            while pending:
+                res = pending.popleft().result()
+                for item in itertools.islice(it, 1):
+                    pending.append(pool.submit(fn, item))
+                yield res
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def merge_stats(parts: list[dict]) -> dict:
+    """Per-part stats -> one: integer counters summed, lists concatenated in part order; float summaries
+    (medians, means of a part) cannot be combined exactly, so each becomes ``<key>_by_part`` (a list in part
+    order)."""
+    out: dict = {}
+    for st in parts:
+        for k, v in st.items():
+            if isinstance(v, list):
+                out[k] = out.get(k, []) + v
+            elif isinstance(v, int) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+    for k in sorted({k for st in parts for k, v in st.items() if isinstance(v, float)}):
+        out[f"{k}_by_part"] = [st.get(k) for st in parts]
+    for k in sorted({k for st in parts for k, v in st.items() if isinstance(v, dict)}):
+        out[k] = merge_stats([st.get(k, {}) for st in parts])
+    return out
+
+
+def merge_parts(out_dir: str, split: str, remove_parts: bool = True) -> dict:
+    """Gather ``<out_dir>/parts/<split>-KKKKK-of-NNNNN`` (every part, each complete) into ``out_dir``: shards
+    renamed to ``<split>-%05d-of-%05d.tfrecord`` in part order (the order of one whole run), the manifest's
+    ``stats_<split>`` merged with :func:`merge_stats`, the other manifest entries taken from part 0 (a warning
+    where parts disagree), ``parts_<split>`` = the part count. Stale shards of ``split`` in out_dir are removed;
+    with ``remove_parts`` the part folders are deleted afterwards. Returns the merged stats.
+
+    Raises FileNotFoundError / ValueError naming the part when one is missing, incomplete or of another count.
+    """
+    base = os.path.join(out_dir, "parts")
+    pat = re.compile(rf"^{re.escape(split)}-(\d{{5}})-of-(\d{{5}})$")
+    found = sorted(d for d in (os.listdir(base) if os.path.isdir(base) else []) if pat.match(d))
+    if not found:
+        raise FileNotFoundError(f"{base}: no part folders of split '{split}' (<split>-KKKKK-of-NNNNN)")
+    counts = {int(pat.match(d).group(2)) for d in found}
+    if len(counts) != 1:
+        raise ValueError(f"{base}: parts of different --num_shards {sorted(counts)} for split '{split}'")
+    n = counts.pop()
+    missing = [f"{split}-{k:05d}-of-{n:05d}" for k in range(n) if f"{split}-{k:05d}-of-{n:05d}" not in found]
+    if missing:
+        raise FileNotFoundError(f"{base}: missing part(s) {missing}")
+    mans, files = [], []
+    for d in found:
+        pdir = os.path.join(base, d)
+        man = schema.read_manifest(pdir)
+        if split not in man.get("splits", {}):
+            raise ValueError(f"{pdir}: part is incomplete (its manifest has no split '{split}')")
+        mans.append(man)
+        files += [(os.path.join(pdir, s["file"]), int(s["count"])) for s in man["splits"][split]["shards"]]
+    info = {k: v for k, v in mans[0].items() if k not in ("splits", "schema_version") and not k.startswith("stats_")}
+    for d, man in zip(found[1:], mans[1:]):
+        for k, v in info.items():
+            if man.get(k) != v:
+                log.warning("merge_parts: %s: manifest entry '%s' differs from part 0's (kept part 0's)", d, k)
+    stats = merge_stats([m.get(f"stats_{split}", {}) for m in mans])
+    nonempty = [(p, c) for p, c in files if c > 0]
+    finals = [schema.shard_name(split, i, len(nonempty)) for i in range(len(nonempty))]
+    keep = re.compile(rf"^{re.escape(split)}-\d{{5}}-of-\d{{5}}\.tfrecord$")
+    for old in glob.glob(os.path.join(out_dir, f"{split}-*.tfrecord")):
+        if keep.match(os.path.basename(old)) and os.path.basename(old) not in finals:
+            os.remove(old)
+    shards = []
+    for (p, c), name in zip(nonempty, finals):
+        os.replace(p, os.path.join(out_dir, name))
+        shards.append({"file": name, "count": c})
+    info[f"stats_{split}"] = stats
+    info[f"parts_{split}"] = n
+    schema.update_manifest(out_dir, split, shards, **info)
+    if remove_parts:
+        import shutil
+
+        for d in found:
+            shutil.rmtree(os.path.join(base, d))
+        if not os.listdir(base):
+            os.rmdir(base)
+    return stats
+
+
+def define_scale_flags(define, workers: bool = True) -> None:
+    """--num_workers (with ``workers``), --num_shards, --shard_index, through ``define`` =
+    ``cli.flag_definer(fv)``."""
+    from absl import flags
+
+    if workers:
+            define(flags.DEFINE_integer, "num_workers", 0, "Local worker processes (0 or 1: this process). The output "
+               "is the same whatever the count.", lower_bound=0)
+    define(flags.DEFINE_integer, "num_shards", 1, "Split the inputs into this many contiguous parts (one per "
+           "machine / scheduler task); with > 1 this run writes part --shard_index into "
+           "<out_dir>/parts/<split>-KKKKK-of-NNNNN, and tfrecords_tools/merge_parts.py gathers them.",
+           lower_bound=1)
+    define(flags.DEFINE_integer, "shard_index", 0, "The part of the inputs this run converts (0-based, "
+           "< --num_shards).", lower_bound=0)
+
+
+def check_scale_flags(num_shards: int, shard_index: int) -> None:
+    """--shard_index must lie in [0, --num_shards): else a one-line user error (exit 2)."""
+    from smplr_tf import cli
+
+    if not 0 <= shard_index < num_shards:
+        raise cli.UserError(f"--shard_index={shard_index} must be < --num_shards={num_shards}")

@@ -24,9 +24,11 @@ Conventions (BUILD_NOTES "Human3.6M"):
   rotations Rx(t) = [[1,0,0],[0,cos t,sin t],[0,-sin t,cos t]], Ry(t) = [[cos t,0,sin t],[0,1,0],
   [-sin t,0,cos t]], Rz(t) = [[cos t,sin t,0],[-sin t,cos t,0],[0,0,1]] (the layout and formula used by the
   public H36M preprocessing of learnable-triangulation, where t = -R T; OpenMMLab's stores its transpose).
-  Lens distortion (k, p) is ignored: joints2d are pinhole projections (when a ``D2_Positions`` file is
-  present, the mean distance between it and our projection is reported as
-  ``stats_<split>.joints2d_vs_d2_positions_px_median``).
+  Lens distortion: the frames (and masks) are undistorted with the camera's radial (k1 k2 k3) and
+  tangential (p1 p2) coefficients under Human3.6M's own lens model (:func:`distort`; cv2.remap), so that they
+  are pinhole images of K, as the labels (pinhole projections) and the crop assume. When a ``D2_Positions``
+  file is present (projections through the lens), the median distance between it and our projection,
+  distorted alike, is reported as ``stats_<split>.joints2d_vs_d2_positions_px_median``.
 * Masks: the release's background-subtraction masks ``S*/MySegmentsMat/ground_truth_bs/<Action>.<camera id>.mat``
   (MATLAB v7.3 = HDF5: ``Masks`` holds one reference per frame to a (W, H) array, transposed on reading) when
   present (has_mask = 1), else has_mask = 0.
@@ -96,6 +98,21 @@ H36M_TO_SMPL = {
 SMPL_IDX = np.array(sorted(H36M_TO_SMPL), np.int64)
 H36M_IDX = np.array([H36M_TO_SMPL[j] for j in SMPL_IDX], np.int64)
 JOINTS3D_VALID = np.isin(np.arange(24), SMPL_IDX)
+# Material known to be broken in the release, skipped unless --keep_broken: (subject, action = the mocap file's
+# name, camera id or None = every camera) -> why. S11 "Directions" from camera 54138969 is a corrupt video (it
+# stops early); S9 "Greeting", "SittingDown 1" and "Waiting 1" have ground truth shifted against the video, which
+# public evaluation pipelines leave out too.
+KNOWN_BROKEN = {
+    ("S11", "Directions", "54138969"): "corrupt video",
+    ("S9", "Greeting", None): "ground truth shifted against the video",
+    ("S9", "SittingDown 1", None): "ground truth shifted against the video",
+    ("S9", "Waiting 1", None): "ground truth shifted against the video",
+}
+
+
+def known_broken(subject: str, action: str, camera_id: str) -> str | None:
+    """Why (subject, action, camera) is in KNOWN_BROKEN, or None."""
+    return KNOWN_BROKEN.get((subject, action, camera_id)) or KNOWN_BROKEN.get((subject, action, None))
 
 
 # ---------------------------------------------------------------------------------------------- cameras
@@ -117,6 +134,35 @@ def _rz(t):
 def rotation_from_angles(a0, a1, a2) -> np.ndarray:
     """metadata.xml's three extrinsic angles -> world -> camera rotation R (x_cam = R (X - T))."""
     return _rx(-a0) @ _ry(a1) @ _rz(-a2)
+
+
+def distort(xy, k, p) -> np.ndarray:
+    """Human3.6M's lens model (the release's ProjectPointRadial): (..., 2) pinhole normalised image coordinates
+    (x/z, y/z) -> distorted ones. k = (k1, k2, k3) radial, p = (p1, p2) tangential (metadata.xml's order):
+    r2 = x^2 + y^2, s = 1 + k1 r2 + k2 r2^2 + k3 r2^3 + p1 y + p2 x, (x, y) -> (x s + p2 r2, y s + p1 r2).
+    (Not OpenCV's model: the tangential terms differ.)"""
+    xy = np.asarray(xy, np.float64)
+    k = np.zeros(3) if k is None else np.asarray(k, np.float64).reshape(3)
+    p = np.zeros(2) if p is None else np.asarray(p, np.float64).reshape(2)
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    s = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3 + p[0] * y + p[1] * x
+    return np.stack([x * s + p[1] * r2, y * s + p[0] * r2], -1)
+
+
+def has_distortion(cam) -> bool:
+    return any(v is not None and np.any(np.asarray(v) != 0) for v in (cam.get("k"), cam.get("p")))
+
+
+def undistort_maps(cam, width: int, height: int):
+    """cv2.remap maps (map_x, map_y) (H, W) float32 that turn a frame of ``cam`` (lens-distorted, Human3.6M's
+    model) into the pinhole image of the same K: output pixel (u, v) reads the source at
+    K distort(K^-1 (u, v)). Pixel-centre convention (pixel i at coordinate i), as everywhere here."""
+    K = cam["K"]
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    xy = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1]], -1)
+    d = distort(xy, cam.get("k"), cam.get("p"))
+    return ((d[..., 0] * K[0, 0] + K[0, 2]).astype(np.float32), (d[..., 1] * K[1, 1] + K[1, 2]).astype(np.float32))
 
 
 def _camera(R, T_mm, f, c, cam_id, k=None, p=None) -> dict:
@@ -258,27 +304,38 @@ def load_masks(path: str, frames, shape) -> dict:
     return out
 
 
-def _d2_check(root, subject, action, cam, frames, j2d, stats):
+def _d2_check(root, subject, action, cam, frames, j2d):
+    """Mean pixel distance of D2_Positions (when the release has the file) to ``j2d`` (F, 24, 2) at the mapped
+    joints, or None; a warning above 10 px."""
     path = os.path.join(root, subject, "MyPoseFeatures", "D2_Positions", f"{action}.{cam['id']}.cdf")
     if not os.path.exists(path):
-        return
+        return None
     import cdflib
 
     d2 = np.asarray(cdflib.CDF(path).varget("Pose"), np.float64).reshape(-1, 32, 2)
     ok = frames < len(d2)
-    if ok.any():
-        err = np.linalg.norm(d2[frames[ok]][:, H36M_IDX] - j2d[ok][:, SMPL_IDX], axis=-1).mean()
-        stats["d2"].append(float(err))
-        if err > 10.0:
-            log.warning("%s: our projection of the mocap differs from D2_Positions by %.1f px: camera "
-                        "convention mismatch?", path, err)
+    if not ok.any():
+        return None
+    err = float(np.linalg.norm(d2[frames[ok]][:, H36M_IDX] - j2d[ok][:, SMPL_IDX], axis=-1).mean())
+    if err > 10.0:
+        log.warning("%s: our projection of the mocap differs from D2_Positions by %.1f px: camera "
+                    "convention mismatch?", path, err)
+    return err
 
 
 # ---------------------------------------------------------------------------------------------- convert
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None, fits_dir: str | None = None,
             cameras: str | None = None, examples_per_shard: int = 2000, max_examples: int = 0, every: int = 5,
-            subjects=None) -> dict:
-    """Convert ``split`` of Human3.6M under ``root`` into ``out_dir``. Returns stats (also in the manifest)."""
+            subjects=None, keep_broken: bool = False, num_shards: int = 1, shard_index: int = 0,
+            num_workers: int = 0) -> dict:
+    """Convert ``split`` of Human3.6M under ``root`` into ``out_dir``. Returns stats (also in the manifest).
+
+    The videos of KNOWN_BROKEN are skipped unless ``keep_broken`` (counted: ``skipped_known_broken``, listed:
+    ``skipped_known_broken_videos``). num_shards > 1: only part ``shard_index`` of the sorted (subject, action,
+    camera) videos, written to ``_common.part_dir(out_dir, split, num_shards, shard_index)``. num_workers > 1:
+    videos are decoded, undistorted and cropped in that many processes (mocap, fits and SMPL stay in this one);
+    the same bytes whatever the count.
+    """
     subjects = tuple(subjects) if subjects else SPLIT_SUBJECTS[split]
     cam_path = cameras or next((p for p in (os.path.join(root, "metadata.xml"), os.path.join(root, "cameras.h5"))
                                 if os.path.exists(p)), None)
@@ -294,6 +351,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     "not from SMPL (has_landmarks=0)")
     bodies: dict[int, _common.BodyModel] = {}
     stats = {"sequences": 0, "written": 0, "with_fits": 0, "without_fits": 0, "missing_videos": 0,
+             "missing_video_frames": 0, "undistorted_videos": 0, "skipped_known_broken": 0, "skipped_known_broken_videos": [],
              "d2": [], "fit": []}
     info = {"dataset": "h36m", "source": os.path.abspath(root), "every": every,
             "joints3d_valid": JOINTS3D_VALID.astype(int).tolist(),
@@ -307,21 +365,41 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     jobs.append((s, action, path, c))
     if not jobs:
         raise FileNotFoundError(f"no mocap files for subjects {subjects} under {root}")
-    with _common.ShardedOutput(out_dir, split, examples_per_shard, **info) as out:
+    jobs = _common.input_part(jobs, num_shards, shard_index)  # before skipping: each part counts its own
+    if not keep_broken:
+        kept = []
+        for job in jobs:
+            s, action, _, c = job
+            why = known_broken(s, action, cams[(s, c)]["id"])
+            if why:
+                stats["skipped_known_broken"] += 1
+                stats["skipped_known_broken_videos"].append(f"{s}/{action}.{cams[(s, c)]['id']}: {why}")
+            else:
+                kept.append(job)
+        jobs = kept
+    info["known_broken"] = "kept (--keep_broken)" if keep_broken else "skipped"
+    dest = _common.part_dir(out_dir, split, num_shards, shard_index)
+    with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         bar = _common.progress(total=len(jobs), desc=f"h36m {split}", unit="video")
-        cache = {}
-        for s, action, path, c in jobs:
-            if max_examples and out.count >= max_examples:
-                break
-            if path not in cache:
-                cache.clear()
-                cache[path] = (load_mocap(path), load_fits(fits_dir, s, action))
-            mocap, fits = cache[path]
-            _convert_video(root, s, action, c, cams[(s, c)], mocap, fits, smpl_dir, bodies, out, stats,
-                           max_examples, every)
-            stats["sequences"] += 1
-            bar.update(1)
-            bar.set_postfix(examples=out.count)
+        tasks = _video_tasks(root, jobs, cams, fits_dir, smpl_dir, bodies, every, stats)
+        results = _common.map_ordered(_video_task, tasks, num_workers)
+        try:
+            for examples, st in results:
+                stats["sequences"] += 1
+                for k in ("missing_video_frames", "undistorted_videos"):
+                    stats[k] += st[k]
+                if st["d2"] is not None:
+                    stats["d2"].append(st["d2"])
+                if max_examples:
+                    examples = examples[: max(0, max_examples - out.count)]
+                for ex in examples:
+                    out.write(ex)
+                bar.update(1)
+                bar.set_postfix(examples=out.count)
+                if max_examples and out.count >= max_examples:
+                    break
+        finally:
+            results.close()
         bar.close()
         stats["written"] = out.count
         d2, fit = stats.pop("d2"), stats.pop("fit")
@@ -333,18 +411,28 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
     return stats
 
 
-def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, stats, max_examples, every):
-    video = os.path.join(root, s, "Videos", f"{action}.{cam['id']}.mp4")
-    if not os.path.exists(video):
-        stats["missing_videos"] += 1
-        log.warning("%s missing: skipped", video)
-        return
+def _video_tasks(root, jobs, cams, fits_dir, smpl_dir, bodies, every, stats):
+    """Per video (main process: mocap, fits, SMPL; lazily, in job order): the task of :func:`_video_task`.
+    A missing video is counted and skipped here."""
+    cache = {}
+    for s, action, path, c in jobs:
+        cam = cams[(s, c)]
+        video = os.path.join(root, s, "Videos", f"{action}.{cam['id']}.mp4")
+        if not os.path.exists(video):
+            stats["missing_videos"] += 1
+            log.warning("%s missing: skipped", video)
+            continue
+        if path not in cache:
+            cache.clear()
+            cache[path] = (load_mocap(path), load_fits(fits_dir, s, action))
+        mocap, fits = cache[path]
+        yield _video_geometry(root, s, action, c, cam, video, mocap, fits, smpl_dir, bodies, every, stats)
+
+
+def _video_geometry(root, s, action, c, cam, video, mocap, fits, smpl_dir, bodies, every, stats) -> dict:
+    """The labels of one video's sampled frames (camera frame, metres) and what its worker needs."""
     n = len(mocap) if fits is None else min(len(mocap), len(fits["pose"]))
     frames = np.arange(0, n, every)
-    if max_examples:
-        frames = frames[: max(0, max_examples - out.count)]
-    if len(frames) == 0:
-        return
     R, T = cam["R"], cam["T"]
     mocap_cam = (mocap[frames] - T) @ R.T  # (F, 32, 3)
     joints = np.zeros((len(frames), 24, 3))
@@ -370,22 +458,54 @@ def _convert_video(root, s, action, c, cam, mocap, fits, smpl_dir, bodies, out, 
                                       .mean() * 1000.0))
     else:
         stats["without_fits"] += 1
-    proj = mocap_cam @ cam["K"].T
-    _d2_check(root, s, action, cam, frames, _smpl_order_2d(proj), stats)
+    # D2_Positions are projections through the lens (distorted): compare them with ours, distorted alike
+    K = cam["K"]
+    xy = distort(mocap_cam[..., :2] / mocap_cam[..., 2:3], cam.get("k"), cam.get("p"))
+    proj = np.concatenate([xy * np.diag(K)[:2] + K[:2, 2], np.ones(xy.shape[:-1] + (1,))], -1)
+    return {"root": root, "subject": s, "action": action, "c": c, "cam": cam, "video": video, "frames": frames,
+            "joints": joints, "root_cam": root_cam, "pose": pose, "betas": betas, "landmarks": landmarks,
+            "gender": gender, "has_3d": has_3d, "has_smpl": has_smpl, "j2d_lens": _smpl_order_2d(proj)}
+
+
+def _video_task(t: dict):
+    """One video (a worker process; no TensorFlow): D2 check, frames and masks read and undistorted, crops.
+    Returns (examples in frame order, stats of the video)."""
+    s, action, cam, video, frames = t["subject"], t["action"], t["cam"], t["video"], t["frames"]
+    st = {"missing_video_frames": 0, "undistorted_videos": 0, "d2": None}
+    if len(frames) == 0:
+        return [], st
+    st["d2"] = _d2_check(t["root"], s, action, cam, frames, t["j2d_lens"])
     imgs = _common.read_video_frames(video, frames)
     masks = {}
-    mask_path = os.path.join(root, s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
+    mask_path = os.path.join(t["root"], s, "MySegmentsMat", "ground_truth_bs", f"{action}.{cam['id']}.mat")
     if imgs and os.path.exists(mask_path):
         masks = load_masks(mask_path, sorted(imgs), next(iter(imgs.values())).shape)
+    if imgs and has_distortion(cam):  # frames and masks -> the pinhole images that the labels and crop assume
+        import cv2
+
+        h, w = next(iter(imgs.values())).shape[:2]
+        mx, my = undistort_maps(cam, w, h)
+        imgs = {f: cv2.remap(im, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for f, im in imgs.items()}
+        masks = {f: cv2.remap(m.astype(np.uint8) * 255, mx, my, cv2.INTER_LINEAR) > 127 for f, m in masks.items()}
+        st["undistorted_videos"] = 1
+    lost = [f for f in frames.tolist() if f not in imgs]
+    if lost:
+        st["missing_video_frames"] = len(lost)
+        log.warning("%s: %d of the %d wanted frames could not be decoded (from frame %d on): not written",
+                    video, len(lost), len(frames), lost[0])
+    pose, betas, landmarks = t["pose"], t["betas"], t["landmarks"]
+    examples = []
     for n_, f in enumerate(frames.tolist()):
         if f not in imgs:
             continue
-        ex = _common.crop_example(
-            imgs[f], cam["K"], root_cam[n_], joints[n_], landmarks_cam=None if landmarks is None else landmarks[n_],
-            mask=masks.get(f), pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
-            gender=gender, has_3d=has_3d, has_smpl=has_smpl, dataset="h36m", subject=s,
-            sequence=f"{action}.{cam['id']}", frame=f, camera=c, joint_valid=None if has_3d else JOINTS3D_VALID)
-        out.write(ex)
+        examples.append(_common.crop_example(
+            imgs[f], cam["K"], t["root_cam"][n_], t["joints"][n_],
+            landmarks_cam=None if landmarks is None else landmarks[n_], mask=masks.get(f),
+            pose=None if pose is None else pose[n_], betas=None if betas is None else betas[n_],
+            gender=t["gender"], has_3d=t["has_3d"], has_smpl=t["has_smpl"], dataset="h36m", subject=s,
+            sequence=f"{action}.{cam['id']}", frame=f, camera=t["c"],
+            joint_valid=None if t["has_3d"] else JOINTS3D_VALID))
+    return examples, st
 
 
 def _smpl_order_2d(proj):
@@ -415,16 +535,22 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "cameras", None, "metadata.xml or cameras.h5 (default: found in --root).")
     define(flags.DEFINE_integer, "every", 5, "Keep every n-th frame (paper: 5).", lower_bound=1)
     define(flags.DEFINE_list, "subjects", None, "Subjects overriding the split's (e.g. S9).")
+    define(flags.DEFINE_boolean, "keep_broken", False, "Also convert the videos known to be broken (S11 "
+           "Directions camera 54138969; S9 Greeting, SittingDown 1, Waiting 1), skipped by default.")
+    _common.define_scale_flags(define)
 
 
 def main(argv):
     del argv
     F = FLAGS
+    _common.check_scale_flags(F.num_shards, F.shard_index)
     subjects = [s.strip() for s in F.subjects if s.strip()] if F.subjects else None
     stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.fits_dir or None, F.cameras or None,
-                    F.examples_per_shard, F.max_output_examples, F.every, subjects)
-    print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits), "
-          f"{stats['written']} examples written to {F.out_dir}")
+                    F.examples_per_shard, F.max_output_examples, F.every, subjects, keep_broken=F.keep_broken,
+                    num_shards=F.num_shards, shard_index=F.shard_index, num_workers=F.num_workers)
+    print(f"h36m {F.split}: {stats['sequences']} videos ({stats['with_fits']} with SMPL fits, "
+          f"{stats['skipped_known_broken']} known-broken skipped), {stats['written']} examples written to "
+          f"{_common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)}")
 
 
 if __name__ == "__main__":

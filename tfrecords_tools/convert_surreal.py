@@ -22,8 +22,12 @@ Conventions (worked out here; BUILD_NOTES "SURREAL conventions"):
   joints2D / joints3D are SMPL's, but in the mirrored picture a left limb looks like a right one. (The
   SURREAL authors' SMPL-relations demo notes the swap; DecoMR-style preprocessing mirrors the frames.)
   We mirror every frame and mask back (x -> W - 1 - x) and use the proper camera
-  R = diag(-1,1,1) @ R_pub = [[0,0,1],[0,1,0],[-1,0,0]], t = -R camLoc, K' = K with cx' = W - 1 - cx = 159
-  (the exact intrinsics of the flipped pixel grid). Then joints keep SMPL's labels (no permutation), the
+  R = diag(-1,1,1) @ R_pub = [[0,0,1],[0,1,0],[-1,0,0]], t = -R camLoc, and the intrinsics below.
+* Principal point: SURREAL's K (and so its joints2D) measures pixels from the image's corner, as Blender does
+  (its raster spans [0, W] x [0, H] over the sensor, optical axis at (W/2, H/2), and pixel x is sampled around
+  raster x + 0.5). Our convention puts pixel i's centre at coordinate i, so the rendered frames have
+  cx = 160 - 0.5 = 159.5, cy = 119.5, and the released joints2D are ours + 0.5. Mirrored back:
+  cx' = W - 1 - 159.5 = 159.5 (K_UNMIRRORED). Then joints keep SMPL's labels (no permutation), the
   body is a true (non-mirrored) SMPL body, and its pose is a rotation away from the world pose.
 * Body rotation: SURREAL stores ``pose[0:3]`` as MoSh gives it (CMU mocap frame, z up) and spins the body
   about the vertical by ``zrot``. The SMPL global rotation in the world frame is
@@ -71,8 +75,9 @@ _BLENDER_CAM_ROT = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]
 _BCAM_TO_CV = np.diag([1.0, -1.0, -1.0])
 R_PUBLISHED = _BCAM_TO_CV @ _BLENDER_CAM_ROT.T  # [[0,0,-1],[0,1,0],[-1,0,0]], det = -1 (a reflection)
 R_WORLD_TO_CAM = np.diag([-1.0, 1.0, 1.0]) @ R_PUBLISHED  # [[0,0,1],[0,1,0],[-1,0,0]], a rotation
-K_UNMIRRORED = SURREAL_K.copy()
-K_UNMIRRORED[0, 2] = WIDTH - 1 - SURREAL_K[0, 2]  # intrinsics of the frames after mirroring them back
+K_PIXEL_CENTRES = SURREAL_K - np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])  # pixel i at coordinate i
+K_UNMIRRORED = K_PIXEL_CENTRES.copy()
+K_UNMIRRORED[0, 2] = WIDTH - 1 - K_PIXEL_CENTRES[0, 2]  # intrinsics of the frames after mirroring them back
 R_X90 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 SPLITS = ("train", "val", "test")
 
@@ -165,98 +170,138 @@ def _clip_ids(info_path: str):
 
 
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None,
-            examples_per_shard: int = 2000, max_examples: int = 0, min_motion: float = 0.05) -> dict:
-    """Convert ``split`` of SURREAL under ``root`` into ``out_dir``. Returns stats (also in the manifest)."""
-    import scipy.io
+            examples_per_shard: int = 2000, max_examples: int = 0, min_motion: float = 0.05,
+            num_workers: int = 0, num_shards: int = 1, shard_index: int = 0) -> dict:
+    """Convert ``split`` of SURREAL under ``root`` into ``out_dir``. Returns stats (also in the manifest).
 
+    num_workers > 1: clips are converted in that many ``spawn`` processes, results written in clip order (the
+    same bytes as one process). num_shards > 1: only part ``shard_index`` of the sorted clips, written to
+    ``_common.part_dir(out_dir, split, num_shards, shard_index)`` (merge_parts.py gathers the parts).
+    """
     clips = find_clips(root, split)
     if not clips:
         raise FileNotFoundError(f"no *_info.mat clips under {root} for split '{split}'")
-    body = None
-    if smpl_dir is not None:
-        body = _common.BodyModel(smpl_dir, genders=skeleton.BODY_GENDERS)
-    else:
+    clips = _common.input_part(clips, num_shards, shard_index)  # may be empty: an empty part is still written
+    if smpl_dir is None:
         log.warning("convert_surreal: no --smpl_dir: landmarks are not written (has_landmarks=0); SURREAL's "
                     "bodies are official SMPL, whose surface the free body model does not reproduce")
-    stats = {"clips": 0, "frames_total": 0, "frames_sampled": 0, "written": 0, "missing_video_frames": 0,
-             "joints2d_reprojection_px": [], "smpl_vs_surreal_joints_mm": []}
+    stats = {"clips": 0, "frames_total": 0, "zero_joint_frames": 0, "frames_sampled": 0, "written": 0,
+             "missing_video_frames": 0}
+    rep_all, dis_all = [], []
     info = {"dataset": "surreal", "source": os.path.abspath(root), "source_frame_size": [WIDTH, HEIGHT],
-            "body_model": "official SMPL (--smpl_dir)" if body else "none (landmarks absent)",
+            "body_model": "official SMPL (--smpl_dir)" if smpl_dir else "none (landmarks absent)",
             "conventions": "frames mirrored back (SURREAL renders through a mirrored camera); pose/joints in the "
                            "proper camera frame; see convert_surreal.py"}
-    with _common.ShardedOutput(out_dir, split, examples_per_shard, **info) as out:
+    dest = _common.part_dir(out_dir, split, num_shards, shard_index)
+    with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
         bar = _common.progress(total=len(clips), desc=f"surreal {split}", unit="clip")
-        for info_path in clips:
-            if max_examples and out.count >= max_examples:
-                break
-            _convert_clip(info_path, body, out, stats, max_examples, min_motion, scipy.io)
-            stats["clips"] += 1
-            bar.update(1)
-            bar.set_postfix(examples=out.count)
+        results = _common.map_ordered(_clip_task, [(c, min_motion) for c in clips], num_workers,
+                                      initializer=_init_worker, initargs=(smpl_dir,))
+        try:
+            for examples, st in results:
+                for k in ("frames_total", "zero_joint_frames", "missing_video_frames"):
+                    stats[k] += st[k]
+                rep_all.append(st["rep"])
+                if st["dis"] is not None:
+                    dis_all.append(st["dis"])
+                if max_examples:
+                    examples = examples[: max(0, max_examples - out.count)]
+                stats["frames_sampled"] += st["frames_sampled"] if not max_examples else len(examples)
+                for ex in examples:
+                    out.write(ex)
+                stats["clips"] += 1
+                bar.update(1)
+                bar.set_postfix(examples=out.count)
+                if max_examples and out.count >= max_examples:
+                    break
+        finally:
+            results.close()
         bar.close()
         stats["written"] = out.count
-        rep = stats.pop("joints2d_reprojection_px")
-        dis = stats.pop("smpl_vs_surreal_joints_mm")
-        if rep:
-            stats["joints2d_reprojection_px_median"] = float(np.median(rep))
-        if dis:
-            stats["smpl_vs_surreal_joints_mm_mean"] = float(np.mean(dis))
+        if rep_all:
+            stats["joints2d_reprojection_px_median"] = float(np.median(rep_all))
+        if dis_all:
+            stats["smpl_vs_surreal_joints_mm_mean"] = float(np.mean(dis_all))
         out.finish(**{f"stats_{split}": stats})
     return stats
 
 
-def _convert_clip(info_path, body, out, stats, max_examples, min_motion, sio):
+_BODY = None  # this process's PointsModel (None without --smpl_dir), set by _init_worker
+
+
+def _init_worker(smpl_dir):
+    """Load the body model once per process: NumPy joints + landmarks (_common.PointsModel), no TensorFlow."""
+    global _BODY
+    _BODY = None if smpl_dir is None else _common.PointsModel(smpl_dir, genders=skeleton.BODY_GENDERS)
+
+
+def zero_joint_frames(joints3d_world) -> np.ndarray:
+    """(T, 24, 3) -> (T,) bool: frames whose joints are all exactly zero (SURREAL writes zeros where it has no
+    annotation; the authors' loader skips such frames)."""
+    return ~np.any(np.asarray(joints3d_world) != 0, axis=(1, 2))
+
+
+def _clip_task(args):
+    """One clip -> (examples (schema dicts in frame order), stats of the clip). Runs in a worker process that
+    imports no TensorFlow (NumPy, SciPy, OpenCV); landmarks from this process's PointsModel."""
+    import cv2
+    import scipy.io
+
+    info_path, min_motion = args
     d = load_info(info_path)
     stem, run, seq, clip = _clip_ids(info_path)
     T = len(d["pose"])
-    stats["frames_total"] += T
+    st = {"frames_total": T, "zero_joint_frames": 0, "frames_sampled": 0, "missing_video_frames": 0, "rep": 0.0,
+          "dis": None}
+    zero = zero_joint_frames(d["joints3d_world"])
+    st["zero_joint_frames"] = int(zero.sum())
+    valid = np.flatnonzero(~zero)
     R, t = extrinsics(d["cam_loc"])
     joints_cam = d["joints3d_world"] @ R.T + t  # (T, 24, 3)
     # Sanity check of the camera convention against the released 2D joints (an independent annotation),
     # mirrored like the frames.
-    proj = joints_cam @ K_UNMIRRORED.T
+    proj = joints_cam[valid] @ K_UNMIRRORED.T
     proj = proj[..., :2] / proj[..., 2:3]
-    j2 = d["joints2d"].copy()
+    j2 = d["joints2d"][valid] - 0.5  # corner-origin (Blender's raster) -> pixel centres
     j2[..., 0] = WIDTH - 1 - j2[..., 0]
-    rep = np.linalg.norm(proj - j2, axis=-1).mean()
-    stats["joints2d_reprojection_px"].append(float(rep))
+    rep = float(np.linalg.norm(proj - j2, axis=-1).mean()) if len(valid) else 0.0
+    st["rep"] = rep
     if rep > 5.0:
         log.warning("%s: SURREAL joints2D and our projection of joints3D differ by %.1f px on average: "
                     "camera convention mismatch?", info_path, rep)
-    keep = _common.keep_by_motion(d["joints3d_world"], min_motion) if min_motion > 0 else np.arange(T)
-    if max_examples:
-        keep = keep[: max(0, max_examples - out.count)]
-    stats["frames_sampled"] += len(keep)
+    # the 5 cm rule over the annotated frames only (an all-zero frame would be "far" from every other)
+    sub = d["joints3d_world"][valid]
+    keep = valid[_common.keep_by_motion(sub, min_motion) if min_motion > 0 else np.arange(len(valid))]
+    st["frames_sampled"] = len(keep)
     if len(keep) == 0:
-        return
+        return [], st
     pose_cam = camera_pose(d["pose"][keep], d["zrot"][keep], R)
     landmarks = None
-    if body is not None:
-        J, L = body(pose_cam, d["betas"][keep], d["gender"][keep])
-        Jc, Lc = _common.place_body(J, L, joints_cam[keep, 0])
-        landmarks = Lc
-        dis = np.linalg.norm(Jc - joints_cam[keep], axis=-1).mean() * 1000.0
-        stats["smpl_vs_surreal_joints_mm"].append(float(dis))
-        if dis > 50.0:
+    if _BODY is not None:
+        J, L = _BODY(pose_cam, d["betas"][keep], d["gender"][keep])
+        Jc, landmarks = _common.place_body(J, L, joints_cam[keep, 0])
+        st["dis"] = float(np.linalg.norm(Jc - joints_cam[keep], axis=-1).mean() * 1000.0)
+        if st["dis"] > 50.0:
             log.warning("%s: SMPL joints of the camera-frame pose differ from SURREAL's joints3D by %.0f mm "
-                        "on average: pose convention mismatch (or not the official model)?", info_path, dis)
+                        "on average: pose convention mismatch (or not the official model)?", info_path, st["dis"])
     video = info_path[: -len("_info.mat")] + ".mp4"
     frames = _common.read_video_frames(video, keep)
     segm_path = info_path[: -len("_info.mat")] + "_segm.mat"
-    segm = sio.loadmat(segm_path) if os.path.exists(segm_path) else None
+    segm = scipy.io.loadmat(segm_path) if os.path.exists(segm_path) else None
+    examples = []
     for n, f in enumerate(keep.tolist()):
         if f not in frames:
-            stats["missing_video_frames"] += 1
+            st["missing_video_frames"] += 1
             continue
         mask = None
         if segm is not None and f"segm_{f + 1}" in segm:
-            mask = np.asarray(segm[f"segm_{f + 1}"])[:, ::-1] > 0
-        ex = _common.crop_example(
-            np.ascontiguousarray(frames[f][:, ::-1]), K_UNMIRRORED, joints_cam[f, 0], joints_cam[f],
+            mask = cv2.flip(np.asarray(segm[f"segm_{f + 1}"], np.uint8), 1) > 0
+        examples.append(_common.crop_example(
+            cv2.flip(frames[f], 1), K_UNMIRRORED, joints_cam[f, 0], joints_cam[f],
             landmarks_cam=None if landmarks is None else landmarks[n], mask=mask, pose=pose_cam[n],
             betas=d["betas"][f], gender=int(d["gender"][f]), has_3d=1, dataset="surreal", subject=seq.split("_")[0],
-            sequence=f"{run}/{stem}", frame=f, camera=0)
-        out.write(ex)
+            sequence=f"{run}/{stem}", frame=f, camera=0))
+    return examples, st
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
@@ -274,15 +319,20 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
            "written).")
     define(flags.DEFINE_float, "min_motion_cm", 5.0, "The paper's sampling: skip a frame whose mean joint distance "
            "to the last kept frame is below this (0 = keep every frame).", lower_bound=0.0)
+    _common.define_scale_flags(define)
 
 
 def main(argv):
     del argv
     F = FLAGS
+    _common.check_scale_flags(F.num_shards, F.shard_index)
     stats = convert(F.root, F.out_dir, F.split, F.smpl_dir or None, F.examples_per_shard, F.max_output_examples,
-                    F.min_motion_cm / 100.0)
-    print(f"surreal {F.split}: {stats['clips']} clips, {stats['frames_total']} frames, "
-          f"{stats['frames_sampled']} sampled, {stats['written']} written to {F.out_dir}")
+                    F.min_motion_cm / 100.0, num_workers=F.num_workers, num_shards=F.num_shards,
+                    shard_index=F.shard_index)
+    dest = _common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)
+    print(f"surreal {F.split}: {stats['clips']} clips, {stats['frames_total']} frames "
+          f"({stats['zero_joint_frames']} without joints, skipped), {stats['frames_sampled']} sampled, "
+          f"{stats['written']} written to {dest}")
 
 
 if __name__ == "__main__":

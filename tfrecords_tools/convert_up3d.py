@@ -52,6 +52,30 @@ SPLITS = ("train", "val", "test")
 # SMPL joints of the first 12 LSP joints (r ankle, r knee, r hip, l hip, l knee, l ankle, r wrist, r elbow,
 # r shoulder, l shoulder, l elbow, l wrist); LSP's neck and head top have no SMPL joint.
 LSP_TO_SMPL = np.array([8, 5, 2, 1, 4, 7, 21, 19, 17, 16, 18, 20], np.int64)
+# The model UP-3D's fits were made with: SMPLify's gender-neutral model, 10 shape components. SMPL v1.1.0's
+# SMPL_NEUTRAL (300 components) is a different model whose first 10 components do not match these betas.
+FIT_MODEL_FILE = "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"
+FIT_MODEL_COMPONENTS = 10
+
+
+def neutral_model_record(smpl_dir: str) -> dict:
+    """The neutral model file ``--smpl_dir`` gives and its shape-component count, for the manifest:
+    {"body_model_file": base name, "body_model_shape_components": int, "body_model_matches_fits": bool}, with a
+    warning when it is not the model UP-3D's fits were made with (FIT_MODEL_FILE, FIT_MODEL_COMPONENTS)."""
+    from smplr_tf.body import model_io
+
+    path = model_io.find_model_files(smpl_dir).get("neutral")
+    if path is None:
+        raise ValueError(f"{smpl_dir}: no gender-neutral SMPL model file ({FIT_MODEL_FILE}): UP-3D's fits are "
+                         "neutral-SMPL parameters")
+    n = int(model_io.load_model_file(path, gender="neutral").extras["num_shape_components"])
+    name = os.path.basename(path)
+    ok = n == FIT_MODEL_COMPONENTS and "v1.1" not in name.lower()
+    if not ok:
+        log.warning("up3d: the neutral model %s has %d shape components; UP-3D's fits were made with %s "
+                    "(%d components): its first %d components differ, so the bodies will not match the fits",
+                    path, n, FIT_MODEL_FILE, FIT_MODEL_COMPONENTS, FIT_MODEL_COMPONENTS)
+    return {"body_model_file": name, "body_model_shape_components": n, "body_model_matches_fits": bool(ok)}
 
 
 def read_split(root: str, split: str) -> list[int]:
@@ -128,61 +152,43 @@ def silhouette(render: np.ndarray, image_shape, crop_info) -> np.ndarray:
 
 
 def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None = None,
-            examples_per_shard: int = 2000, max_examples: int = 0) -> dict:
-    import cv2
+            examples_per_shard: int = 2000, max_examples: int = 0, num_shards: int = 1, shard_index: int = 0,
+            num_workers: int = 0) -> dict:
+    """Convert ``split`` of UP-3D under ``root`` into ``out_dir``. Returns stats (also in the manifest).
+
+    The manifest records the neutral model file and its shape-component count (``neutral_model_record``).
+    num_shards > 1: only part ``shard_index`` of the split's sorted ids, written to
+    ``_common.part_dir(out_dir, split, num_shards, shard_index)``. num_workers > 1: images are read, cropped
+    and encoded in that many processes (SMPL stays in this one); the same bytes whatever the count.
+    """
 
     if smpl_dir is None:
         raise ValueError("convert_up3d needs --smpl_dir with the official gender-neutral SMPL model: UP-3D's fits "
                          "are neutral-SMPL parameters, and every joint, landmark and the crop come from that model")
+    model_record = neutral_model_record(smpl_dir)
     body = _common.BodyModel(smpl_dir, genders=("neutral",))
-    ids = read_split(root, split)
+    ids = _common.input_part(read_split(root, split), num_shards, shard_index)
     if max_examples:
         ids = ids[:max_examples]
     stats = {"images": 0, "written": 0, "without_mask": 0, "lsp": []}
     info = {"dataset": "up3d", "source": os.path.abspath(root), "body_model": "official neutral SMPL (--smpl_dir)",
-            "conventions": "neutral SMPL fits; has_3d=0 (fits, not measured 3D); see convert_up3d.py"}
-    with _common.ShardedOutput(out_dir, split, examples_per_shard, **info) as out:
-        for i in _common.progress(ids, desc=f"up3d {split}", unit="img"):
-            p = os.path.join(root, f"{i:05d}")
-            b = load_body(p + "_body.pkl")
-            crop_info = read_crop_info(p + "_fit_crop_info.txt")
-            bgr = cv2.imread(p + "_image.png", cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ValueError(f"{p}_image.png: missing or unreadable")
-            img = np.ascontiguousarray(bgr[..., ::-1])
-            K = image_intrinsics(b["f"], crop_info)
-            R = _common.rotmat_from_axis_angle(b["rt"])
-            pose_cam = _common.rotate_global_orient(b["pose"][None], R)[0]
-            J, L = body(b["pose"][None], b["betas"][None], [2])
-            root_cam = R @ (J[0, 0] + b["trans"]) + b["t"]
-            Jc, Lc = body(pose_cam[None], b["betas"][None], [2])
-            joints, landmarks = _common.place_body(Jc[0], Lc[0], root_cam)
-            mask = None
-            if os.path.exists(p + "_render_light.png"):
-                rl = cv2.imread(p + "_render_light.png", cv2.IMREAD_UNCHANGED)
-                if rl is None:
-                    raise ValueError(f"{p}_render_light.png: unreadable")
-                mask = silhouette(rl[..., :3] if rl.ndim == 3 else rl, img.shape, crop_info)
-            else:
-                stats["without_mask"] += 1
-            if os.path.exists(p + "_joints.npy"):
-                lsp = np.load(p + "_joints.npy")
-                if lsp.shape[0] >= 2 and lsp.shape[-1] == 14:
-                    vis = (lsp[2] > 0) if lsp.shape[0] > 2 else np.ones(14, bool)
-                    vis = vis[:12] & (lsp[0, :12] > 0) & (lsp[1, :12] > 0)
-                    if vis.any():
-                        pj = joints[LSP_TO_SMPL] @ K.T
-                        pj = pj[:, :2] / pj[:, 2:3]
-                        stats["lsp"].append(float(np.median(np.linalg.norm(pj[vis] - lsp[:2, :12].T[vis], axis=-1))))
-            subject = ""
-            if os.path.exists(p + "_dataset_info.txt"):
-                with open(p + "_dataset_info.txt") as f:
-                    subject = (f.read().split() or [""])[0]
-            ex = _common.crop_example(img, K, root_cam, joints, landmarks_cam=landmarks, mask=mask, pose=pose_cam,
-                                      betas=b["betas"], gender=2, has_3d=0, has_smpl=1, dataset="up3d",
-                                      subject=subject, sequence=f"{i:05d}", frame=i, camera=0)
-            out.write(ex)
-            stats["images"] += 1
+            "conventions": "neutral SMPL fits; has_3d=0 (fits, not measured 3D); see convert_up3d.py",
+            **model_record}
+    dest = _common.part_dir(out_dir, split, num_shards, shard_index)
+    with _common.ShardedOutput(dest, split, examples_per_shard, **info) as out:
+        bar = _common.progress(total=len(ids), desc=f"up3d {split}", unit="img")
+        results = _common.map_ordered(_image_task, _geometry(root, ids, body), num_workers)
+        try:
+            for ex, lsp_px, has_mask in results:
+                out.write(ex)
+                stats["images"] += 1
+                stats["without_mask"] += int(not has_mask)
+                if lsp_px is not None:
+                    stats["lsp"].append(lsp_px)
+                bar.update(1)
+        finally:
+            results.close()
+        bar.close()
         stats["written"] = out.count
         lsp = stats.pop("lsp")
         if lsp:
@@ -192,6 +198,60 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                             "convention mismatch?", stats["fit_vs_lsp_px_median"])
         out.finish(**{f"stats_{split}": stats})
     return stats
+
+
+def _geometry(root, ids, body):
+    """Per image id, in order (main process: SMPL): (path stem, id, K (3, 3), root_cam (3,), joints (24, 3),
+    landmarks (18, 3), pose_cam (72,), betas (10,)), camera frame, metres."""
+    for i in ids:
+        p = os.path.join(root, f"{i:05d}")
+        b = load_body(p + "_body.pkl")
+        crop_info = read_crop_info(p + "_fit_crop_info.txt")
+        K = image_intrinsics(b["f"], crop_info)
+        R = _common.rotmat_from_axis_angle(b["rt"])
+        pose_cam = _common.rotate_global_orient(b["pose"][None], R)[0]
+        J, L = body(b["pose"][None], b["betas"][None], [2])
+        root_cam = R @ (J[0, 0] + b["trans"]) + b["t"]
+        Jc, Lc = body(pose_cam[None], b["betas"][None], [2])
+        joints, landmarks = _common.place_body(Jc[0], Lc[0], root_cam)
+        yield p, i, K, root_cam, joints, landmarks, pose_cam, b["betas"]
+
+
+def _image_task(task):
+    """One image (a worker process; no TensorFlow): -> (example, median px distance of the projected fit to the
+    visible LSP joints or None, whether a silhouette was found)."""
+    import cv2
+
+    p, i, K, root_cam, joints, landmarks, pose_cam, betas = task
+    crop_info = read_crop_info(p + "_fit_crop_info.txt")
+    bgr = cv2.imread(p + "_image.png", cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{p}_image.png: missing or unreadable")
+    img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    mask = None
+    if os.path.exists(p + "_render_light.png"):
+        rl = cv2.imread(p + "_render_light.png", cv2.IMREAD_UNCHANGED)
+        if rl is None:
+            raise ValueError(f"{p}_render_light.png: unreadable")
+        mask = silhouette(rl[..., :3] if rl.ndim == 3 else rl, img.shape, crop_info)
+    lsp_px = None
+    if os.path.exists(p + "_joints.npy"):
+        lsp = np.load(p + "_joints.npy")
+        if lsp.shape[0] >= 2 and lsp.shape[-1] == 14:
+            vis = (lsp[2] > 0) if lsp.shape[0] > 2 else np.ones(14, bool)
+            vis = vis[:12] & (lsp[0, :12] > 0) & (lsp[1, :12] > 0)
+            if vis.any():
+                pj = joints[LSP_TO_SMPL] @ K.T
+                pj = pj[:, :2] / pj[:, 2:3]
+                lsp_px = float(np.median(np.linalg.norm(pj[vis] - lsp[:2, :12].T[vis], axis=-1)))
+    subject = ""
+    if os.path.exists(p + "_dataset_info.txt"):
+        with open(p + "_dataset_info.txt") as f:
+            subject = (f.read().split() or [""])[0]
+    ex = _common.crop_example(img, K, root_cam, joints, landmarks_cam=landmarks, mask=mask, pose=pose_cam,
+                              betas=betas, gender=2, has_3d=0, has_smpl=1, dataset="up3d",
+                              subject=subject, sequence=f"{i:05d}", frame=i, camera=0)
+    return ex, lsp_px, mask is not None
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
@@ -207,13 +267,17 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
     define(flags.DEFINE_string, "smpl_dir", None, "Official SMPL model files, with the gender-neutral model "
            "(SMPL_NEUTRAL.pkl) that UP-3D's fits use.")
+    _common.define_scale_flags(define)
 
 
 def main(argv):
     del argv
     F = FLAGS
-    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_output_examples)
-    print(f"up3d {F.split}: {stats['written']} examples written to {F.out_dir}")
+    _common.check_scale_flags(F.num_shards, F.shard_index)
+    stats = convert(F.root, F.out_dir, F.split, F.smpl_dir, F.examples_per_shard, F.max_output_examples,
+                    num_shards=F.num_shards, shard_index=F.shard_index, num_workers=F.num_workers)
+    print(f"up3d {F.split}: {stats['written']} examples written to "
+          f"{_common.part_dir(F.out_dir, F.split, F.num_shards, F.shard_index)}")
 
 
 if __name__ == "__main__":

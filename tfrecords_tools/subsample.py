@@ -157,26 +157,44 @@ def synthetic_frames(n: int, clip: int = 100, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ records
-def read_joints(files) -> np.ndarray:
-    """joints3d (N, 24, 3) of every record in ``files``, in order."""
+def _file_joints(path) -> np.ndarray:
     import tensorflow as tf
 
     spec = {"joints3d": tf.io.FixedLenFeature([72], tf.float32)}
-    ds = tf.data.TFRecordDataset(files).batch(4096).map(lambda s: tf.io.parse_example(s, spec)["joints3d"])
+    ds = tf.data.TFRecordDataset(path).batch(4096).map(lambda s: tf.io.parse_example(s, spec)["joints3d"])
     parts = [b.numpy() for b in ds]
     return np.concatenate(parts).reshape(-1, 24, 3) if parts else np.zeros((0, 24, 3), np.float32)
 
 
+def read_joints(files, num_workers: int = 0) -> np.ndarray:
+    """joints3d (N, 24, 3) float32 metres of every record in ``files``, in file order then record order.
+    num_workers > 1: that many files are parsed at once (threads; TensorFlow releases the GIL), the result is
+    the same."""
+    files = list(files)
+    if num_workers > 1:
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:
+            parts = list(pool.map(_file_joints, files))
+    else:
+        parts = [_file_joints(f) for f in files]
+    return np.concatenate(parts) if parts else np.zeros((0, 24, 3), np.float32)
+
+
 def subsample_records(in_dir: str, out_dir: str, split: str, threshold: float = 0.15, relative: bool = True,
-                      examples_per_shard: int = 2000) -> dict:
-    """Read ``split`` of ``in_dir``, keep the subset, write it to ``out_dir`` (same schema). Returns stats."""
+                      examples_per_shard: int = 2000, num_workers: int = 0) -> dict:
+    """Read ``split`` of ``in_dir``, keep the subset, write it to ``out_dir`` (same schema). Returns stats.
+
+    num_workers > 1: the input shards' joints are parsed that many at a time (the same output). The selection
+    itself is one greedy pass (frame i against every frame kept before it, over the whole split), so it is not
+    split into parts: no --num_shards here (it runs at millions of frames per minute, see --benchmark)."""
     import tensorflow as tf
 
     from smplr_tf.data import schema
 
     files = schema.split_files(in_dir, split)
     man = schema.read_manifest(in_dir)
-    j = read_joints(files)
+    j = read_joints(files, num_workers)
     if relative:
         j = j - j[:, :1]
     t0 = time.perf_counter()
@@ -209,6 +227,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_boolean, "relative", True, "Compare root-relative joints (default) instead of camera-frame "
            "ones.")
     define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "num_workers", 0, "Input shards parsed at once (0 or 1: one at a time). The output "
+           "is the same whatever the count.", lower_bound=0)
     define(flags.DEFINE_integer, "benchmark", 0, "Instead, time the selection on this many synthetic frames.",
            lower_bound=0)
     define(flags.DEFINE_boolean, "json", False, "--benchmark: print one JSON object instead of text.")
@@ -238,7 +258,7 @@ def main(argv):
                   f"({res['frames_per_s']:.0f} frames/s)")
         return
     stats = subsample_records(F.in_dir, F.out_dir, F.split, F.threshold_mm / 1000.0, F.relative,
-                              F.examples_per_shard)
+                              F.examples_per_shard, F.num_workers)
     print(f"subsample {F.split}: {stats['input']} -> {stats['kept']} records "
           f"(selection {stats['seconds']:.1f} s) written to {F.out_dir}")
 

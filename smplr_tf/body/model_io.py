@@ -269,6 +269,7 @@ def model_data_from_dict(raw: dict, path="<arrays>", gender: str | None = None) 
     shapedirs = _array(raw, path, "shapedirs", np.float32, 3)
     if shapedirs.shape[:2] != (V, 3) or shapedirs.shape[2] < NUM_BETAS:
         raise ModelFileError(path, f"expected shape ({V}, 3, >= {NUM_BETAS}), got {shapedirs.shape}", "shapedirs")
+    num_shape_components = int(shapedirs.shape[2])  # in the file (v1.1.0 files hold 300): kept in extras
     shapedirs = np.ascontiguousarray(shapedirs[:, :, :NUM_BETAS])
     posedirs = _array(raw, path, "posedirs", np.float32, 3)
     _expect_shape(posedirs, (V, 3, NUM_POSE_BASIS), path, "posedirs")
@@ -313,7 +314,8 @@ def model_data_from_dict(raw: dict, path="<arrays>", gender: str | None = None) 
     return BodyModelData(
         v_template=v_template, shapedirs=shapedirs, posedirs=posedirs, J_regressor=J_regressor,
         weights=weights, kintree_table=kintree, f=f.astype(np.int32), landmark_ids=landmark_ids.astype(np.int32),
-        gender=gender, path=path, extras={k: v for k, v in raw.items() if k not in known})
+        gender=gender, path=path,
+        extras={k: v for k, v in raw.items() if k not in known} | {"num_shape_components": num_shape_components})
 
 
 def load_model_file(path, gender: str | None = None) -> BodyModelData:

@@ -55,6 +55,16 @@ def _augment_seeds(ds, base_seed: int):
     return ds.map(lambda path, index, record: (path, index, record, _seed_draw(base_seed)))  # sequential
 
 
+def _joints_known(ex):
+    """(24,) bool: the joints a record has. Without true 3D (``has_3d`` = 0) a converter writes a joint it
+    has no data for (Human3.6M without SMPL fits: spine, collars, hands) as zeros in both ``joints3d`` and
+    ``joints2d``; such a joint is unknown. ANDed with its left/right mirror, so that the mask stays right after
+    a flip augmentation (the unmapped sets are symmetric, so nothing known is lost)."""
+    zero = tf.reduce_all(tf.equal(ex["joints3d"], 0.0), -1) & tf.reduce_all(tf.equal(ex["joints2d"], 0.0), -1)
+    known = ~(zero & (ex["has_3d"] <= 0))
+    return known & tf.gather(known, skeleton.JOINT_FLIP_PERM)
+
+
 def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, depth_bins, num_points, limbs,
                        augment, cfg, backgrounds, occluders, heatmap_dtype, targets_on_device,
                        target_form="gaussian", fits_as_3d=False, smpl_params=False):
@@ -80,7 +90,9 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
     points = skeleton.points_from_smpl(p3[:24], p3[24:])[:num_points]  # (P, 3)
     points2d = tf.concat([p2[1:24], p2[24:]], axis=0)[:num_points]  # (P, 2)
     is_landmark = tf.constant(np.arange(num_points) >= skeleton.NUM_JOINTS - 1)
-    known = tf.where(is_landmark, ex["has_landmarks"] > 0, tf.ones([num_points], tf.bool))
+    joint_known = _joints_known(ex)  # (24,)
+    known = tf.where(is_landmark, ex["has_landmarks"] > 0,
+                     tf.pad(joint_known[1:], [[0, num_points - (skeleton.NUM_JOINTS - 1)]]))
     out = {"points": points, "points2d": points2d}
     has_3d = ex["has_3d"] > 0
     if fits_as_3d:  # SMPL fits (UP-3D) train as 3D truth
@@ -93,7 +105,7 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
         hw = tf.cast(input_size, tf.float32) - 0.5
         inside = tf.reduce_all((points2d >= -0.5) & (points2d <= hw), axis=-1)
         valid = known & inside
-        limb_valid = tf.ones([skeleton.NUM_LIMBS], tf.bool)
+        limb_valid = tf.stack([tf.reduce_all(tf.gather(joint_known, list(c))) for c in skeleton.LIMB_CHAINS])
     if limbs:
         valid = tf.concat([valid, limb_valid], 0)
     out["mask_valid"] = tf.cast(valid, tf.float32)
