@@ -1,0 +1,394 @@
+"""Batched SMPL fitting to target 3D points, in TensorFlow.
+
+The fitted body is one gender of an SMPL-layout model (:class:`~smplr_tf.body.model_io.BodyModelData`: the
+free model or official files). Its *points* are the 24 SMPL joints followed by a few surface vertices (by
+default the model's 18 landmarks): ``(B, 24 + L, 3)`` metres. Targets are given on any skeleton through a
+:class:`JointMap`: each of the Q target joints is a weighted sum of body points (usually one point), with a
+per-joint weight in the data term (0 = ignored), so a subset of the 24 joints / 18 landmarks and a foreign
+skeleton (Human3.6M's 32 mocap joints, ...) are the same case.
+
+Objective, per frame b (all lengths in metres, angles in radians)::
+
+    E_b = sum_q w_q |M_q . P_b(pose, betas) + trans - T_bq|^2 / sum_q w_q          (mean squared error, m^2)
+        + betas_weight * |betas|^2
+        + back_weight * sum_{spine joints, 3 axes} relu(|theta| - back_limit)^2   (the paper's back-bend range)
+        + angle_weight * sum_{joints 1..23} relu(|r_k| - angle_limit)^2           (joint-angle sanity)
+        + pose_weight * |body pose|^2
+
+optimised over axis-angle pose (B, 72), translation (B, 3) and betas (B, 10), one shared (1, 10) for the batch
+(``shared_betas``), or held fixed (``fixed_betas``), with a Keras optimiser (Adam, cosine-decayed step) in a
+``tf.function`` (XLA by default). The global rotation and translation start from a weighted Kabsch alignment
+of the initial body to the targets, so a zero / mean / predicted initial pose needs no global orientation.
+
+Only the points are computed (the 24 joints by the kinematic chain, the L vertices by their own blend shapes
+and skinning), never the full mesh, so a step costs O(B * (24 + L)) and thousands of frames fit per second on
+a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy.spatial.transform import Rotation
+
+from smplr_tf.body import skeleton
+from smplr_tf.body.model_io import NUM_BETAS, NUM_POSE_BASIS, BodyModelData
+from smplr_tf.body.smpl import kinematic_chain, rodrigues, skin_vertices
+
+NUM_JOINTS = skeleton.NUM_JOINTS
+SPINE_JOINTS = (3, 6, 9)  # spine1, spine2, spine3: the back whose bend the paper bounds
+
+
+# ------------------------------------------------------------------------------------------ point model
+
+
+class PointModel:
+    """SMPL restricted to its 24 joints and the vertices ``vertex_ids`` (default: the model's landmarks).
+
+    ``model(betas (B, 10), rotmats (B, 24, 3, 3))`` -> points (B, 24 + L, 3) float32, metres, SMPL frame (global
+    rotation about the rest pelvis joint, no translation); equal to the full layer's joints and vertices.
+    """
+
+    def __init__(self, data: BodyModelData, vertex_ids=None):
+        ids = np.asarray(data.landmark_ids if vertex_ids is None else vertex_ids, np.int64).reshape(-1)
+        self.data = data
+        self.vertex_ids = ids
+        self.num_points = NUM_JOINTS + len(ids)
+        self.parents = data.parents
+        jr = data.J_regressor.astype(np.float64)
+        # rest joints = [1, betas] @ joint_basis, (11, 72)
+        self._joint_basis = tf.constant(np.concatenate([
+            (jr @ data.v_template).reshape(1, NUM_JOINTS * 3),
+            np.einsum("jv,vcs->sjc", jr, data.shapedirs[..., :NUM_BETAS]).reshape(NUM_BETAS, NUM_JOINTS * 3)]),
+            tf.float32)
+        L = len(ids)
+        self._vert_shape = tf.constant(np.concatenate([
+            data.v_template[ids].reshape(1, 3 * L),
+            data.shapedirs[ids][..., :NUM_BETAS].transpose(2, 0, 1).reshape(NUM_BETAS, 3 * L)]), tf.float32)
+        self._pose_blend = bool(np.any(data.posedirs[ids]))
+        self._vert_pose = tf.constant(data.posedirs[ids].transpose(2, 0, 1).reshape(NUM_POSE_BASIS, 3 * L),
+                                      tf.float32)
+        self._weights = tf.constant(data.weights[ids], tf.float32)  # (L, 24)
+
+    def rest_joints(self, betas: tf.Tensor) -> tf.Tensor:
+        """betas (B, 10) -> rest-pose joints (B, 24, 3), metres."""
+        b = tf.shape(betas)[0]
+        coeffs = tf.concat([tf.ones([b, 1]), betas], axis=1)
+        return tf.reshape(tf.matmul(coeffs, self._joint_basis), [b, NUM_JOINTS, 3])
+
+    def __call__(self, betas: tf.Tensor, rotmats: tf.Tensor) -> tf.Tensor:
+        betas = tf.cast(betas, tf.float32)
+        b = tf.shape(betas)[0]
+        rest = self.rest_joints(betas)
+        joints, skin_rot, skin_trans = kinematic_chain(rotmats, rest, self.parents)
+        if len(self.vertex_ids) == 0:
+            return joints
+        coeffs = tf.concat([tf.ones([b, 1]), betas], axis=1)
+        v = tf.matmul(coeffs, self._vert_shape)
+        if self._pose_blend:
+            feat = tf.reshape(rotmats[:, 1:] - tf.eye(3), [b, NUM_POSE_BASIS])
+            v += tf.matmul(feat, self._vert_pose)
+        v = tf.reshape(v, [b, -1, 3])
+        verts = skin_vertices(self._weights, skin_rot, skin_trans, v)
+        return tf.concat([joints, verts], axis=1)
+
+
+# -------------------------------------------------------------------------------------------- joint map
+
+
+@dataclasses.dataclass
+class JointMap:
+    """Q target joints as weighted sums of the body's P = 24 + L points.
+
+    matrix: (Q, P) float, row q = the body point(s) that target joint q stands for (rows of one-hot for a
+    direct correspondence); weights: (Q,) float, the joint's weight in the data term (0: not fitted).
+    """
+
+    matrix: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, num_targets: int, pairs: dict, weights=None, num_points: int = skeleton.NUM_NODES):
+        """pairs {target index: body point index (0..23 joints, 24.. vertices)}; weights {target: w} (default 1
+        for every paired target, 0 for the others)."""
+        m = np.zeros((num_targets, num_points), np.float32)
+        w = np.zeros(num_targets, np.float32)
+        for q, p in pairs.items():
+            m[q, p] = 1.0
+            w[q] = 1.0
+        for q, v in (weights or {}).items():
+            w[q] = float(v)
+        return cls(m, w)
+
+    @classmethod
+    def smpl_points(cls, indices=None, num_points: int = skeleton.NUM_NODES):
+        """Targets = the body points ``indices`` themselves (default all: 24 joints then the landmarks)."""
+        idx = np.arange(num_points) if indices is None else np.asarray(indices).reshape(-1)
+        return cls.from_pairs(len(idx), {q: int(p) for q, p in enumerate(idx)}, num_points=num_points)
+
+    @property
+    def pairs(self):
+        """(target index, body point index) of every one-hot row with a positive weight."""
+        out = []
+        for q in range(len(self.weights)):
+            nz = np.flatnonzero(self.matrix[q])
+            if self.weights[q] > 0 and len(nz) == 1 and self.matrix[q, nz[0]] == 1.0:
+                out.append((q, int(nz[0])))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- priors
+
+
+@dataclasses.dataclass
+class Priors:
+    """Weights of the prior terms (see the module docstring; the data term is a mean squared error in m^2)."""
+
+    betas_weight: float = 1e-5
+    pose_weight: float = 1e-6
+    back_limit: float = 0.5  # radians, per axis-angle component of spine1..3
+    back_weight: float = 1.0
+    angle_limit: float = 2.6  # radians, rotation angle of any body joint
+    angle_weight: float = 1.0
+
+
+def back_bend_excess(pose: tf.Tensor, limit: float) -> tf.Tensor:
+    """pose (B, 72) axis-angle -> (B, 3, 3) radians by which each spine joint's components leave [-limit, limit]."""
+    spine = tf.gather(tf.reshape(pose, [-1, NUM_JOINTS, 3]), SPINE_JOINTS, axis=1)
+    return tf.nn.relu(tf.abs(spine) - limit)
+
+
+def prior_terms(pose: tf.Tensor, betas: tf.Tensor, priors: Priors) -> tf.Tensor:
+    """(B,) sum of the prior terms; pose (B, 72) axis-angle, betas (B, 10) or (1, 10)."""
+    body = tf.reshape(pose, [-1, NUM_JOINTS, 3])[:, 1:]
+    angle = tf.sqrt(tf.reduce_sum(tf.square(body), -1) + 1e-12)
+    e = priors.pose_weight * tf.reduce_sum(tf.square(body), [1, 2])
+    e += priors.angle_weight * tf.reduce_sum(tf.square(tf.nn.relu(angle - priors.angle_limit)), 1)
+    e += priors.back_weight * tf.reduce_sum(tf.square(back_bend_excess(pose, priors.back_limit)), [1, 2])
+    return e + priors.betas_weight * tf.reduce_sum(tf.square(betas), 1)
+
+
+# ------------------------------------------------------------------------------------------- alignment
+
+
+def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray):
+    """Weighted rigid alignment, batched: (B, Q, 3) source / target, (B, Q) weights >= 0 ->
+    (R (B, 3, 3), t (B, 3)) minimising sum_q w_q |R s_q + t - x_q|^2 (proper rotations)."""
+    w = weights / np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    ms = np.einsum("bq,bqc->bc", w, source)
+    mt = np.einsum("bq,bqc->bc", w, target)
+    cov = np.einsum("bq,bqi,bqj->bij", w, target - mt[:, None], source - ms[:, None])
+    u, _, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    fix = np.ones((len(d), 3))
+    fix[:, 2] = d
+    R = u @ (fix[:, :, None] * vt)
+    return R, mt - np.einsum("bij,bj->bi", R, ms)
+
+
+# --------------------------------------------------------------------------------------------- fitter
+
+
+class Fitter:
+    """Fits batches of frames; compiled once per (batch size, options), reused for every batch.
+
+    Args:
+      data: the body model (one gender). vertex_ids: the surface points besides the joints (default landmarks).
+      joint_map: how the targets relate to the body points (default: the 24 joints then the L vertices).
+      batch_size: frames per compiled step (the last chunk is padded). steps: optimiser steps per batch.
+      learning_rate: Adam's initial step, cosine-decayed to 1% over ``steps``. priors: :class:`Priors`.
+      xla: compile the step with XLA.
+    """
+
+    def __init__(self, data: BodyModelData, joint_map: JointMap | None = None, vertex_ids=None,
+                 batch_size: int = 1024, steps: int = 150, learning_rate: float = 0.05,
+                 priors: Priors | None = None, xla: bool = True):
+        self.model = PointModel(data, vertex_ids)
+        self.joint_map = joint_map or JointMap.smpl_points(num_points=self.model.num_points)
+        if self.joint_map.matrix.shape[1] != self.model.num_points:
+            raise ValueError(f"joint map has {self.joint_map.matrix.shape[1]} body points, the model "
+                             f"{self.model.num_points}")
+        self.batch_size, self.steps, self.priors = int(batch_size), int(steps), priors or Priors()
+        q = self.joint_map.matrix.shape[0]
+        self._map = tf.constant(self.joint_map.matrix, tf.float32)
+        B = self.batch_size
+        self.pose = keras.Variable(np.zeros((B, 72), np.float32), name="pose")
+        self.trans = keras.Variable(np.zeros((B, 3), np.float32), name="trans")
+        self.betas = keras.Variable(np.zeros((B, NUM_BETAS), np.float32), name="betas")
+        self.shared = keras.Variable(np.zeros((1, NUM_BETAS), np.float32), name="shared_betas")
+        self._target = tf.Variable(np.zeros((B, q, 3), np.float32), trainable=False)
+        self._w = tf.Variable(np.zeros((B, q), np.float32), trainable=False)
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(self.steps, 1), alpha=0.01)
+        self._optimizers = {}
+        self._schedule = schedule
+        self._xla = xla
+        self._steps = {}
+
+    # --------------------------------------------------------------------------------------- internals
+    def _points(self, pose, betas, trans):
+        pts = self.model(betas, rodrigues(tf.reshape(pose, [-1, NUM_JOINTS, 3])))
+        return tf.einsum("qp,bpc->bqc", self._map, pts) + trans[:, None]
+
+    def _betas_of(self, mode):
+        return {"free": self.betas, "shared": tf.broadcast_to(self.shared, [self.batch_size, NUM_BETAS]),
+                "fixed": self.betas}[mode]
+
+    def _loss(self, mode):
+        betas = self._betas_of(mode)
+        pred = self._points(self.pose, betas, self.trans)
+        sq = tf.reduce_sum(tf.square(pred - self._target), -1)
+        data = tf.reduce_sum(self._w * sq, 1) / tf.maximum(tf.reduce_sum(self._w, 1), 1e-9)
+        valid = tf.cast(tf.reduce_sum(self._w, 1) > 0, tf.float32)  # padded frames add nothing
+        return tf.reduce_sum(valid * (data + prior_terms(self.pose, betas, self.priors)))
+
+    def _train_vars(self, mode):
+        return [self.pose, self.trans] + {"free": [self.betas], "shared": [self.shared], "fixed": []}[mode]
+
+    def _step_fn(self, mode):
+        if mode not in self._steps:
+            opt = keras.optimizers.Adam(self._schedule)
+            variables = self._train_vars(mode)
+            opt.build(variables)
+            self._optimizers[mode] = opt
+
+            def step():
+                with tf.GradientTape() as tape:
+                    loss = self._loss(mode)
+                grads = tape.gradient(loss, variables)
+                opt.apply_gradients(zip(grads, variables))
+                return loss
+
+            self._steps[mode] = tf.function(step, jit_compile=self._xla)
+        return self._steps[mode], self._optimizers[mode]
+
+    # --------------------------------------------------------------------------------------------- API
+    def fit(self, target, weights=None, init_pose=None, init_betas=None, fixed_betas=None,
+            shared_betas: bool = False, align: bool = True) -> dict:
+        """Fit N frames.
+
+        target: (N, Q, 3) metres (any frame); weights: None (the joint map's), (Q,) or (N, Q) (0 = missing);
+        init_pose: (N, 72) or (72,) axis-angle, default zero (its global rotation is replaced by the alignment
+        when ``align``); init_betas: (N, 10) or (10,), default 0; fixed_betas: (N, 10) or (10,) held fixed;
+        shared_betas: one shape fitted for all N frames (N <= batch_size).
+        Returns numpy float32: pose (N, 72), betas (N, 10), trans (N, 3), points (N, P, 3) body points (metres,
+        same frame as the targets), fitted (N, Q, 3), error (N,) weighted RMS distance to the targets (metres).
+        """
+        target = np.asarray(target, np.float32)
+        n, q = target.shape[:2]
+        w = self.joint_map.weights if weights is None else np.asarray(weights, np.float32)
+        w = np.broadcast_to(w, (n, q)).astype(np.float32)
+        pose0 = np.broadcast_to(np.zeros(72, np.float32) if init_pose is None else np.asarray(init_pose, np.float32),
+                                (n, 72)).copy()
+        src_b = init_betas if fixed_betas is None else fixed_betas
+        betas0 = np.broadcast_to(np.zeros(NUM_BETAS, np.float32) if src_b is None else
+                                 np.asarray(src_b, np.float32)[..., :NUM_BETAS], (n, NUM_BETAS)).copy()
+        mode = "fixed" if fixed_betas is not None else ("shared" if shared_betas else "free")
+        if mode == "shared" and n > self.batch_size:
+            raise ValueError(f"shared_betas fits one batch: {n} frames > batch_size {self.batch_size}")
+        out = {k: [] for k in ("pose", "betas", "trans", "points", "fitted", "error")}
+        B = self.batch_size
+        for s in range(0, n, B):
+            e = min(s + B, n)
+            res = self._fit_chunk(target[s:e], w[s:e], pose0[s:e], betas0[s:e], mode, align)
+            for k in out:
+                out[k].append(res[k])
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def _fit_chunk(self, target, w, pose0, betas0, mode, align):
+        m, B = len(target), self.batch_size
+        pad = B - m
+
+        def padded(a):
+            return np.concatenate([a, np.repeat(a[:1], pad, 0)]) if pad else a
+
+        target, pose0, betas0 = padded(target), padded(pose0), padded(betas0)
+        w = np.concatenate([w, np.zeros((pad,) + w.shape[1:], np.float32)]) if pad else w
+        if mode == "shared":
+            betas0 = np.broadcast_to(betas0[:1], betas0.shape).copy()
+        trans0 = np.zeros((B, 3), np.float32)
+        if align:
+            pose0, trans0 = self._align(target, w, pose0, betas0)
+        self.pose.assign(pose0)
+        self.trans.assign(trans0)
+        self.betas.assign(betas0)
+        self.shared.assign(betas0[:1])
+        self._target.assign(target)
+        self._w.assign(w)
+        step, opt = self._step_fn(mode)
+        for v in opt.variables:
+            v.assign(tf.zeros_like(v))
+        for _ in range(self.steps):
+            step()
+        betas = self._betas_of(mode).numpy() if mode != "shared" else np.repeat(self.shared.numpy(), B, 0)
+        pose, trans = self.pose.numpy(), self.trans.numpy()
+        pts = self.model(betas, rodrigues(tf.reshape(pose, [-1, NUM_JOINTS, 3]))).numpy() + trans[:, None]
+        fitted = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
+        sq = np.sum((fitted - target) ** 2, -1)
+        err = np.sqrt(np.sum(w * sq, 1) / np.maximum(w.sum(1), 1e-9))
+        return {"pose": pose[:m], "betas": betas[:m], "trans": trans[:m], "points": pts[:m], "fitted": fitted[:m],
+                "error": err[:m].astype(np.float32)}
+
+    def _align(self, target, w, pose0, betas0):
+        """Global rotation and translation of the initial body (its own global rotation dropped) by Kabsch."""
+        body_pose = pose0.copy()
+        body_pose[:, :3] = 0.0
+        pts = self.model(betas0, rodrigues(tf.reshape(body_pose, [-1, NUM_JOINTS, 3]))).numpy()
+        src = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
+        R, t = kabsch(src.astype(np.float64), target.astype(np.float64), np.maximum(w, 0).astype(np.float64) + 1e-9)
+        pelvis = pts[:, 0].astype(np.float64)
+        # SMPL with global rotation R turns about the rest pelvis J0: x -> R (x - J0) + J0 + trans = R x + t.
+        trans = t - pelvis + np.einsum("bij,bj->bi", R, pelvis)
+        body_pose[:, :3] = Rotation.from_matrix(R).as_rotvec()
+        return body_pose.astype(np.float32), trans.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------- shape from bones
+
+
+def rigid_bones(pairs) -> list[tuple[int, int, int, int]]:
+    """(target a, target b, body joint a, body joint b) for every mapped pair of SMPL joints that are parent and
+    child in SMPL's tree: their distance is a rest-pose length, the same in every frame."""
+    body_of = {p: q for q, p in pairs if p < NUM_JOINTS}
+    out = []
+    for j in range(1, NUM_JOINTS):
+        p = int(skeleton.JOINT_PARENTS[j])
+        if j in body_of and p in body_of:
+            out.append((body_of[p], body_of[j], p, j))
+    return out
+
+
+def betas_from_bone_lengths(data: BodyModelData, targets, joint_map: JointMap, steps: int = 500,
+                            betas_weight: float = 1e-5) -> tuple[np.ndarray, dict]:
+    """One shape for a subject from its frames: the median length over frames of every rigid bone (see
+    :func:`rigid_bones`) of ``targets`` (N, Q, 3) metres, matched by the rest-pose SMPL bones (Adam on betas).
+    Returns (betas (10,) float32, {"bones": [(a, b)...], "target_mm": ..., "fitted_mm": ...})."""
+    bones = rigid_bones(joint_map.pairs)
+    if not bones:
+        raise ValueError("the joint map has no pair of mapped SMPL parent / child joints: no bone length to fit")
+    targets = np.asarray(targets, np.float64)
+    lengths = np.median(np.linalg.norm(targets[:, [b[1] for b in bones]] - targets[:, [b[0] for b in bones]],
+                                       axis=-1), axis=0).astype(np.float32)
+    model = PointModel(data, vertex_ids=[])
+    betas = keras.Variable(np.zeros((1, NUM_BETAS), np.float32))
+    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(0.1, steps, alpha=0.01))
+    ja, jb = [b[2] for b in bones], [b[3] for b in bones]
+
+    def bone_lengths():
+        rest = model.rest_joints(betas)[0]
+        return tf.norm(tf.gather(rest, jb) - tf.gather(rest, ja), axis=-1)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(bone_lengths() - lengths)) + betas_weight * tf.reduce_sum(
+                tf.square(betas))
+        opt.apply_gradients([(tape.gradient(loss, betas), betas)])
+
+    for _ in range(steps):
+        step()
+    return betas.numpy()[0], {"bones": [(int(a), int(b)) for a, b in zip(ja, jb)],
+                              "target_mm": (lengths * 1000).round(1).tolist(),
+                              "fitted_mm": (bone_lengths().numpy() * 1000).round(1).tolist()}
