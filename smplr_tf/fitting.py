@@ -196,7 +196,8 @@ class Fitter:
     """Fits batches of frames; compiled once per (batch size, options), reused for every batch.
 
     Args:
-      data: the body model (one gender). vertex_ids: the surface points besides the joints (default landmarks).
+      data: the body model (one gender). vertex_ids: the surface points besides the joints (default: the
+        landmarks, none when ``joint_map`` has 24 columns).
       joint_map: how the targets relate to the body points (default: the 24 joints then the L vertices).
       batch_size: frames per compiled step (the last chunk is padded). steps: optimiser steps per batch.
       learning_rate: Adam's initial step, cosine-decayed to 1% over ``steps``. priors: :class:`Priors`.
@@ -206,6 +207,8 @@ class Fitter:
     def __init__(self, data: BodyModelData, joint_map: JointMap | None = None, vertex_ids=None,
                  batch_size: int = 1024, steps: int = 150, learning_rate: float = 0.05,
                  priors: Priors | None = None, xla: bool = True):
+        if vertex_ids is None and joint_map is not None and joint_map.matrix.shape[1] == NUM_JOINTS:
+            vertex_ids = []  # a map onto the joints alone: no vertex computed
         self.model = PointModel(data, vertex_ids)
         self.joint_map = joint_map or JointMap.smpl_points(num_points=self.model.num_points)
         if self.joint_map.matrix.shape[1] != self.model.num_points:

@@ -33,6 +33,7 @@ SCRIPTS = {
     "smpl_speed": "benchmarks/smpl_speed.py",
     "timing": "benchmarks/timing.py",
     "inference_speed": "benchmarks/inference_speed.py",
+    "fit_h36m": "tfrecords_tools/fit_h36m.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.

@@ -1,0 +1,163 @@
+"""SMPL fitting on synthetic data: bodies of the free model and of a random SMPL-size model, posed by an
+independent numpy SMPL, mapped to a Human3.6M-like 32-joint skeleton with noise -> fit_h36m recovers the joints
+and bones; the back-bend range holds; the fitted fits_dir converts with convert_h36m."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from fixtures import h36m as fx
+from fixtures.records import write_smpl_dir
+from fixtures.smpl_numpy import NumpySMPL
+
+from smplr_tf import fitting
+from smplr_tf.body import skeleton
+from smplr_tf.body.model_io import find_model_files, load_model_file
+from tfrecords_tools import convert_h36m, fit_h36m
+
+os.environ.setdefault("SMPLR_NO_PROGRESS", "1")
+NOISE_M = 0.003
+
+
+def make_sequence(model, n, seed):
+    """A varied sequence in the z-up world: (pose, betas, trans, clean SMPL joints (n, 24, 3), mocap (n, 32, 3)
+    with noise on the mapped joints)."""
+    rng = np.random.default_rng(seed)
+    betas = rng.normal(0, 1, 10)
+    up = Rotation.from_rotvec([np.pi / 2, 0, 0])
+    pose = np.zeros((n, 72))
+    joints = np.zeros((n, 24, 3))
+    trans = np.zeros((n, 3))
+    mocap = np.zeros((n, 32, 3))
+    for f in range(n):
+        pose[f, :3] = (Rotation.from_rotvec([0, 0, rng.uniform(-np.pi, np.pi)]) * up).as_rotvec()
+        pose[f, 3:] = rng.normal(0, 0.2, 69)
+        pose[f, 3 * np.array(fitting.SPINE_JOINTS)[:, None] + np.arange(3)] = rng.uniform(-0.3, 0.3, (3, 3))
+        J, _, _ = model.forward(pose[f], betas)
+        trans[f] = rng.normal(0, 1, 3) + [0, 0, 1] - J[0]
+        joints[f] = J + trans[f]
+        mocap[f] = joints[f, 0] + rng.normal(0, 0.05, (32, 3))
+        for sj, hj in fx.SMPL_TO_H36M.items():
+            mocap[f, hj] = joints[f, sj] + rng.normal(0, NOISE_M, 3)
+    return {"pose": pose, "betas": betas, "trans": trans, "joints": joints, "mocap": mocap}
+
+
+def rest_bones(model, betas, bones):
+    J, _, _ = model.forward(np.zeros(72), betas)
+    return np.array([np.linalg.norm(J[b] - J[a]) for a, b in bones])
+
+
+@pytest.mark.parametrize("which", ["free", "random"])
+def test_fit_h36m_recovers_joints_and_bones_and_converts(which, tmp_path):
+    if which == "free":
+        path, smpl_dir = find_model_files()["female"], None
+    else:
+        path = write_smpl_dir(str(tmp_path / "smpl"), genders=("female",))["female"]
+        smpl_dir = str(tmp_path / "smpl")
+    model = NumpySMPL(path)
+    root, fits = str(tmp_path / "h36m"), str(tmp_path / "fits")
+    seqs = {"Directions 1": make_sequence(model, 30, 1), "Walking": make_sequence(model, 20, 2)}
+    seqs["Walking"]["betas"] = seqs["Directions 1"]["betas"]  # one subject, one shape
+    seqs["Walking"] = make_sequence_with(model, seqs["Walking"])
+    for action, s in seqs.items():
+        fx.write_mocap(root, "S1", action, s["mocap"], "cdf")
+    stats = fit_h36m.fit_tree(root, fits, smpl_dir, subjects=("S1",), every=2, weights=(), steps=300,
+                              batch_size=64, xla=False)
+    assert stats["sequences"] == 2 and stats["frames"] == 15 + 10
+    with open(os.path.join(fits, "S1", "shape.json")) as f:
+        shape = json.load(f)
+    bones = shape["bones"]
+    true_len = rest_bones(model, seqs["Walking"]["betas"], bones)
+    fit_len = rest_bones(model, np.array(shape["betas"]), bones)
+    assert np.abs(fit_len - true_len).max() < 0.005, (fit_len - true_len) * 1000
+    mapped = sorted(fx.SMPL_TO_H36M)
+    for action, s in seqs.items():
+        z = np.load(os.path.join(fits, "S1", action + ".npz"))
+        assert str(z["gender"]) == "female" and z["pose"].shape == (len(s["mocap"]), 72)
+        frames = np.arange(0, len(s["mocap"]), 2)
+        assert np.isnan(z["pose"][1::2]).all() and not np.isnan(z["pose"][frames]).any()
+        J = np.stack([model.forward(z["pose"][f], z["betas"])[0] + z["trans"][f] for f in frames])
+        err = np.linalg.norm(J[:, mapped] - s["joints"][frames][:, mapped], axis=-1)
+        assert err.mean() < 0.010, err.mean()
+        # the fitted bones, frame by frame, have the true lengths
+        for a, b in bones:
+            d = np.linalg.norm(J[:, b] - J[:, a], axis=-1) - np.linalg.norm(
+                s["joints"][frames][:, b] - s["joints"][frames][:, a], axis=-1)
+            assert np.abs(d).max() < 0.005
+    manifest = json.load(open(os.path.join(fits, "manifest.json")))
+    assert len(manifest["sequences"]) == 2
+    assert all(q["mapped_joint_mm_mean"] < 10 for q in manifest["sequences"])
+    # resumable: nothing left to fit
+    again = fit_h36m.fit_tree(root, fits, smpl_dir, subjects=("S1",), every=2, weights=(), steps=5,
+                              batch_size=64, xla=False)
+    assert again["sequences"] == 0 and again["skipped"] == 2
+    if which == "random":  # the fits convert: SMPL on the fits lies on the mocap
+        s = seqs["Walking"]
+        cam = lambda X: np.stack([X[..., 0], -(X[..., 2] - 1.0), X[..., 1] + 4.5], -1)  # noqa: E731
+        fx.write_video(root, "S1", "Walking", 0, cam(s["mocap"]))
+        ext = {(1, c): (0.0,) * 6 for c in range(4)}
+        ext[(1, 0)] = (np.pi / 2, 0.0, 0.0, 0.0, -4500.0, 1000.0)
+        fx.write_metadata_xml(os.path.join(root, "metadata.xml"), ext)
+        os.remove(os.path.join(root, "S1", "MyPoseFeatures", "D3_Positions", "Directions 1.cdf"))
+        out = convert_h36m.convert(root, str(tmp_path / "rec"), "train", smpl_dir, fits, every=2,
+                                   subjects=("S1",))
+        assert out["with_fits"] == 1 and out["written"] == 10
+        assert out["fit_vs_mocap_mm_mean"] < 15
+
+
+def make_sequence_with(model, s):
+    """Re-pose ``s``'s mocap with its (replaced) betas."""
+    for f in range(len(s["pose"])):
+        J, _, _ = model.forward(s["pose"][f], s["betas"])
+        s["joints"][f] = J + s["trans"][f]
+        for sj, hj in fx.SMPL_TO_H36M.items():
+            s["mocap"][f, hj] = s["joints"][f, sj]
+    return s
+
+
+def test_back_bend_penalty_keeps_the_fit_in_range():
+    data = load_model_file(find_model_files()["male"], gender="male")
+    rng = np.random.default_rng(3)
+    pose = rng.normal(0, 0.1, (8, 72)).astype(np.float32)
+    spine = 3 * np.array(fitting.SPINE_JOINTS)[:, None] + np.arange(3)
+    pose[:, spine] = 0.8 * np.sign(rng.normal(size=(8, 3, 3)))  # every back component far out of range
+    model = fitting.PointModel(data)
+    target = model(np.zeros((8, 10), np.float32), fitting.rodrigues(pose.reshape(8, 24, 3))).numpy()
+    limit = 0.3
+    fit = fitting.Fitter(data, batch_size=8, steps=200, priors=fitting.Priors(back_limit=limit, back_weight=10.0),
+                         xla=False).fit(target, fixed_betas=np.zeros(10))
+    assert np.abs(fit["pose"][:, spine]).max() < limit + 0.03
+    free = fitting.Fitter(data, batch_size=8, steps=200, priors=fitting.Priors(back_limit=10.0), xla=False).fit(
+        target, fixed_betas=np.zeros(10))
+    assert np.abs(free["pose"][:, spine]).max() > limit + 0.2  # without the range the data pull it out
+    assert fitting.back_bend_excess(pose, limit).numpy().max() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_point_model_matches_numpy_smpl_and_fits_41_points(tmp_path):
+    path = write_smpl_dir(str(tmp_path), genders=("male",))["male"]  # pose correctives on (random posedirs)
+    ref, data = NumpySMPL(path), load_model_file(path)
+    rng = np.random.default_rng(0)
+    pose, betas = rng.normal(0, 0.3, (4, 72)), rng.normal(0, 1, (4, 10))
+    pts = fitting.PointModel(data)(betas.astype(np.float32),
+                                   fitting.rodrigues(pose.reshape(4, 24, 3).astype(np.float32))).numpy()
+    for i in range(4):
+        J, _, L = ref.forward(pose[i], betas[i])
+        np.testing.assert_allclose(pts[i], np.concatenate([J, L]), atol=2e-5)
+    # all 24 joints + 18 landmarks, shape free: recovered to a few mm from a zero start
+    target = pts + rng.normal(0, 1, (4, 1, 3)).astype(np.float32)
+    fit = fitting.Fitter(data, batch_size=4, steps=400, learning_rate=0.1, xla=False).fit(target)
+    assert np.median(fit["error"]) < 0.008, fit["error"]
+    assert fit["points"].shape == (4, skeleton.NUM_NODES, 3)
+
+
+def test_kabsch_recovers_a_rigid_motion():
+    rng = np.random.default_rng(5)
+    src = rng.normal(size=(3, 10, 3))
+    R = Rotation.random(3, random_state=1).as_matrix()
+    t = rng.normal(size=(3, 3))
+    Rf, tf_ = fitting.kabsch(src, np.einsum("bij,bqj->bqi", R, src) + t[:, None], np.ones((3, 10)))
+    np.testing.assert_allclose(Rf, R, atol=1e-9)
+    np.testing.assert_allclose(tf_, t, atol=1e-9)
