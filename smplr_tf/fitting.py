@@ -275,7 +275,8 @@ class Fitter:
         target: (N, Q, 3) metres (any frame); weights: None (the joint map's), (Q,) or (N, Q) (0 = missing);
         init_pose: (N, 72) or (72,) axis-angle, default zero (its global rotation is replaced by the alignment
         when ``align``); init_betas: (N, 10) or (10,), default 0; fixed_betas: (N, 10) or (10,) held fixed;
-        shared_betas: one shape fitted for all N frames (N <= batch_size).
+        shared_betas: one shape fitted for all N frames (N <= batch_size); align: start from the Kabsch
+        alignment (else from ``init_pose``'s own global rotation, translated onto the targets' centroid).
         Returns numpy float32: pose (N, 72), betas (N, 10), trans (N, 3), points (N, P, 3) body points (metres,
         same frame as the targets), fitted (N, Q, 3), error (N,) weighted RMS distance to the targets (metres).
         """
@@ -311,9 +312,13 @@ class Fitter:
         w = np.concatenate([w, np.zeros((pad,) + w.shape[1:], np.float32)]) if pad else w
         if mode == "shared":
             betas0 = np.broadcast_to(betas0[:1], betas0.shape).copy()
-        trans0 = np.zeros((B, 3), np.float32)
         if align:
             pose0, trans0 = self._align(target, w, pose0, betas0)
+        else:  # keep the initial rotation; translate the weighted centroid of the mapped points onto the targets'
+            src = np.einsum("qp,bpc->bqc", self.joint_map.matrix,
+                            self.model(betas0, rodrigues(tf.reshape(pose0, [-1, NUM_JOINTS, 3]))).numpy())
+            wn = w / np.maximum(w.sum(1, keepdims=True), 1e-9)
+            trans0 = np.einsum("bq,bqc->bc", wn, target - src).astype(np.float32)
         self.pose.assign(pose0)
         self.trans.assign(trans0)
         self.betas.assign(betas0)
@@ -395,3 +400,92 @@ def betas_from_bone_lengths(data: BodyModelData, targets, joint_map: JointMap, s
     return betas.numpy()[0], {"bones": [(int(a), int(b)) for a, b in zip(ja, jb)],
                               "target_mm": (lengths * 1000).round(1).tolist(),
                               "fitted_mm": (bone_lengths().numpy() * 1000).round(1).tolist()}
+
+
+# ------------------------------------------------------------------------------------- points -> SMPL
+
+
+def rotmats_to_axis_angle(rotmats) -> np.ndarray:
+    """(B, 24, 3, 3) matrices, not necessarily orthonormal (Omega's output) -> (B, 72) axis-angle of the nearest
+    rotations (SVD projection, determinant +1)."""
+    m = np.asarray(rotmats, np.float64)
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., :, 2] *= d[..., None]
+    return Rotation.from_matrix((u @ vt).reshape(-1, 3, 3)).as_rotvec().reshape(len(m), 72).astype(np.float32)
+
+
+def _targets_of(points: np.ndarray):
+    """(B, 41 | 24 | 23, 3) -> (targets (B, Q, 3), JointMap onto the 42 body points)."""
+    p = points.shape[1]
+    if p == skeleton.NUM_POINTS:  # SMPLR's 41: joints 1..23, then the 18 landmarks
+        idx = list(range(1, NUM_JOINTS)) + list(range(NUM_JOINTS, skeleton.NUM_NODES))
+        return points, JointMap.smpl_points(idx)
+    if p == NUM_JOINTS - 1:  # joints 1..23 relative to the pelvis: the pelvis is the origin
+        points = np.concatenate([np.zeros_like(points[:, :1]), points], axis=1)
+    elif p != NUM_JOINTS:
+        raise ValueError(f"points: expected (B, 41 | 24 | 23, 3), got {points.shape}")
+    return points, JointMap.smpl_points(np.arange(NUM_JOINTS))
+
+
+def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None, steps: int = 0,
+                   learning_rate: float = 0.02, batch_size: int = 256, priors: Priors | None = None,
+                   vertices: bool = True, xla: bool = True) -> dict:
+    """3D points -> SMPL parameters and body: SMPLR's reverse mapping (Psi, Omega), optionally refined by fitting.
+
+    points: (B, 41, 3) SMPLR points (joints 1..23 then the 18 landmarks), (B, 24, 3) SMPL joints or (B, 23, 3)
+      joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega expect root-relative camera axes).
+    psi, omega: trained Psi / Omega Keras models (``runs.load_model_from_run``), both or neither; they take the
+      41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 300).
+    gender: used without Psi ("female" | "male" | "neutral"); with Psi its sign decides female / male.
+    smpl_dir: official SMPL files, None = the free model. steps: fitting steps after Psi / Omega (0: none).
+    Returns numpy: pose (B, 72) axis-angle, betas (B, 10), trans (B, 3) metres, gender (B,) names,
+      joints (B, 24, 3), landmarks (B, 18, 3), vertices (B, V, 3) (if ``vertices``) in the points' frame,
+      error (B,) RMS distance to the points (metres), faces (F, 3).
+    """
+    from smplr_tf.body.model_io import find_model_files, load_model_file
+    from smplr_tf.body.smpl import SMPL, gender_index_from_sign
+
+    points = np.asarray(points, np.float32)
+    targets, jmap = _targets_of(points)
+    n = len(points)
+    if (psi is None) != (omega is None):
+        raise ValueError("points_to_smpl: pass both psi and omega, or neither")
+    if psi is not None:
+        if points.shape[1] != skeleton.NUM_POINTS:
+            raise ValueError(f"Psi / Omega take the 41 points (B, 41, 3), got {points.shape}")
+        shape_out = psi(points, training=False)
+        betas0 = np.asarray(shape_out["betas"], np.float32)
+        genders = np.array(skeleton.GENDERS)[gender_index_from_sign(np.asarray(shape_out["gender"]).reshape(-1))]
+        pose0 = rotmats_to_axis_angle(omega(points, training=False)["rotmats"])
+    else:
+        betas0, pose0 = np.zeros((n, NUM_BETAS), np.float32), np.zeros((n, 72), np.float32)
+        genders = np.full(n, str(gender))
+        steps = steps or 300
+    files = find_model_files(smpl_dir)
+    out = {"pose": pose0.copy(), "betas": betas0.copy(), "trans": np.zeros((n, 3), np.float32),
+           "gender": genders, "error": np.zeros(n, np.float32)}
+    for g in sorted(set(genders.tolist())):
+        if g not in files:
+            raise ValueError(f"points_to_smpl: no '{g}' model in {smpl_dir or 'the free model'}")
+        rows = np.flatnonzero(genders == g)
+        fitter = Fitter(load_model_file(files[g], gender=g), jmap, batch_size=min(batch_size, len(rows)),
+                        steps=steps, learning_rate=learning_rate if psi is not None else 0.1, priors=priors,
+                        xla=xla)
+        # Psi / Omega's start keeps its rotation (steps 0: only the translation onto the points' centroid)
+        res = fitter.fit(targets[rows], init_pose=pose0[rows], init_betas=betas0[rows], align=psi is None)
+        for k in ("pose", "betas", "trans", "error"):
+            out[k][rows] = res[k]
+    layers = {g: SMPL(smpl_dir, genders=(g,)) for g in sorted(set(genders.tolist()))}
+    out["joints"] = np.zeros((n, NUM_JOINTS, 3), np.float32)
+    out["landmarks"] = np.zeros((n, skeleton.NUM_LANDMARKS, 3), np.float32)
+    for g, layer in layers.items():
+        rows = np.flatnonzero(genders == g)
+        body = layer(out["betas"][rows], out["pose"][rows])
+        keys = ("joints", "landmarks") + (("vertices",) if vertices else ())
+        for k in keys:
+            if k not in out:
+                out[k] = np.zeros((n,) + tuple(body[k].shape[1:]), np.float32)
+            out[k][rows] = body[k].numpy() + out["trans"][rows][:, None]
+        out["faces"] = layer.faces
+    return out

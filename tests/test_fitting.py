@@ -161,3 +161,92 @@ def test_kabsch_recovers_a_rigid_motion():
     Rf, tf_ = fitting.kabsch(src, np.einsum("bij,bqj->bqi", R, src) + t[:, None], np.ones((3, 10)))
     np.testing.assert_allclose(Rf, R, atol=1e-9)
     np.testing.assert_allclose(tf_, t, atol=1e-9)
+
+
+def free_points(n, seed, gender="neutral"):
+    """(n, 41) SMPLR points of random free-model bodies, root-relative, and their joints (n, 24, 3)."""
+    from smplr_tf.body.smpl import SMPL
+
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(0, 0.2, (n, 72)).astype(np.float32)
+    betas = rng.normal(0, 1, (n, 10)).astype(np.float32)
+    body = SMPL(genders=(gender,))(betas, pose)
+    J, L = body["joints"].numpy(), body["landmarks"].numpy()
+    pts = np.concatenate([J[:, 1:], L], 1) - J[:, :1]
+    return pts, J - J[:, :1]
+
+
+def test_points_to_smpl_fits_41_points_without_networks():
+    pts, J = free_points(3, 7)
+    out = fitting.points_to_smpl(pts, steps=300, xla=False)
+    assert out["vertices"].shape == (3, out["vertices"].shape[1], 3) and list(out["gender"]) == ["neutral"] * 3
+    err = np.linalg.norm(out["joints"] - J, axis=-1).mean()
+    assert err < 0.01, err
+    np.testing.assert_allclose(out["error"], np.sqrt(np.mean(np.sum(
+        (np.concatenate([out["joints"][:, 1:], out["landmarks"]], 1) - pts) ** 2, -1), 1)), atol=1e-4)
+
+
+def test_points_to_smpl_with_psi_omega_and_refinement():
+    from smplr_tf.models.smplr import build_omega_net, build_psi_net
+
+    pts, J = free_points(4, 8)
+    psi = build_psi_net(trunk=(32,), head_a=(16,), head_b=(16,))
+    omega = build_omega_net(trunk=(32,), head_a=(16,), head_b=(16,))
+    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False)
+    shape = psi(pts)
+    np.testing.assert_allclose(alone["betas"], shape["betas"].numpy(), atol=1e-6)  # Psi's answer, untouched
+    codes = shape["gender"].numpy()
+    assert list(alone["gender"]) == ["male" if c >= 0 else "female" for c in codes]
+    R = Rotation.from_rotvec(alone["pose"].reshape(-1, 3)).as_matrix()
+    u, _, vt = np.linalg.svd(omega(pts)["rotmats"].numpy().reshape(-1, 3, 3))  # nearest rotations of Omega's
+    fix = np.ones((len(u), 3))
+    fix[:, 2] = np.sign(np.linalg.det(u @ vt))
+    np.testing.assert_allclose(R, np.einsum("nij,nj,njk->nik", u, fix, vt), atol=1e-4)
+    refined = fitting.points_to_smpl(pts, psi, omega, steps=200, xla=False)
+    assert refined["error"].mean() < 0.5 * alone["error"].mean()
+
+
+def test_refinement_from_a_near_start_recovers_the_body():
+    """Stand-ins for trained Psi / Omega: the true betas and rotations with noise (0.1 rad, 0.3 betas)."""
+    from smplr_tf.body.smpl import SMPL
+
+    rng = np.random.default_rng(9)
+    pose = rng.normal(0, 0.2, (4, 72)).astype(np.float32)
+    betas = rng.normal(0, 1, (4, 10)).astype(np.float32)
+    body = SMPL(genders=("male",))(betas, pose)
+    J, L = body["joints"].numpy(), body["landmarks"].numpy()
+    pts = np.concatenate([J[:, 1:], L], 1) - J[:, :1]
+    noisy = Rotation.from_rotvec((pose + rng.normal(0, 0.1, pose.shape)).reshape(-1, 3)).as_matrix()
+
+    def psi(points, training=False):
+        return {"betas": betas + rng.normal(0, 0.3, betas.shape), "gender": np.ones(4)}
+
+    def omega(points, training=False):
+        return {"rotmats": noisy.reshape(4, 24, 3, 3)}
+
+    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False)
+    refined = fitting.points_to_smpl(pts, psi, omega, steps=150, xla=False)
+    assert list(refined["gender"]) == ["male"] * 4
+    err = np.linalg.norm(refined["joints"] - (J - J[:, :1]), axis=-1).mean()
+    assert err < 0.01 and refined["error"].mean() < 0.1 * alone["error"].mean(), (err, alone["error"])
+
+
+def test_fit_command_writes_npz_and_obj(tmp_path):
+    import subprocess
+    import sys
+
+    _, J = free_points(2, 4)
+    np.save(tmp_path / "joints.npy", J)  # (2, 24, 3)
+    env = dict(os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "smplr_tf.fit", f"--points={tmp_path / 'joints.npy'}",
+           f"--output_dir={tmp_path / 'out'}", "--fit_steps=300", "--noxla"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    z = np.load(tmp_path / "out" / "smpl.npz")
+    assert z["pose"].shape == (2, 72) and z["vertices"].shape[0] == 2
+    assert np.linalg.norm(z["joints"] - J, axis=-1).mean() < 0.01
+    assert (tmp_path / "out" / "body_1.obj").exists()
+    bad = subprocess.run(cmd[:3] + [f"--points={tmp_path / 'missing.npy'}", f"--output_dir={tmp_path}"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("fit: ")
+    assert "missing.npy" in bad.stderr and "Traceback" not in bad.stderr

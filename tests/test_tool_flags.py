@@ -20,7 +20,7 @@ from smplr_tf import flags as sflags
 from smplr_tf import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE_COMMANDS = ("train", "evaluate", "infer", "export", "reproduce")
+PACKAGE_COMMANDS = ("train", "evaluate", "infer", "export", "reproduce", "fit")
 SCRIPTS = {
     "make_synthetic": "tfrecords_tools/make_synthetic.py",
     "inspect_records": "tfrecords_tools/inspect_records.py",
