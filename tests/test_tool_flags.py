@@ -34,6 +34,7 @@ SCRIPTS = {
     "timing": "benchmarks/timing.py",
     "inference_speed": "benchmarks/inference_speed.py",
     "fit_h36m": "tfrecords_tools/fit_h36m.py",
+    "fit_speed": "benchmarks/fit_speed.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.
