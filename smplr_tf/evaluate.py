@@ -259,7 +259,7 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
                                   progress)
     elif stage == "e2e":
         evals = _eval_pipeline(model, model.smpl, input_size_of(model),
-                               data_dir, split, batch_size, max_examples, iou, progress)
+                               data_dir, split, batch_size, max_examples, iou, progress, fit_steps)
     else:
         raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
     result["evaluations"] = evals
@@ -267,8 +267,10 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
 
 
 def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", split: str = "val",
-                      batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True) -> dict:
-    """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL)."""
+                      batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True,
+                      fit_steps: int = 0) -> dict:
+    """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL); with ``fit_steps`` > 0
+    also ALL_Fit (the SMPL output refined by that many fitting steps onto the DAE output, no ground truth)."""
     from smplr_tf import runs
 
     pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
@@ -280,7 +282,7 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
         evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
-                               data_dir, split, batch_size, max_examples, iou, progress)
+                               data_dir, split, batch_size, max_examples, iou, progress, fit_steps)
     return {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
             "data": data_dir, "split": split, "evaluations": evals}
 
@@ -363,10 +365,16 @@ def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max
     return {key: acc.result(), "input": in_acc.result()}
 
 
-def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress):
+def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress, fit_steps=0):
     ds = eval_dataset(data_dir, split, batch_size, input_size, True, max_examples, require_3d=False)
     acc = {"points": metrics.PointMetrics(), "dae": metrics.PointMetrics()}
     mesh = {"all": MeshEval(smpl.faces, iou), "all_proc": MeshEval(smpl.faces, iou)}
+    refiner = None
+    if fit_steps > 0:
+        from smplr_tf import fitting
+
+        refiner = fitting.OutputRefiner(smpl, fit_steps, batch_size)
+        mesh["all_fit"] = MeshEval(smpl.faces, iou)
     for batch in _progress(ds, "evaluating pipeline", progress):
         out = pipe(batch["image"], training=False)
         gt = _np(batch["points"])
@@ -384,6 +392,12 @@ def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_exam
         mesh["all"].update(smpl_pts, gt, verts_rel, gt_verts, ok, **common)
         p_pts, p_verts = metrics.all_proc(smpl_pts, _np(out["dae_points"]), _np(out["vertices"]), joints[:, 0])
         mesh["all_proc"].update(p_pts, gt, p_verts, gt_verts, ok, **common)
+        if refiner is not None:  # ALL_Fit
+            gidx = _np(out["gender_index"])
+            pose, betas = refiner.refine(_np(out["dae_points"]), _np(out["rotmats"]), _np(out["betas"]), gidx)
+            body = smpl(betas, pose, gender=gidx)
+            fj, fl, fv = _np(body["joints"]), _np(body["landmarks"]), _np(body["vertices"])
+            mesh["all_fit"].update(skeleton.points_from_smpl(fj, fl), gt, fv - fj[:, :1], gt_verts, ok, **common)
     res = {k: v.result() for k, v in acc.items()}
     res.update({k: v.result() for k, v in mesh.items()})
     return res
@@ -455,7 +469,7 @@ def run_from_flags(FLAGS) -> dict:
             raise EvalError("a pipeline evaluation needs all of --shn_run --dae_run --psi_run --omega_run")
         if not FLAGS.output_dir:
             raise EvalError("a pipeline evaluation needs --output_dir (where metrics.json goes)")
-        result = evaluate_pipeline(*pipeline, data_dir=FLAGS.data, **common)
+        result = evaluate_pipeline(*pipeline, data_dir=FLAGS.data, fit_steps=FLAGS.eval_fit_steps, **common)
         out_dir = FLAGS.output_dir
         step = 0
     else:
@@ -500,6 +514,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "output_dir", "", "Where metrics.json and tb/ go: required for a pipeline "
            "evaluation; default the --run_dir.")
     define(flags.DEFINE_string, "eval_tag", "", "Also write metrics-<tag>.json (e.g. one per data set).")
+    define(flags.DEFINE_integer, "eval_fit_steps", 0, "Pipeline evaluation: also ALL_Fit, the SMPL output refined "
+           "by this many fitting steps onto the DAE output (0: no ALL_Fit).", lower_bound=0)
     define(flags.DEFINE_boolean, "eval_iou", True, "Silhouette IoU of meshes where records have masks.")
 
 

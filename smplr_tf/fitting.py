@@ -489,3 +489,37 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
             out[k][rows] = body[k].numpy() + out["trans"][rows][:, None]
         out["faces"] = layer.faces
     return out
+
+
+class OutputRefiner:
+    """ALL_Fit: SMPLR's SMPL output refined by fitting it to its own input points (the DAE output, JL_dae); no
+    ground truth is used.
+
+    smpl: the pipeline's :class:`~smplr_tf.body.smpl.SMPL` layer (one fitter per gender, built on first use);
+    steps: fitting steps from SMPLR's pose and betas (its global rotation kept, see :meth:`Fitter.fit`);
+    batch_size: frames per compiled step.
+    ``refine(points (B, 41, 3), rotmats (B, 24, 3, 3) | pose (B, 72), betas (B, 10), gender_index (B,))`` ->
+    (pose (B, 72) axis-angle, betas (B, 10)); the body SMPL(betas, pose) is then the refined output.
+    """
+
+    def __init__(self, smpl, steps: int = 100, batch_size: int = 16, learning_rate: float = 0.02,
+                 xla: bool = True):
+        self.smpl, self.steps, self.batch_size, self.lr, self.xla = smpl, int(steps), int(batch_size), learning_rate, xla
+        self._fitters = {}
+        self._points, self._map = _targets_of(np.zeros((1, skeleton.NUM_POINTS, 3), np.float32))
+
+    def refine(self, points, rotmats_or_pose, betas, gender_index):
+        points = np.asarray(points, np.float32)
+        p = np.asarray(rotmats_or_pose, np.float32)
+        pose = rotmats_to_axis_angle(p) if p.ndim == 4 else p.reshape(len(points), 72)
+        betas = np.asarray(betas, np.float32).copy()
+        g = np.minimum(np.asarray(gender_index, np.int64).reshape(-1), self.smpl.num_genders - 1)
+        out_pose = pose.copy()
+        for gi in np.unique(g):
+            rows = np.flatnonzero(g == gi)
+            if gi not in self._fitters:
+                self._fitters[gi] = Fitter(self.smpl.model_data[gi], self._map, batch_size=self.batch_size,
+                                           steps=self.steps, learning_rate=self.lr, xla=self.xla)
+            res = self._fitters[gi].fit(points[rows], init_pose=pose[rows], init_betas=betas[rows], align=False)
+            out_pose[rows], betas[rows] = res["pose"], res["betas"]
+        return out_pose, betas
