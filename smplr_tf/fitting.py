@@ -523,3 +523,53 @@ class OutputRefiner:
             res = self._fitters[gi].fit(points[rows], init_pose=pose[rows], init_betas=betas[rows], align=False)
             out_pose[rows], betas[rows] = res["pose"], res["betas"]
         return out_pose, betas
+
+
+# ------------------------------------------------------------------------------------------- scan shape
+
+
+def fit_scan(data: BodyModelData, scan, steps: int = 300, learning_rate: float = 0.05, init_betas=None,
+             max_scan_points: int = 4000, betas_weight: float = 1e-5, seed: int = 0) -> dict:
+    """Shape (and pose, translation) of one body scan: the SMPL mesh fitted to the scan's points by a
+    symmetric nearest-point (chamfer) loss, Adam on pose, betas and translation.
+
+    scan: (M, 3) metres, SMPL's axes (y up, the body facing +z; a scan in another frame must be rotated first),
+    any translation; at most ``max_scan_points`` of them are used (a random subset). The fit starts from the
+    zero pose and ``init_betas`` (default 0), translated onto the scan's centroid.
+    Returns numpy: betas (10,), pose (72,), trans (3,), vertices (V, 3) in the scan's frame, and
+    scan_to_mesh_mm: the mean distance of the scan points to their nearest fitted vertex.
+    """
+    from smplr_tf.body.smpl import SMPL
+
+    scan = np.asarray(scan, np.float32).reshape(-1, 3)
+    if len(scan) > max_scan_points:
+        scan = scan[np.random.default_rng(seed).choice(len(scan), max_scan_points, replace=False)]
+    layer = SMPL(genders=(data.gender,), models={data.gender: data})
+    betas = keras.Variable(np.asarray(np.zeros(NUM_BETAS) if init_betas is None else init_betas,
+                                      np.float32).reshape(1, NUM_BETAS))
+    pose = keras.Variable(np.zeros((1, 72), np.float32))
+    rest = layer(betas, pose)["vertices"].numpy()[0]
+    trans = keras.Variable((scan.mean(0) - rest.mean(0)).reshape(1, 3).astype(np.float32))
+    target = tf.constant(scan)
+    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01))
+    variables = [pose, betas, trans]
+
+    def nearest(a, b):  # mean over a of the squared distance to the nearest point of b
+        d = (tf.reduce_sum(tf.square(a), 1)[:, None] - 2.0 * tf.matmul(a, b, transpose_b=True)
+             + tf.reduce_sum(tf.square(b), 1)[None, :])
+        return tf.reduce_mean(tf.maximum(tf.reduce_min(d, 1), 0.0))
+
+    @tf.function(jit_compile=True)
+    def step():
+        with tf.GradientTape() as tape:
+            v = layer(betas, pose)["vertices"][0] + trans[0]
+            loss = nearest(target, v) + nearest(v, target) + betas_weight * tf.reduce_sum(tf.square(betas))
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    for _ in range(steps):
+        step()
+    verts = layer(betas, pose)["vertices"].numpy()[0] + trans.numpy()[0]
+    d = np.sqrt(np.maximum(((scan[:, None] - verts[None]) ** 2).sum(-1).min(1), 0))
+    return {"betas": betas.numpy()[0], "pose": pose.numpy()[0], "trans": trans.numpy()[0], "vertices": verts,
+            "scan_to_mesh_mm": float(d.mean() * 1000)}

@@ -14,8 +14,10 @@ outside a symmetric range about 0, and one shape per subject. Here:
   paper's range for the joints whose Human3.6M position differs from SMPL's: hips, neck, head, shoulders);
 * shape, once per subject: betas whose rest-pose SMPL bones match the median length over all the subject's
   sampled frames of every mapped bone that is rigid in SMPL (parent / child joints: hip-knee, knee-ankle,
-  ankle-foot, shoulder-elbow, elbow-wrist, pelvis-hips, neck-head), saved as ``<fits_dir>/<subject>/shape.json``;
-  fitting the subject's body scan instead is not implemented;
+  ankle-foot, shoulder-elbow, elbow-wrist, pelvis-hips, neck-head); or, when ``--scans_dir`` holds the
+  subject's body scan (as the paper did), the SMPL mesh fitted to the scan by a symmetric nearest-point loss
+  (:func:`smplr_tf.fitting.fit_scan`; the scan must be in SMPL's axes, y up, facing +z); saved as
+  ``<fits_dir>/<subject>/shape.json``;
 * pose and translation per frame with that shape fixed (:class:`smplr_tf.fitting.Fitter`), every ``--every``-th
   frame (the converter's sampling; the other rows of ``pose`` / ``trans`` are NaN);
 * output ``<fits_dir>/<subject>/<action>.npz``: ``pose (N, 72)`` axis-angle, ``trans (N, 3)`` metres (world
@@ -90,15 +92,46 @@ def _atomic_write(path: str, write) -> None:
     os.replace(tmp, path)
 
 
-def subject_shape(data, mocaps, jmap, path: str) -> np.ndarray:
-    """betas (10,) of a subject: read from ``path`` (shape.json) if there, else fitted to its bone lengths."""
+def find_scan(scans_dir: str | None, subject: str) -> str | None:
+    """``<scans_dir>/<subject>.npy`` ((M, 3) points) or ``.obj`` (its ``v`` lines), if there."""
+    for ext in (".npy", ".obj"):
+        p = os.path.join(scans_dir or "", subject + ext)
+        if scans_dir and os.path.exists(p):
+            return p
+    return None
+
+
+def read_scan(path: str, scale: float = 1.0) -> np.ndarray:
+    """(M, 3) float32 scan points from a .npy or the ``v`` lines of an .obj, times ``scale`` (to metres)."""
+    if path.endswith(".npy"):
+        pts = np.load(path, allow_pickle=False)
+    else:
+        with open(path) as f:
+            pts = np.array([[float(t) for t in line.split()[1:4]] for line in f if line.startswith("v ")])
+    pts = np.asarray(pts, np.float32).reshape(-1, 3) * scale
+    if len(pts) < 100:
+        raise FitError(f"{path}: {len(pts)} scan points, expected a body scan (>= 100)")
+    return pts
+
+
+def subject_shape(data, mocaps, jmap, path: str, scan_path: str | None = None, scan_scale: float = 1.0,
+                  scan_steps: int = 300) -> np.ndarray:
+    """betas (10,) of a subject: read from ``path`` (shape.json) if there; else fitted to the subject's scan
+    (``scan_path``: metres after ``scan_scale``, SMPL's axes: y up, facing +z) when given, else to its bone
+    lengths over ``mocaps`` (list of (N, 32, 3) metres)."""
     from smplr_tf import fitting
 
     if os.path.exists(path):
         with open(path) as f:
             return np.asarray(json.load(f)["betas"], np.float32)
-    betas, info = fitting.betas_from_bone_lengths(data, np.concatenate(mocaps), jmap)
-    info = {"betas": betas.tolist(), "source": "bone lengths", "gender": data.gender, **info}
+    if scan_path:
+        res = fitting.fit_scan(data, read_scan(scan_path, scan_scale), steps=scan_steps)
+        betas = res["betas"]
+        info = {"betas": betas.tolist(), "source": "scan", "scan": os.path.abspath(scan_path),
+                "gender": data.gender, "scan_to_mesh_mm": res["scan_to_mesh_mm"]}
+    else:
+        betas, info = fitting.betas_from_bone_lengths(data, np.concatenate(mocaps), jmap)
+        info = {"betas": betas.tolist(), "source": "bone lengths", "gender": data.gender, **info}
     _atomic_write(path, lambda fh: fh.write(json.dumps(info, indent=1).encode()))
     return betas
 
@@ -106,7 +139,7 @@ def subject_shape(data, mocaps, jmap, path: str) -> np.ndarray:
 def fit_tree(root: str, fits_dir: str, smpl_dir: str | None = None, subjects=SUBJECTS, every: int = 5,
              weights=DEFAULT_WEIGHTS, steps: int = 300, batch_size: int = 1024, learning_rate: float = 0.1,
              back_limit: float = 0.5, gender: str = "auto", shard: int = 0, num_shards: int = 1,
-             xla: bool = True) -> dict:
+             xla: bool = True, scans_dir: str | None = None, scan_scale: float = 1.0) -> dict:
     """Fit every ``every``-th mocap frame of ``subjects`` under ``root``; writes ``fits_dir`` (module docstring).
     Returns {"sequences": fitted now, "skipped": already there, "frames": fitted now, "seconds": fitting time,
     "frames_per_s": ...}."""
@@ -145,7 +178,7 @@ def fit_tree(root: str, fits_dir: str, smpl_dir: str | None = None, subjects=SUB
         fitter = fitters[g]
         mocaps = {a: convert_h36m.load_mocap(p) for a, p in sorted(actions.items())}
         betas = subject_shape(fitter.model.data, [m[::every] for m in mocaps.values()], jmap,
-                              os.path.join(fits_dir, s, "shape.json"))
+                              os.path.join(fits_dir, s, "shape.json"), find_scan(scans_dir, s), scan_scale)
         for action, _ in todo:
             mocap = mocaps[action]
             frames = np.arange(0, len(mocap), every)
@@ -171,7 +204,7 @@ def fit_tree(root: str, fits_dir: str, smpl_dir: str | None = None, subjects=SUB
             log.info("fit_h36m: %s %s: %d frames, %.1f mm", s, action, len(frames), summary["mapped_joint_mm_mean"])
     write_manifest(fits_dir, {"every": every, "steps": steps, "weights": {
         H36M_JOINT_NAMES[q]: float(jmap.weights[q]) for q in np.flatnonzero(jmap.weights)},
-        "back_limit_rad": back_limit, "shape": "per subject, from bone lengths"})
+        "back_limit_rad": back_limit, "shape": "per subject: <subject>/shape.json (from its scan or bone lengths)"})
     stats["frames_per_s"] = stats["frames"] / stats["seconds"] if stats["seconds"] else 0.0
     return stats
 
@@ -209,6 +242,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_integer, "fit_shard", 0, "This process's share of the sequences.", lower_bound=0)
     define(flags.DEFINE_integer, "num_fit_shards", 1, "Processes sharing the sequences.", lower_bound=1)
     define(flags.DEFINE_boolean, "xla", True, "Compile with XLA.")
+    define(flags.DEFINE_string, "scans_dir", "", "Body scans, <scans_dir>/<subject>.npy | .obj, SMPL's axes (y up, "
+           "facing +z): the subject's shape from its scan instead of its bone lengths.")
+    define(flags.DEFINE_float, "scan_scale", 1.0, "Scan units -> metres (0.001 for millimetres).")
 
 
 def main(argv):
@@ -222,7 +258,7 @@ def main(argv):
         raise FitError(f"--fit_gender={F.fit_gender}: expected auto, female, male or neutral")
     stats = fit_tree(F.root, F.fits_dir, F.smpl_dir or None, tuple(F.subjects or SUBJECTS), F.every,
                      F.h36m_joint_weights, F.fit_steps, F.fit_batch_size, F.fit_learning_rate, F.back_limit,
-                     F.fit_gender, F.fit_shard, F.num_fit_shards, F.xla)
+                     F.fit_gender, F.fit_shard, F.num_fit_shards, F.xla, F.scans_dir or None, F.scan_scale)
     print(f"fit_h36m: {stats['sequences']} sequences fitted ({stats['skipped']} already there), "
           f"{stats['frames']} frames in {stats['seconds']:.1f} s ({stats['frames_per_s']:.0f} frames/s)")
 
