@@ -439,6 +439,7 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
       41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 300).
     gender: used without Psi ("female" | "male" | "neutral"); with Psi its sign decides female / male.
     smpl_dir: official SMPL files, None = the free model. steps: fitting steps after Psi / Omega (0: none).
+    learning_rate: Adam's initial step when refining Psi / Omega (fitting from the zero pose uses 0.1).
     Returns numpy: pose (B, 72) axis-angle, betas (B, 10), trans (B, 3) metres, gender (B,) names,
       joints (B, 24, 3), landmarks (B, 18, 3), vertices (B, V, 3) (if ``vertices``) in the points' frame,
       error (B,) RMS distance to the points (metres), faces (F, 3).
