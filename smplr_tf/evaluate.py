@@ -259,7 +259,7 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
                                   progress)
     elif stage == "e2e":
         evals = _eval_pipeline(model, model.smpl, input_size_of(model),
-                               data_dir, split, batch_size, max_examples, iou, progress, fit_steps)
+                               data_dir, split, batch_size, max_examples, iou, progress)
     else:
         raise EvalError(f"{run_dir}: stage '{stage}' cannot be evaluated")
     result["evaluations"] = evals

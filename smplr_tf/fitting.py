@@ -505,9 +505,10 @@ class OutputRefiner:
 
     def __init__(self, smpl, steps: int = 100, batch_size: int = 16, learning_rate: float = 0.02,
                  xla: bool = True):
-        self.smpl, self.steps, self.batch_size, self.lr, self.xla = smpl, int(steps), int(batch_size), learning_rate, xla
+        self.smpl, self.steps, self.batch_size = smpl, int(steps), int(batch_size)
+        self.lr, self.xla = learning_rate, xla
         self._fitters = {}
-        self._points, self._map = _targets_of(np.zeros((1, skeleton.NUM_POINTS, 3), np.float32))
+        _, self._map = _targets_of(np.zeros((1, skeleton.NUM_POINTS, 3), np.float32))  # the 41 points' map
 
     def refine(self, points, rotmats_or_pose, betas, gender_index):
         points = np.asarray(points, np.float32)
