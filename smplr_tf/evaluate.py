@@ -378,9 +378,10 @@ def _evaluate_run(run_dir, stage, model, fl, data_dir, split, batch_size, max_ex
 
 def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", split: str = "val",
                       batch_size: int = 16, max_examples: int = 0, iou: bool = True, progress: bool = True,
-                      crop: str = "gt", crop_iterations: int = 2, crop_run: str = "") -> dict:
+                      crop: str = "gt", crop_iterations: int = 2, crop_run: str = "", fit_steps: int = 0) -> dict:
     """ALL and ALL_Proc of four trained runs (hourglass -> DAE -> Psi, Omega -> SMPL). crop: "gt" |
-    "estimated", crop_run: see :func:`evaluate_run`."""
+    "estimated", crop_run: see :func:`evaluate_run`; with ``fit_steps`` > 0 also ALL_Fit (the SMPL output
+    refined by that many fitting steps onto the DAE output, no ground truth)."""
     from smplr_tf import runs
 
     pipe = runs.pipeline_from_runs(shn_run, dae_run, psi_run, omega_run)
@@ -393,7 +394,8 @@ def evaluate_pipeline(shn_run, dae_run, psi_run, omega_run, data_dir: str = "", 
     with records.named_errors(schema.split_files(data_dir, split)):  # a bad record: its file and index
         cropper = _crop_estimator(crop, crop_run, crop_iterations, pipe.hourglass, pipe.smpl, pipe.input_size)
         evals = _eval_pipeline(pipe, pipe.smpl, pipe.input_size,
-                               data_dir, split, batch_size, max_examples, iou, progress, cropper)
+                               data_dir, split, batch_size, max_examples, iou, progress, cropper=cropper,
+                               fit_steps=fit_steps)
     out = {"runs": {"shn": shn_run, "dae": dae_run, "psi": psi_run, "omega": omega_run}, "stage": "pipeline",
            "data": data_dir, "split": split, "evaluations": evals}
     if cropper is not None:
@@ -481,11 +483,18 @@ def _eval_point_model(model, stage, fl, inputs, data_dir, split, batch_size, max
     return {key: acc.result(), "input": in_acc.result()}
 
 
-def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress, cropper=None):
+def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_examples, iou, progress, cropper=None,
+                   fit_steps=0):
     ds = eval_dataset(data_dir, split, batch_size, 256 if cropper else input_size, True, max_examples,
                       require_3d=False)
     acc = {"points": metrics.PointMetrics(), "dae": metrics.PointMetrics()}
     mesh = {"all": MeshEval(smpl.faces, iou), "all_proc": MeshEval(smpl.faces, iou)}
+    refiner = None
+    if fit_steps > 0:
+        from smplr_tf import fitting
+
+        refiner = fitting.OutputRefiner(smpl, fit_steps, batch_size)
+        mesh["all_fit"] = MeshEval(smpl.faces, iou)
     for batch in _progress(ds, "evaluating pipeline", progress):
         out = pipe(cropper(batch) if cropper else batch["image"], training=False)
         gt = _np(batch["points"])
@@ -503,6 +512,12 @@ def _eval_pipeline(pipe, smpl, input_size, data_dir, split, batch_size, max_exam
         mesh["all"].update(smpl_pts, gt, verts_rel, gt_verts, ok, **common)
         p_pts, p_verts = metrics.all_proc(smpl_pts, _np(out["dae_points"]), _np(out["vertices"]), joints[:, 0])
         mesh["all_proc"].update(p_pts, gt, p_verts, gt_verts, ok, **common)
+        if refiner is not None:  # ALL_Fit
+            gidx = _np(out["gender_index"])
+            pose, betas = refiner.refine(_np(out["dae_points"]), _np(out["rotmats"]), _np(out["betas"]), gidx)
+            body = smpl(betas, pose, gender=gidx)
+            fj, fl, fv = _np(body["joints"]), _np(body["landmarks"]), _np(body["vertices"])
+            mesh["all_fit"].update(skeleton.points_from_smpl(fj, fl), gt, fv - fj[:, :1], gt_verts, ok, **common)
     res = {k: v.result() for k, v in acc.items()}
     res.update({k: v.result() for k, v in mesh.items()})
     return res
@@ -594,7 +609,7 @@ def run_from_flags(FLAGS) -> dict:
             raise EvalError("a pipeline evaluation needs all of --shn_run --dae_run --psi_run --omega_run")
         if not FLAGS.output_dir:
             raise EvalError("a pipeline evaluation needs --output_dir (where metrics.json goes)")
-        result = evaluate_pipeline(*pipeline, data_dir=FLAGS.data, **common)
+        result = evaluate_pipeline(*pipeline, data_dir=FLAGS.data, fit_steps=FLAGS.eval_fit_steps, **common)
         out_dir = FLAGS.output_dir
         step = 0
     else:
@@ -644,6 +659,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "output_dir", "", "Where metrics.json and tb/ go: required for a pipeline "
            "evaluation; default the --run_dir.")
     define(flags.DEFINE_string, "eval_tag", "", "Also write metrics-<tag>.json (e.g. one per data set).")
+    define(flags.DEFINE_integer, "eval_fit_steps", 0, "Pipeline evaluation: also ALL_Fit, the SMPL output refined "
+           "by this many fitting steps onto the DAE output (0: no ALL_Fit).", lower_bound=0)
     define(flags.DEFINE_boolean, "eval_iou", True, "Silhouette IoU of meshes where records have masks.")
     define(flags.DEFINE_enum, "crop", "gt", ["gt", "estimated"], "Image stages and pipelines: gt = the records' "
            "crops (ground-truth root and focal length); estimated = re-crop each record from its 2D person box "

@@ -127,9 +127,10 @@ def test_pipeline_all_and_all_proc(tiny):
     save(psi, m)
     omega, m = make_run(tiny, "p_omega", "smplr_pose")
     save(omega, m)
-    res = evaluate.evaluate_pipeline(shn, dae, psi, omega, progress=False)
+    res = evaluate.evaluate_pipeline(shn, dae, psi, omega, progress=False, fit_steps=20)
     ev = res["evaluations"]
-    assert set(ev) >= {"points", "dae", "all", "all_proc"}
+    assert set(ev) >= {"points", "dae", "all", "all_proc", "all_fit"}
+    assert ev["all_fit"]["surface_count"] == N_VAL
     # Protocol 2 re-aligns to the ground truth, so the ALL_Proc similarity transform cannot change it
     # (the paper's Table 2 shows the same: ALL and ALL_Proc have equal protocol-2 errors).
     assert ev["all_proc"]["p2"]["Jt"] == pytest.approx(ev["all"]["p2"]["Jt"], rel=1e-5)
@@ -147,6 +148,8 @@ def test_pipeline_all_and_all_proc(tiny):
     rows = {r["row"]: r for r in t["rows"]}
     assert rows["all_proc"]["status"] == "ok"
     assert rows["all_proc"]["ours"]["Jt"] == pytest.approx(ev["all_proc"]["p1"]["Jt"])
+    assert rows["all_fit"]["status"] == "ok" and rows["all_fit"]["label"] == "ALL_Fit"
+    assert rows["all_fit"]["ours"]["Jt"] == pytest.approx(ev["all_fit"]["p1"]["Jt"])
     assert rows["shn"]["status"] == "not run"
     assert any(f.startswith("events.out") for f in os.listdir(os.path.join(out, "tb", "eval")))
 

@@ -41,6 +41,8 @@ def test_rows_come_from_their_runs(tmp_path):
     assert rows["alexnet"]["status"] == "not run" and rows["alexnet"]["ours"]["Jt"] is None
     assert [r["row"] for r in t["table1"]["rows"]] == [r[1] for r in paper_results.TABLE1] + [
         r[1] for r in reproduce.TABLE1_EXTRA]
+    assert t["table1"]["rows"][-1]["row"] == "all_fit"
+    assert t["table1"]["rows"][-1]["status"] == "not evaluated"  # table1/all has no all_fit evaluation
     t2 = {(r["setting"], r["row"]): r for r in t["table2"]["rows"]}
     # Table 2 compares over the authors' 16 joints; the 23-joint average travels beside it
     assert t2[("gt_crop", "all")]["ours"] == {"Prot. 1": 79.5, "Prot. 2": 59.5}

@@ -20,7 +20,7 @@ from smplr_tf import flags as sflags
 from smplr_tf import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE_COMMANDS = ("train", "evaluate", "infer", "export", "reproduce")
+PACKAGE_COMMANDS = ("train", "evaluate", "infer", "export", "reproduce", "fit")
 SCRIPTS = {
     "make_synthetic": "tfrecords_tools/make_synthetic.py",
     "inspect_records": "tfrecords_tools/inspect_records.py",
@@ -35,6 +35,8 @@ SCRIPTS = {
     "timing": "benchmarks/timing.py",
     "inference_speed": "benchmarks/inference_speed.py",
     "convert_speed": "benchmarks/convert_speed.py",
+    "fit_h36m": "tfrecords_tools/fit_h36m.py",
+    "fit_speed": "benchmarks/fit_speed.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.

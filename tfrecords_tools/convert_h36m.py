@@ -33,7 +33,8 @@ Conventions (BUILD_NOTES "Human3.6M"):
   (MATLAB v7.3 = HDF5: ``Masks`` holds one reference per frame to a (W, H) array, transposed on reading) when
   present (has_mask = 1), else has_mask = 0.
 * Frames: every 5th (``--every``, paper), from frame 0; splits train = S1 S5 S6 S7 S8, test = S9 S11.
-* Human3.6M has no SMPL parameters. With ``--fits_dir`` the file ``<fits_dir>/<subject>/<action>.npz``
+* Human3.6M has no SMPL parameters (``fit_h36m.py`` makes them). With ``--fits_dir`` the file
+  ``<fits_dir>/<subject>/<action>.npz``
   (``<action>`` = the mocap file's name, e.g. ``Directions 1``) gives them, in the mocap world frame:
   ``pose (N, 72)`` axis-angle, ``trans (N, 3)`` metres (world SMPL joints = SMPL(pose, betas).joints + trans),
   ``betas (10,)`` or ``(N, 10)``, ``gender`` ("female" | "male" | "neutral"); row i = mocap frame i.
