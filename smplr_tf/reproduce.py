@@ -386,7 +386,8 @@ QUICK_ESTCROP_EVALS = (
     ("all_estcrop", ("--shn_run={shn}", "--dae_run={dae_shn}", "--psi_run={psi}", "--omega_run={omega_smpl}"),
      ("shn", "dae_shn", "psi", "omega_smpl"), "all"),
 )
-QUICK_GT_CROP_ROWS = {"shn_final": "shn_final", "shn_e2e": "shn_e2e_final", "all": "all"}  # table1 -> table2
+QUICK_GT_CROP_ROWS = {"shn_final": "shn_final", "shn_e2e": "shn_e2e_final", "all": "all",
+                      "hmr": "hmr"}  # table1 -> table2
 
 # (what, run evaluated, extra evaluate arguments, also copied to): every Table 1 row that --quick fills.
 QUICK_EVALS = (
