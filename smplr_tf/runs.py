@@ -395,11 +395,29 @@ def load_weights_into(model, run_dir: str) -> str:
 def load_weights_file(model, path: str) -> None:
     """``model.load_weights(path)``; a missing, truncated or corrupt file, or one that holds another network,
     raises RunError naming ``path``."""
+    import warnings
+
     if not os.path.isfile(path):
         raise RunError(f"{path}: no such weights file")
-    try:
-        model.load_weights(path)
-    except (OSError, ValueError, KeyError) as e:
-        reason = " ".join(str(e).split())[:300]
-        raise RunError(f"{path}: cannot load the network weights (truncated or corrupt file, or the weights of "
-                       f"another network): {reason}") from e
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except (OSError, ValueError, KeyError) as e:
+            reason = " ".join(str(e).split())[:300]
+            raise RunError(f"{path}: cannot load the network weights (truncated or corrupt file, or the weights of "
+                           f"another network): {reason}") from e
+    # Keras only warns when parts of the network find nothing to load and keep their initial values: for a
+    # trained run that is another network's file (or a config that does not match it), never a usable model.
+    partial = [str(w.message) for w in caught if any(k in str(w.message) for k in _PARTIAL_LOAD_WARNINGS)]
+    for w in caught:
+        if str(w.message) not in partial:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if partial:
+        reason = " ".join(partial[0].split())[:300]
+        raise RunError(f"{path}: these weights do not fit the network built for this run (another network's "
+                       f"file, or a network.json / flags.txt that does not match it): {reason}")
+
+
+# Keras 3 warnings (keras.saving) that mean that some weights were not loaded.
+_PARTIAL_LOAD_WARNINGS = ("could not be loaded", "Skipping nested container", "freshly-initialized")
