@@ -2,7 +2,7 @@
 
 TensorFlow's own CPU inference runtime. On the 2-core development CPU it runs the point stages 2-8x faster
 than ``tf.function`` (with or without XLA) at batch 1, where TF's matrix-vector product is slow (BUILD_NOTES,
-"Third session"), and takes 25-35 % less time for the DAE at batch 256. Conversion uses built-in ops only and no
+"Inference on a CPU"), and takes 25-35 % less time for the DAE at batch 256. Conversion uses built-in ops only and no
 quantisation or other optimisation, so the model computes the same float32 maths (differences are summation
 order, ~1e-6 m on the SMPLR mesh).
 
