@@ -524,13 +524,25 @@ def merge_parts(out_dir: str, split: str, remove_parts: bool = True) -> dict:
     return stats
 
 
+def define_converter_flags(define) -> None:
+    """The flags every dataset converter shares: --out_dir, --examples_per_shard, --max_output_examples and the
+    scale flags (:func:`define_scale_flags`), through ``define`` = ``cli.flag_definer(fv)``."""
+    from absl import flags
+
+    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
+    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
+    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
+           lower_bound=0)
+    define_scale_flags(define)
+
+
 def define_scale_flags(define, workers: bool = True) -> None:
     """--num_workers (with ``workers``), --num_shards, --shard_index, through ``define`` =
     ``cli.flag_definer(fv)``."""
     from absl import flags
 
     if workers:
-            define(flags.DEFINE_integer, "num_workers", 0, "Local worker processes (0 or 1: this process). The output "
+        define(flags.DEFINE_integer, "num_workers", 0, "Local worker processes (0 or 1: this process). The output "
                "is the same whatever the count.", lower_bound=0)
     define(flags.DEFINE_integer, "num_shards", 1, "Split the inputs into this many contiguous parts (one per "
            "machine / scheduler task); with > 1 this run writes part --shard_index into "

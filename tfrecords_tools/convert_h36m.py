@@ -523,10 +523,6 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "The Human3.6M folder (holding S1, S5, ... and metadata.xml).")
-    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
-    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
-    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
-           lower_bound=0)
     define(flags.DEFINE_enum, "split", "train", list(SPLIT_SUBJECTS), "The split converted (train: "
            + " ".join(SPLIT_SUBJECTS["train"]) + "; test: " + " ".join(SPLIT_SUBJECTS["test"]) + ").")
     define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files (with --fits_dir: joints and landmarks "
@@ -538,7 +534,7 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_list, "subjects", None, "Subjects overriding the split's (e.g. S9).")
     define(flags.DEFINE_boolean, "keep_broken", False, "Also convert the videos known to be broken (S11 "
            "Directions camera 54138969; S9 Greeting, SittingDown 1, Waiting 1), skipped by default.")
-    _common.define_scale_flags(define)
+    _common.define_converter_flags(define)
 
 
 def main(argv):

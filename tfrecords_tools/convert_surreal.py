@@ -310,16 +310,12 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "SURREAL's data folder (the one holding cmu/).")
-    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
-    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
-    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
-           lower_bound=0)
     define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
     define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files (gives the landmarks; empty: none are "
            "written).")
     define(flags.DEFINE_float, "min_motion_cm", 5.0, "The paper's sampling: skip a frame whose mean joint distance "
            "to the last kept frame is below this (0 = keep every frame).", lower_bound=0.0)
-    _common.define_scale_flags(define)
+    _common.define_converter_flags(define)
 
 
 def main(argv):

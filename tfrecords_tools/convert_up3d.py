@@ -260,14 +260,10 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define = cli.flag_definer(fv)
 
     define(flags.DEFINE_string, "root", None, "The UP-3D folder (%05d_image.png, %05d_body.pkl, ..., train.txt).")
-    define(flags.DEFINE_string, "out_dir", None, "Output records directory (shards + manifest.json).")
-    define(flags.DEFINE_integer, "examples_per_shard", 2000, "Examples per output shard.", lower_bound=1)
-    define(flags.DEFINE_integer, "max_output_examples", 0, "Stop after writing this many examples (0: all).",
-           lower_bound=0)
     define(flags.DEFINE_enum, "split", "train", SPLITS, "The split converted.")
     define(flags.DEFINE_string, "smpl_dir", None, "Official SMPL model files, with the gender-neutral model "
            "(SMPL_NEUTRAL.pkl) that UP-3D's fits use.")
-    _common.define_scale_flags(define)
+    _common.define_converter_flags(define)
 
 
 def main(argv):
