@@ -20,7 +20,7 @@ Anything else is a bug and keeps its traceback. ``--traceback`` (defined here) o
 
 Flags: each command defines its own in a ``define_flags(fv)`` called under ``__main__``;
 :func:`flag_definer` makes that definition idempotent (tests call it on shared FlagValues), and
-:func:`define_pipeline_run_flags` gives infer and export the same five run flags.
+:func:`define_pipeline_run_flags` gives evaluate, infer and export the same pipeline run flags.
 
 This module imports nothing of smplr_tf at import time, so that any module may subclass :class:`UserError`.
 """

@@ -643,10 +643,7 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 
     define(flags.DEFINE_string, "run_dir", "", "The trained run to evaluate (any stage); metrics.json goes there "
            "unless --output_dir.")
-    define(flags.DEFINE_string, "shn_run", "", "Pipeline evaluation (without --run_dir): the hourglass run.")
-    define(flags.DEFINE_string, "dae_run", "", "Pipeline evaluation: the DAE run.")
-    define(flags.DEFINE_string, "psi_run", "", "Pipeline evaluation: the Psi (smplr_shape) run.")
-    define(flags.DEFINE_string, "omega_run", "", "Pipeline evaluation: the Omega (smplr_pose) run.")
+    cli.define_pipeline_run_flags(fv)  # --shn_run ... --omega_run: a pipeline evaluation
     define(flags.DEFINE_string, "data", "", "TFRecords directory to evaluate on (default: the run's --data_dir).")
     define(flags.DEFINE_string, "eval_split", "val", "Split of --data evaluated.")
     define(flags.DEFINE_integer, "eval_batch_size", 16, "Batch size.", lower_bound=1)

@@ -45,6 +45,24 @@ def read_image(path: str) -> np.ndarray:
     return img[..., ::-1].copy()
 
 
+def _parse_xywh(text: str, flag: str):
+    """'x,y,w,h' (pixels) of flag --``flag`` -> four floats, width and height positive; ServingError else."""
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError as e:
+        raise ServingError(f"--{flag}={text!r}: expected four numbers x,y,w,h (pixels)") from e
+    if w <= 0 or h <= 0:
+        raise ServingError(f"--{flag}={text!r}: width and height must be positive")
+    return x, y, w, h
+
+
+def _check_overlaps(box, flag: str, text: str, image_shape) -> None:
+    """ServingError when the box (x0, y0, x1, y1 outer edges) lies wholly outside an (H, W, ...) image."""
+    h, w = image_shape[:2]
+    if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= w - 0.5 or box[1] >= h - 0.5:
+        raise ServingError(f"--{flag}={text}: the box lies outside the {w}x{h} image")
+
+
 def parse_bbox(text: str):
     """'x,y,w,h' -> (x0, y0, x1, y1) square box (grown about its centre if w != h).
 
@@ -52,12 +70,7 @@ def parse_bbox(text: str):
     convention of :mod:`smplr_tf.data.crop` (pixel i spans [i - 0.5, i + 0.5]), so pixels x .. x + w - 1 are
     exactly the crop when w is the output size.
     """
-    try:
-        x, y, w, h = (float(v) for v in text.split(","))
-    except ValueError as e:
-        raise ServingError(f"--bbox={text!r}: expected four numbers x,y,w,h (pixels)") from e
-    if w <= 0 or h <= 0:
-        raise ServingError(f"--bbox={text!r}: width and height must be positive")
+    x, y, w, h = _parse_xywh(text, "bbox")
     side = max(w, h)
     cx, cy = x - 0.5 + w / 2.0, y - 0.5 + h / 2.0
     return np.array([cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0], np.float32)
@@ -70,8 +83,7 @@ def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
     h, w = img.shape[:2]
     if bbox:
         box = parse_bbox(bbox)
-        if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= w - 0.5 or box[1] >= h - 0.5:
-            raise ServingError(f"--bbox={bbox}: the box lies outside the {w}x{h} image")
+        _check_overlaps(box, "bbox", bbox, img.shape)
     else:
         if h != w:
             raise ServingError(
@@ -85,16 +97,9 @@ def make_crop(img: np.ndarray, bbox: str = "", size: int = 256):
 def parse_person_box(text: str, image_shape) -> np.ndarray:
     """'x,y,w,h' (a loose box around the person, any aspect ratio, pixels) -> (4,) float32 x0, y0, x1, y1 outer
     edges (pixels x .. x + w - 1 inside). image_shape: (H, W, ...) of the image it must overlap."""
-    try:
-        x, y, w, h = (float(v) for v in text.split(","))
-    except ValueError as e:
-        raise ServingError(f"--person_box={text!r}: expected four numbers x,y,w,h (pixels)") from e
-    if w <= 0 or h <= 0:
-        raise ServingError(f"--person_box={text!r}: width and height must be positive")
+    x, y, w, h = _parse_xywh(text, "person_box")
     box = np.array([x - 0.5, y - 0.5, x + w - 0.5, y + h - 0.5], np.float32)
-    hh, ww = image_shape[:2]
-    if box[2] <= -0.5 or box[3] <= -0.5 or box[0] >= ww - 0.5 or box[1] >= hh - 0.5:
-        raise ServingError(f"--person_box={text}: the box lies outside the {ww}x{hh} image")
+    _check_overlaps(box, "person_box", text, image_shape)
     return box
 
 
