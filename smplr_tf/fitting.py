@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.spatial.transform import Rotation
 
+from smplr_tf import procrustes
 from smplr_tf.body import skeleton
 from smplr_tf.body.model_io import NUM_BETAS, NUM_POSE_BASIS, BodyModelData
 from smplr_tf.body.smpl import kinematic_chain, rodrigues, skin_vertices
@@ -169,24 +170,6 @@ def prior_terms(pose: tf.Tensor, betas: tf.Tensor, priors: Priors) -> tf.Tensor:
     e += priors.angle_weight * tf.reduce_sum(tf.square(tf.nn.relu(angle - priors.angle_limit)), 1)
     e += priors.back_weight * tf.reduce_sum(tf.square(back_bend_excess(pose, priors.back_limit)), [1, 2])
     return e + priors.betas_weight * tf.reduce_sum(tf.square(betas), 1)
-
-
-# ------------------------------------------------------------------------------------------- alignment
-
-
-def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray):
-    """Weighted rigid alignment, batched: (B, Q, 3) source / target, (B, Q) weights >= 0 ->
-    (R (B, 3, 3), t (B, 3)) minimising sum_q w_q |R s_q + t - x_q|^2 (proper rotations)."""
-    w = weights / np.maximum(weights.sum(1, keepdims=True), 1e-12)
-    ms = np.einsum("bq,bqc->bc", w, source)
-    mt = np.einsum("bq,bqc->bc", w, target)
-    cov = np.einsum("bq,bqi,bqj->bij", w, target - mt[:, None], source - ms[:, None])
-    u, _, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.ones((len(d), 3))
-    fix[:, 2] = d
-    R = u @ (fix[:, :, None] * vt)
-    return R, mt - np.einsum("bij,bj->bi", R, ms)
 
 
 # --------------------------------------------------------------------------------------------- fitter
@@ -345,7 +328,8 @@ class Fitter:
         body_pose[:, :3] = 0.0
         pts = self.model(betas0, rodrigues(tf.reshape(body_pose, [-1, NUM_JOINTS, 3]))).numpy()
         src = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
-        R, t = kabsch(src.astype(np.float64), target.astype(np.float64), np.maximum(w, 0).astype(np.float64) + 1e-9)
+        R, t = procrustes.kabsch(src.astype(np.float64), target.astype(np.float64),
+                                 np.maximum(w, 0).astype(np.float64) + 1e-9)
         pelvis = pts[:, 0].astype(np.float64)
         # SMPL with global rotation R turns about the rest pelvis J0: x -> R (x - J0) + J0 + trans = R x + t.
         trans = t - pelvis + np.einsum("bij,bj->bi", R, pelvis)

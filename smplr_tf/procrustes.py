@@ -9,6 +9,8 @@ Given two point sets ``X`` (source, e.g. a prediction) and ``Y`` (target, e.g. t
 The alignment may be fitted on a subset of the points (``fit_idx``) and applied to any other points of
 the same frame (e.g. fitted on joints, applied to landmarks or a mesh). Used by MPJPE protocol 2 (prediction
 onto ground truth) and by ALL_Proc (SMPLR output onto its own input JL, no ground truth).
+
+:func:`kabsch` is the weighted rigid variant (no scale), the start of SMPL fitting (:mod:`smplr_tf.fitting`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,21 @@ def align(X: np.ndarray, Y: np.ndarray, fit_idx=None, apply_to=None) -> np.ndarr
     else:
         s, r, t = similarity_transform(X, Y)
     return apply_transform(X if apply_to is None else apply_to, s, r, t)
+
+
+def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray):
+    """Weighted rigid alignment, batched: (B, Q, 3) source / target, (B, Q) weights >= 0 ->
+    (R (B, 3, 3), t (B, 3)) minimising sum_q w_q |R s_q + t - x_q|^2 (proper rotations)."""
+    w = weights / np.maximum(weights.sum(1, keepdims=True), 1e-12)
+    ms = np.einsum("bq,bqc->bc", w, source)
+    mt = np.einsum("bq,bqc->bc", w, target)
+    cov = np.einsum("bq,bqi,bqj->bij", w, target - mt[:, None], source - ms[:, None])
+    u, _, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    fix = np.ones((len(d), 3))
+    fix[:, 2] = d
+    R = u @ (fix[:, :, None] * vt)
+    return R, mt - np.einsum("bij,bj->bi", R, ms)
 
 
 # ------------------------------------------------------------------------------------------------- TF
