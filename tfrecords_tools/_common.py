@@ -524,6 +524,18 @@ def merge_parts(out_dir: str, split: str, remove_parts: bool = True) -> dict:
     return stats
 
 
+def write_capped(out, examples, max_examples: int, bar):
+    """Write ``examples`` (one input's) to ``out``, no more than ``max_examples`` in all (0: no cap), and advance
+    the progress ``bar`` by one input. Returns (examples written, whether the cap is reached)."""
+    if max_examples:
+        examples = examples[: max(0, max_examples - out.count)]
+    for ex in examples:
+        out.write(ex)
+    bar.update(1)
+    bar.set_postfix(examples=out.count)
+    return len(examples), bool(max_examples) and out.count >= max_examples
+
+
 def define_converter_flags(define) -> None:
     """The flags every dataset converter shares: --out_dir, --examples_per_shard, --max_output_examples and the
     scale flags (:func:`define_scale_flags`), through ``define`` = ``cli.flag_definer(fv)``."""

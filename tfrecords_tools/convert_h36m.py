@@ -391,13 +391,7 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                     stats[k] += st[k]
                 if st["d2"] is not None:
                     stats["d2"].append(st["d2"])
-                if max_examples:
-                    examples = examples[: max(0, max_examples - out.count)]
-                for ex in examples:
-                    out.write(ex)
-                bar.update(1)
-                bar.set_postfix(examples=out.count)
-                if max_examples and out.count >= max_examples:
+                if _common.write_capped(out, examples, max_examples, bar)[1]:
                     break
         finally:
             results.close()

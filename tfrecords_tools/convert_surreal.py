@@ -204,15 +204,10 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
                 rep_all.append(st["rep"])
                 if st["dis"] is not None:
                     dis_all.append(st["dis"])
-                if max_examples:
-                    examples = examples[: max(0, max_examples - out.count)]
-                stats["frames_sampled"] += st["frames_sampled"] if not max_examples else len(examples)
-                for ex in examples:
-                    out.write(ex)
+                written, full = _common.write_capped(out, examples, max_examples, bar)
+                stats["frames_sampled"] += st["frames_sampled"] if not max_examples else written
                 stats["clips"] += 1
-                bar.update(1)
-                bar.set_postfix(examples=out.count)
-                if max_examples and out.count >= max_examples:
+                if full:
                     break
         finally:
             results.close()
