@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import dataclasses
+import re
 import shutil
 import subprocess
 import sys
@@ -143,6 +145,11 @@ def _p(ev, protocol, col):
 
 # ----------------------------------------------------------------------------------------------- tables
 
+def _extras(ev) -> dict:
+    """What an evaluation carries beside the point errors: gender accuracy, silhouette IoU, surface error."""
+    return {k: ev.get(k) for k in ("gender_accuracy", "iou", "surface_mm") if ev and ev.get(k) is not None}
+
+
 def table1(runs_dir: str) -> dict:
     rows = []
     for section, key, label, values in paper.TABLE1:
@@ -151,13 +158,13 @@ def table1(runs_dir: str) -> dict:
         rows.append({"section": section, "row": key, "label": label, "status": status, "run_dir": run_dir,
                      "ours": ours, "paper": dict(zip(paper.TABLE1_COLUMNS, values)),
                      "count": ev.get("count") if ev else None,
-                     "data": ev.get("data") if ev else None})
+                     "data": ev.get("data") if ev else None, "extras": _extras(ev)})
     for section, key, label in TABLE1_EXTRA:
         status, ev, run_dir = lookup(runs_dir, TABLE1_SPECS[key])
         rows.append({"section": section, "row": key, "label": label, "status": status, "run_dir": run_dir,
                      "ours": {c: _p(ev, 1, c) for c in paper.TABLE1_COLUMNS},
                      "paper": dict.fromkeys(paper.TABLE1_COLUMNS), "count": ev.get("count") if ev else None,
-                     "data": ev.get("data") if ev else None})
+                     "data": ev.get("data") if ev else None, "extras": _extras(ev)})
     return {"title": "Table 1: ablation, SURREAL validation, protocol 1 (mm); Jt over the 23 non-root joints",
             "columns": list(paper.TABLE1_COLUMNS), "rows": rows}
 
@@ -404,21 +411,76 @@ QUICK_EVALS = (
 )
 
 
+
+@dataclass(frozen=True)
+class Plan:
+    """One synthetic reproduction: its data set, the runs it trains (in order), what it evaluates.
+
+    name: "quick" or "medium"; flags_dir: its flagfiles (one per step's ``flagfile``); clutter: the procedural
+    backgrounds' clutter (make_synthetic --background_clutter); steps / evals / estcrop_evals / gt_crop_rows: as
+    QUICK_STEPS / QUICK_EVALS / QUICK_ESTCROP_EVALS / QUICK_GT_CROP_ROWS.
+    """
+
+    name: str
+    flags_dir: str
+    train_examples: int
+    val_examples: int
+    clutter: float
+    steps: tuple
+    evals: tuple
+    estcrop_evals: tuple = QUICK_ESTCROP_EVALS
+    gt_crop_rows: tuple = tuple(QUICK_GT_CROP_ROWS.items())
+    data_workers: int = 2
+
+
+QUICK_PLAN = Plan("quick", QUICK_FLAGS_DIR, QUICK_TRAIN_EXAMPLES, QUICK_VAL_EXAMPLES, QUICK_BACKGROUND_CLUTTER,
+                  QUICK_STEPS, QUICK_EVALS)
+
+# ----------------------------------------------------------------------------------------------- --medium
+# The strongest evidence of learning a 2-core CPU gives in at most two hours (flags/medium/*.cfg; sizes and the
+# measured step times there): every Table 1 row, on 10,000 training and 500 validation images at the default
+# background clutter.
+DEFAULT_MEDIUM_DIR = os.path.join("runs", "medium")
+MEDIUM_FLAGS_DIR = os.path.join(os.path.dirname(QUICK_FLAGS_DIR), "medium")
+MEDIUM_TRAIN_EXAMPLES = 10000
+MEDIUM_VAL_EXAMPLES = 500
+MEDIUM_BACKGROUND_CLUTTER = 1.0
+MEDIUM_STEPS = QUICK_STEPS[:6] + (
+    # Table 1's DAE rows trained on what a network predicts on the training split (paper Sec. 4.4.2).
+    QuickStep("DAE_Alexnet (DAE trained on AlexNet's estimations)", "dae_alexnet", "dae_alexnet",
+              ("--input_run={alexnet}",)),
+    QuickStep("DAE_SHN^2d (DAE lifting SHN's 2D estimations, depth 0)", "dae_shn_2d", "dae_shn_2d",
+              ("--input_run={shn}",)),
+) + QUICK_STEPS[6:]
+MEDIUM_EVALS = QUICK_EVALS + (
+    ("dae_alexnet (fed AlexNet)", "dae_alexnet", ()),
+    ("dae_shn_2d (fed SHN, depth 0)", "dae_shn_2d", ()),
+)
+MEDIUM_PLAN = Plan("medium", MEDIUM_FLAGS_DIR, MEDIUM_TRAIN_EXAMPLES, MEDIUM_VAL_EXAMPLES,
+                   MEDIUM_BACKGROUND_CLUTTER, MEDIUM_STEPS, MEDIUM_EVALS)
+
+
 def _log(msg: str) -> None:
     print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _run(cmd, desc: str, log_path: str) -> None:
-    """Run a subprocess, its output appended to log_path; a failure raises with the log's tail."""
+def _run(cmd, desc: str, log_path: str, cwd: str | None = None) -> None:
+    """Run a subprocess, its output appended to log_path; a failure raises with the log's tail. Training
+    epochs are echoed with the stage's ETA (from the epochs done so far)."""
     _log(f"{desc}: {' '.join(cmd[1:])}")
     t0 = time.time()
+    eta = EpochEta()
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                cwd=cwd)
         for line in proc.stdout:
             log.write(line)
-            if _interesting(line):
+            note = eta.update(line)
+            if note:
+                print(f"    {note}", flush=True)
+            elif _interesting(line):
                 print("    " + line.rstrip()[-160:], flush=True)
         rc = proc.wait()
     if rc:
@@ -426,6 +488,31 @@ def _run(cmd, desc: str, log_path: str) -> None:
             tail = "".join(f.readlines()[-25:])
         raise RuntimeError(f"{desc} failed (exit {rc}); last lines of {log_path}:\n{tail}")
     _log(f"{desc}: done in {time.time() - t0:.0f} s")
+
+
+class EpochEta:
+    """Reads a training child's output; on each Keras ``Epoch n/N`` line after the first, returns
+    "epoch n/N, ETA <time> (<s> s per epoch)", the rest of the stage extrapolated from the epochs done."""
+
+    _EPOCH = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.first = None  # (time, epoch) of the first epoch line
+
+    def update(self, line: str):
+        m = self._EPOCH.match(line.strip())
+        if not m:
+            return None
+        n, total = int(m.group(1)), int(m.group(2))
+        now = self.clock()
+        if self.first is None or n <= self.first[1]:
+            self.first = (now, n)
+            return None
+        per_epoch = (now - self.first[0]) / (n - self.first[1])
+        left = per_epoch * (total - n + 1)
+        done_at = time.strftime("%H:%M", time.localtime(now + left))
+        return f"epoch {n}/{total}: {per_epoch:.0f} s per epoch, this stage ends in ~{left / 60:.1f} min ({done_at})"
 
 
 def _interesting(line: str) -> bool:
@@ -475,85 +562,10 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
               flags_dir: str = QUICK_FLAGS_DIR, smpl_dir: str = "") -> str:
     """Synthetic data -> every quick stage trained -> evaluated (Table 2's rows: again with estimated crops)
     -> Tables 1, 2 and 4 printed. Resumable."""
+    plan = dataclasses.replace(QUICK_PLAN, flags_dir=flags_dir, train_examples=train_examples,
+                               val_examples=val_examples)
     t_start = time.time()
-    py = sys.executable
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    os.makedirs(quick_dir, exist_ok=True)
-    log_path = os.path.join(quick_dir, "quick.log")
-    data_dir = os.path.join(quick_dir, "data")
-    runs = {s.run: os.path.join(quick_dir, "table1", s.run) for s in QUICK_STEPS}
-    missing = [os.path.join(flags_dir, s.flagfile + ".cfg") for s in QUICK_STEPS
-               if not os.path.isfile(os.path.join(flags_dir, s.flagfile + ".cfg"))]
-    if missing:
-        raise FileNotFoundError("reproduce --quick needs the quick flagfiles; missing: " + ", ".join(missing))
-    smpl = [f"--smpl_dir={smpl_dir}"] if smpl_dir else []
-    total = 1 + len(QUICK_STEPS) + len(QUICK_EVALS) + 1 + len(QUICK_ESTCROP_EVALS)
-    k = 0
-
-    # 1. data
-    k += 1
-    for split, n, seed in (("train", train_examples, 0), ("val", val_examples, 1)):
-        if _data_ready(data_dir, split, n):
-            _log(f"[{k}/{total}] synthetic {split}: {n} examples already in {data_dir}")
-            continue
-        _run([py, os.path.join(root, "tfrecords_tools", "make_synthetic.py"), f"--out_dir={data_dir}",
-              f"--split={split}", f"--num_examples={n}", f"--seed={seed}", "--num_workers=2",
-              f"--background_clutter={QUICK_BACKGROUND_CLUTTER:g}"] + smpl,
-             f"[{k}/{total}] synthetic {split} data ({n} examples)", log_path)
-
-    # 2. training
-    for step in QUICK_STEPS:
-        k += 1
-        run_dir = runs[step.run]
-        if _finished(run_dir):
-            _log(f"[{k}/{total}] {step.name}: finished already ({run_dir})")
-            continue
-        extra = [e.format(**runs) for e in step.extra]
-        _run([py, "-m", "smplr_tf.train", f"--flagfile={os.path.join(flags_dir, step.flagfile + '.cfg')}",
-              f"--data_dir={data_dir}", f"--run_dir={run_dir}"] + smpl + extra,
-             f"[{k}/{total}] train {step.name}", log_path)
-
-    # 3. evaluation
-    for what, run, extra in QUICK_EVALS:
-        k += 1
-        run_dir = runs[run]
-        if _evaluated(run_dir):
-            _log(f"[{k}/{total}] evaluate {what}: done already")
-            continue
-        _run([py, "-m", "smplr_tf.evaluate", f"--run_dir={run_dir}", f"--data={data_dir}", "--eval_split=val"]
-             + [e.format(**runs) for e in extra], f"[{k}/{total}] evaluate {what}", log_path)
-    k += 1
-    all_dir = os.path.join(quick_dir, "table1", "all")
-    if not _evaluated(all_dir) or any(os.path.getmtime(os.path.join(all_dir, METRICS_NAME)) <
-                                      os.path.getmtime(os.path.join(runs[r], FINAL_WEIGHTS))
-                                      for r in ("shn", "dae_shn", "psi", "omega_smpl")):
-        _run([py, "-m", "smplr_tf.evaluate", f"--shn_run={runs['shn']}", f"--dae_run={runs['dae_shn']}",
-              f"--psi_run={runs['psi']}", f"--omega_run={runs['omega_smpl']}", f"--data={data_dir}",
-              "--eval_split=val", f"--output_dir={all_dir}", f"--eval_fit_steps={ALL_FIT_STEPS}"],
-             f"[{k}/{total}] evaluate ALL / ALL_Proc / ALL_Fit", log_path)
-    else:
-        _log(f"[{k}/{total}] evaluate ALL / ALL_Proc: done already")
-    # Table 4 reads the ALL pipeline per data set: the synthetic val set stands in for SURREAL.
-    t4 = os.path.join(quick_dir, "table4", "surreal")
-    os.makedirs(t4, exist_ok=True)
-    shutil.copyfile(os.path.join(all_dir, METRICS_NAME), os.path.join(t4, METRICS_NAME))
-    # Table 2 on the quick set: estimated-crop evaluations; the ground-truth-crop rows are Table 1's.
-    runs_all = dict(runs, all=all_dir)
-    for row, args, needs, _ in QUICK_ESTCROP_EVALS:
-        k += 1
-        out_dir = os.path.join(quick_dir, "table2", row)
-        if _up_to_date(out_dir, [runs[r] for r in needs]):
-            _log(f"[{k}/{total}] evaluate {row} (estimated crop): done already")
-            continue
-        _run([py, "-m", "smplr_tf.evaluate", f"--output_dir={out_dir}"] + [a.format(**runs) for a in args]
-             + [f"--data={data_dir}", "--eval_split=val", "--crop=estimated"],
-             f"[{k}/{total}] evaluate {row} (estimated crop)", log_path)
-    for src, dst in QUICK_GT_CROP_ROWS.items():
-        m = os.path.join(runs_all[src], METRICS_NAME)
-        if os.path.exists(m):
-            os.makedirs(os.path.join(quick_dir, "table2", dst), exist_ok=True)
-            shutil.copyfile(m, os.path.join(quick_dir, "table2", dst, METRICS_NAME))
-
+    run_plan(plan, quick_dir, smpl_dir)
     print()
     print(f"reproduce --quick: synthetic data ({train_examples} train / {val_examples} val examples, bare "
           f"backgrounds, NOT SURREAL); "
@@ -562,10 +574,350 @@ def run_quick(quick_dir: str = DEFAULT_QUICK_DIR, fmt: str = "markdown", output:
     print("Table 2 here: the synthetic val set, not Human3.6M; estimated-crop rows without the scale-augmented "
           "fine-tune. Tables 2 and 3 proper need Human3.6M / SURREAL test runs (python -m smplr_tf.reproduce "
           "--tables=1,2,3,4 --runs_dir=runs/).")
-    print(f"TensorBoard logs: tensorboard --logdir {os.path.abspath(quick_dir)}   (training: */tb/train, "
-          f"*/tb/validation; evaluation: */tb/eval)")
-    print(f"full log: {log_path}; total {time.time() - t_start:.0f} s")
+    print(f"TensorBoard logs: tensorboard --logdir {os.path.abspath(os.path.dirname(quick_dir) or '.')}   "
+          f"(training: */tb/train, */tb/validation; evaluation: */tb/eval)")
+    print(f"full log: {os.path.join(quick_dir, plan.name + '.log')}; total {time.time() - t_start:.0f} s")
     return text
+
+
+def run_plan(plan: Plan, out_dir: str, smpl_dir: str = "") -> dict:
+    """Make the plan's synthetic set, train its steps, evaluate them (ALL with ALL_Fit; Table 2's estimated-crop
+    rows; Table 4's synthetic cell). Resumable: finished runs and up-to-date evaluations are skipped. Every child's
+    output goes to ``<out_dir>/<plan.name>.log``; epoch lines are echoed with the stage's ETA.
+    Returns {step run name: run dir} plus "all" and "data"."""
+    py = sys.executable
+    # Children run in the repository root: flagfiles name their bases relative to it (flags/base/...).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out_dir = os.path.abspath(out_dir)
+    smpl_dir = os.path.abspath(smpl_dir) if smpl_dir else ""
+    os.makedirs(out_dir, exist_ok=True)
+    log_path = os.path.join(out_dir, f"{plan.name}.log")
+    data_dir = os.path.join(out_dir, "data")
+    runs = {s.run: os.path.join(out_dir, "table1", s.run) for s in plan.steps}
+    missing = [os.path.join(plan.flags_dir, s.flagfile + ".cfg") for s in plan.steps
+               if not os.path.isfile(os.path.join(plan.flags_dir, s.flagfile + ".cfg"))]
+    if missing:
+        raise FileNotFoundError(f"reproduce --{plan.name} needs the {plan.name} flagfiles; missing: "
+                                + ", ".join(missing))
+    smpl = [f"--smpl_dir={smpl_dir}"] if smpl_dir else []
+    total = 1 + len(plan.steps) + len(plan.evals) + 1 + len(plan.estcrop_evals)
+    k = 0
+
+    # 1. data
+    k += 1
+    for split, n, seed in (("train", plan.train_examples, 0), ("val", plan.val_examples, 1)):
+        if _data_ready(data_dir, split, n, plan.clutter):
+            _log(f"[{k}/{total}] synthetic {split}: {n} examples already in {data_dir}")
+            continue
+        _run([py, os.path.join(root, "tfrecords_tools", "make_synthetic.py"), f"--out_dir={data_dir}",
+              f"--split={split}", f"--num_examples={n}", f"--seed={seed}", f"--num_workers={plan.data_workers}",
+              f"--background_clutter={plan.clutter:g}"] + smpl,
+             f"[{k}/{total}] synthetic {split} data ({n} examples)", log_path, cwd=root)
+
+    # 2. training
+    for step in plan.steps:
+        k += 1
+        run_dir = runs[step.run]
+        if _finished(run_dir):
+            _log(f"[{k}/{total}] {step.name}: finished already ({run_dir})")
+            continue
+        extra = [e.format(**runs) for e in step.extra]
+        _run([py, "-m", "smplr_tf.train", f"--flagfile={os.path.join(plan.flags_dir, step.flagfile + '.cfg')}",
+              f"--data_dir={data_dir}", f"--run_dir={run_dir}"] + smpl + extra,
+             f"[{k}/{total}] train {step.name}", log_path, cwd=root)
+
+    # 3. evaluation
+    for what, run, extra in plan.evals:
+        k += 1
+        run_dir = runs[run]
+        if _evaluated(run_dir):
+            _log(f"[{k}/{total}] evaluate {what}: done already")
+            continue
+        _run([py, "-m", "smplr_tf.evaluate", f"--run_dir={run_dir}", f"--data={data_dir}", "--eval_split=val"]
+             + [e.format(**runs) for e in extra], f"[{k}/{total}] evaluate {what}", log_path, cwd=root)
+    k += 1
+    all_dir = os.path.join(out_dir, "table1", "all")
+    if not _evaluated(all_dir) or any(os.path.getmtime(os.path.join(all_dir, METRICS_NAME)) <
+                                      os.path.getmtime(os.path.join(runs[r], FINAL_WEIGHTS))
+                                      for r in ("shn", "dae_shn", "psi", "omega_smpl")):
+        _run([py, "-m", "smplr_tf.evaluate", f"--shn_run={runs['shn']}", f"--dae_run={runs['dae_shn']}",
+              f"--psi_run={runs['psi']}", f"--omega_run={runs['omega_smpl']}", f"--data={data_dir}",
+              "--eval_split=val", f"--output_dir={all_dir}", f"--eval_fit_steps={ALL_FIT_STEPS}"],
+             f"[{k}/{total}] evaluate ALL / ALL_Proc / ALL_Fit", log_path, cwd=root)
+    else:
+        _log(f"[{k}/{total}] evaluate ALL / ALL_Proc: done already")
+    # Table 4 reads the ALL pipeline per data set: the synthetic val set stands in for SURREAL.
+    t4 = os.path.join(out_dir, "table4", "surreal")
+    os.makedirs(t4, exist_ok=True)
+    shutil.copyfile(os.path.join(all_dir, METRICS_NAME), os.path.join(t4, METRICS_NAME))
+    # Table 2 on the synthetic set: estimated-crop evaluations; the ground-truth-crop rows are Table 1's.
+    runs_all = dict(runs, all=all_dir)
+    for row, args, needs, _ in plan.estcrop_evals:
+        k += 1
+        row_dir = os.path.join(out_dir, "table2", row)
+        if _up_to_date(row_dir, [runs[r] for r in needs]):
+            _log(f"[{k}/{total}] evaluate {row} (estimated crop): done already")
+            continue
+        _run([py, "-m", "smplr_tf.evaluate", f"--output_dir={row_dir}"] + [a.format(**runs) for a in args]
+             + [f"--data={data_dir}", "--eval_split=val", "--crop=estimated"],
+             f"[{k}/{total}] evaluate {row} (estimated crop)", log_path, cwd=root)
+    for src, dst in plan.gt_crop_rows:
+        m = os.path.join(runs_all[src], METRICS_NAME)
+        if os.path.exists(m):
+            os.makedirs(os.path.join(out_dir, "table2", dst), exist_ok=True)
+            shutil.copyfile(m, os.path.join(out_dir, "table2", dst, METRICS_NAME))
+    return dict(runs_all, data=data_dir)
+
+
+def run_medium(medium_dir: str = DEFAULT_MEDIUM_DIR, results: str = os.path.join("docs", "results", "medium"),
+               plan: Plan = MEDIUM_PLAN, smpl_dir: str = "") -> dict:
+    """``reproduce --medium``: the medium plan trained and evaluated (resumable), then Tables 1, 2 and 4, the
+    goals and the paper's effects one by one printed and written to ``<results>.md`` and ``<results>.json``
+    with the wall time, the machine and the commit. Returns the written dict."""
+    t_start = time.time()
+    runs = run_plan(plan, medium_dir, smpl_dir)
+    wall = _accumulate_wall(os.path.abspath(medium_dir), plan.name, time.time() - t_start)
+    tables = build_tables(os.path.abspath(medium_dir), (1, 2, 4))
+    baseline = mean_pose_baseline(runs["data"])
+    report = {
+        "plan": plan.name,
+        "data": {"train_examples": plan.train_examples, "val_examples": plan.val_examples,
+                 "background_clutter": plan.clutter, "source": "synthetic (make_synthetic), not SURREAL"},
+        "mean_pose_jt_mm": baseline,
+        "goals": medium_goals(tables, baseline),
+        "effects": paper_effects(tables),
+        "hmr_vs_smplr": hmr_comparison(tables),
+        "wall_seconds": wall,
+        "provenance": provenance(),
+        "tables": tables,
+    }
+    text = medium_markdown(report)
+    print()
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(results)) or ".", exist_ok=True)
+    with open(results + ".md", "w") as f:
+        f.write(text)
+    with open(results + ".json", "w") as f:
+        f.write(json.dumps(_finite(report), indent=2, allow_nan=False))
+    print(f"wrote {results}.md and {results}.json")
+    print(f"TensorBoard, the medium runs beside the quick ones: tensorboard --logdir "
+          f"{os.path.dirname(os.path.abspath(medium_dir)) or '.'}")
+    return report
+
+
+def _finite(x):
+    """JSON-safe copy: non-finite floats become None."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return None
+    return x
+
+
+def _accumulate_wall(out_dir: str, name: str, seconds: float) -> float:
+    """Add this invocation's seconds to ``<out_dir>/<name>_wall.json`` (a resumed run sums its parts)."""
+    path = os.path.join(out_dir, f"{name}_wall.json")
+    total = 0.0
+    if os.path.exists(path):
+        with open(path) as f:
+            total = float(json.load(f).get("seconds", 0.0))
+    total += float(seconds)
+    with open(path, "w") as f:
+        json.dump({"seconds": total}, f)
+    return total
+
+
+def mean_pose_baseline(data_dir: str, train_examples: int = 2000) -> float | None:
+    """Jt (mm, protocol 1, the 23 non-root joints) of predicting the mean root-relative pose of the first
+    ``train_examples`` training examples for every validation example: the error of a network that learned
+    nothing from the image. None when the set cannot be read."""
+    import numpy as np
+
+    from smplr_tf import metrics
+    from smplr_tf.body import skeleton
+    from smplr_tf.data import records, schema
+
+    def points(split, limit=None):
+        out = []
+        for path, i, rec in records.iter_records(schema.split_files(data_dir, split)):
+            if isinstance(rec, Exception):
+                raise rec
+            ex = schema.example_from_record(rec, f"{path}[{i}]")
+            out.append(skeleton.points_from_smpl(np.asarray(ex["joints3d"], np.float64),
+                                                 np.asarray(ex["landmarks3d"], np.float64)))
+            if limit and len(out) >= limit:
+                break
+        return np.stack(out)
+
+    try:
+        train, val = points("train", train_examples), points("val")
+    except Exception as e:  # noqa: BLE001 - reported as missing, the tables still print
+        _log(f"mean-pose baseline not computed: {e}")
+        return None
+    mean = np.broadcast_to(train.mean(axis=0, keepdims=True), val.shape)
+    return float(metrics.table1_row(mean, val, 1)["Jt"])
+
+
+def _t1(tables: dict) -> dict:
+    """Table 1 rows by key -> (Jt of ours or None, the evaluation's extras)."""
+    return {r["row"]: r for r in tables.get("table1", {}).get("rows", [])}
+
+
+def _jt(rows: dict, key: str):
+    r = rows.get(key)
+    return None if r is None or r["status"] != "ok" else r["ours"].get("Jt")
+
+
+# The paper's effects (Table 1 and Sec. 4.4): (key, claim, row a, row b, test on (a, b), how the test reads).
+PAPER_EFFECTS = (
+    ("landmarks", "landmarks help the hourglass", "shn", "shn_nl", lambda a, b: a < b, "SHN < SHN_nL"),
+    ("limbs_augmentation", "limbs + augmentation help", "shn_final", "shn", lambda a, b: a < b, "SHN^final < SHN"),
+    ("dae_alexnet", "the DAE removes AlexNet's structured error", "dae_alexnet", "alexnet",
+     lambda a, b: a <= 0.95 * b, "DAE_Alexnet <= 0.95 x Alexnet"),
+    ("dae_shn", "the DAE changes SHN little", "dae_shn", "shn", lambda a, b: abs(a - b) <= 0.05 * b,
+     "|DAE_SHN - SHN| <= 5 % of SHN"),
+    ("dae_2d", "the DAE lifts 2D estimations to 3D", "dae_shn_2d", "dae_shn", lambda a, b: a <= 1.15 * b,
+     "DAE_SHN^2d <= 1.15 x DAE_SHN"),
+    ("l_smpl", "L_SMPL helps Omega", "omega_smpl", "omega", lambda a, b: a < b, "Omega_smpl < Omega"),
+    ("end_to_end", "end-to-end training helps", "shn_e2e", "shn", lambda a, b: a < b, "SHN_e2e < SHN"),
+    ("procrustes", "the Procrustes step helps ALL", "all_proc", "all", lambda a, b: a < b, "ALL_Proc < ALL"),
+)
+
+
+def paper_effects(tables: dict) -> list:
+    """Each of the paper's effects on Table 1's Jt: reproduced / not reproduced / not run, with both numbers."""
+    rows = _t1(tables)
+    out = []
+    for key, claim, a, b, test, reads in PAPER_EFFECTS:
+        va, vb = _jt(rows, a), _jt(rows, b)
+        status = "not run" if va is None or vb is None else ("reproduced" if test(va, vb) else "not reproduced")
+        out.append({"effect": key, "claim": claim, "test": reads, "a": {"row": a, "Jt": va},
+                    "b": {"row": b, "Jt": vb}, "status": status,
+                    "paper": {"a": _paper_jt(a), "b": _paper_jt(b)}})
+    return out
+
+
+def _paper_jt(key: str):
+    jt = paper.TABLE1_COLUMNS.index("Jt")
+    for _, k, _, values in paper.TABLE1:
+        if k == key:
+            return values[jt]
+    return None
+
+
+# The medium reproduction's goals (synthetic validation set, protocol 1).
+MEDIUM_SHN_VS_MEAN_POSE = 0.40
+MEDIUM_ALL_VS_SHN = 1.25
+MEDIUM_GENDER_ACCURACY = 0.85
+MEDIUM_IOU = 0.60
+
+
+def medium_goals(tables: dict, mean_pose_jt) -> list:
+    """The goals of the medium reproduction, each with its measured value, its bound and met / not met."""
+    rows = _t1(tables)
+    shn, all_ = _jt(rows, "shn"), _jt(rows, "all")
+    ev_all = lookup_eval(tables, "all")
+    iou = None
+    for r in tables.get("table4", {}).get("rows", []):
+        if r["row"] == "all_proc":
+            iou = r["ours"].get("SURREAL")
+    goals = [
+        ("SHN Jt <= 0.40 x the mean-pose Jt (mm)", shn,
+         None if mean_pose_jt is None else MEDIUM_SHN_VS_MEAN_POSE * mean_pose_jt, "<="),
+        ("ALL Jt <= 1.25 x SHN Jt (mm)", all_, None if shn is None else MEDIUM_ALL_VS_SHN * shn, "<="),
+        ("gender accuracy of ALL >= 85 % (paper 89.5 %)", ev_all.get("gender_accuracy"), MEDIUM_GENDER_ACCURACY,
+         ">="),
+        ("silhouette IoU of ALL_Proc >= 0.60", iou, MEDIUM_IOU, ">="),
+    ]
+    out = []
+    for what, value, bound, op in goals:
+        if value is None or bound is None:
+            status = "not run"
+        else:
+            status = "met" if (value <= bound if op == "<=" else value >= bound) else "not met"
+        out.append({"goal": what, "value": value, "bound": bound, "status": status})
+    return out
+
+
+def lookup_eval(tables: dict, row: str) -> dict:
+    """The extras (gender accuracy, IoU, surface) that a Table 1 row's evaluation carried, if any."""
+    r = _t1(tables).get(row)
+    return (r or {}).get("extras") or {}
+
+
+def hmr_comparison(tables: dict) -> dict:
+    """HMR beside SHN and ALL on Table 1's Jt (the issue of the HMR baseline asks for this, whichever wins)."""
+    rows = _t1(tables)
+    vals = {k: _jt(rows, k) for k in ("hmr", "shn", "all", "all_proc")}
+    done = {k: v for k, v in vals.items() if v is not None}
+    return {"Jt": vals, "best": min(done, key=done.get) if done else None}
+
+
+def provenance() -> dict:
+    """Commit (and whether the tree had changes), machine, date and command of this reproduction."""
+    import platform
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain")),
+            "machine": {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
+                        "memory_gib": None if mem is None else round(mem, 1), "platform": platform.platform(),
+                        "python": platform.python_version()},
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "command": "python -m smplr_tf.reproduce " + " ".join(sys.argv[1:])}
+
+
+def medium_markdown(report: dict) -> str:
+    """The medium reproduction as markdown: provenance, goals, effects, HMR, then the tables."""
+    pv = report["provenance"]
+    m = pv["machine"]
+    f = lambda v, nd=1: "—" if v is None else f"{v:.{nd}f}"  # noqa: E731
+    d = report["data"]
+    lines = [
+        "# Medium reproduction (synthetic data, 2-core CPU)", "",
+        f"- Command: `{pv['command']}`",
+        f"- Commit: `{pv['commit']}`" + (" (with uncommitted changes)" if pv["dirty"] else ""),
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['platform']}; Python {m['python']}",
+        f"- Date (UTC): {pv['date_utc']}; wall time {report['wall_seconds'] / 60:.1f} min (every stage, data to "
+        f"tables)",
+        f"- Data: {d['train_examples']} training / {d['val_examples']} validation synthetic images "
+        f"(background clutter {d['background_clutter']:g}); {d['source']}. Evaluated on the validation set, "
+        "protocol 1 (root-relative).",
+        f"- Mean-pose error (predict the mean training pose; Jt): {f(report['mean_pose_jt_mm'])} mm", "",
+        "## Goals", "", "| goal | ours | bound | status |", "|---|---|---|---|"]
+    for g in report["goals"]:
+        nd = 3 if g["bound"] is not None and g["bound"] < 2 else 1
+        lines.append(f"| {g['goal']} | {f(g['value'], nd)} | {f(g['bound'], nd)} | {g['status']} |")
+    lines += ["", "## The paper's effects (Table 1, Jt in mm)", "",
+              "| effect | test | ours (a / b) | paper (a / b) | status |", "|---|---|---|---|---|"]
+    for e in report["effects"]:
+        lines.append(f"| {e['claim']} | {e['test']} | {f(e['a']['Jt'])} / {f(e['b']['Jt'])} | "
+                     f"{f(e['paper']['a'])} / {f(e['paper']['b'])} | {e['status']} |")
+    h = report["hmr_vs_smplr"]["Jt"]
+    lines += ["", "## HMR (ours) beside SMPLR, Jt (mm)", "",
+              f"HMR {f(h['hmr'])}, SHN {f(h['shn'])}, ALL {f(h['all'])}, ALL_Proc {f(h['all_proc'])} "
+              f"(lowest: {report['hmr_vs_smplr']['best'] or '—'}).", "",
+              "## Tables", "", to_markdown(report["tables"])]
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------- --evaluate
@@ -662,22 +1014,33 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
 
     define(flags.DEFINE_string, "tables", "1,2,3,4", "Which tables (comma-separated).")
     define(flags.DEFINE_string, "runs_dir", "runs", "Root of the evaluated run directories (<runs_dir>/table1/shn "
-           "...). With --quick: where the quick runs go (default runs/quick).")
+           "...). With --quick / --medium: where their runs go (default runs/quick, runs/medium).")
     define(flags.DEFINE_enum, "format", "markdown", ["markdown", "json"], "Output format.")
     define(flags.DEFINE_string, "output", "", "Also write the tables to this file.")
     define(flags.DEFINE_boolean, "quick", False, "Make synthetic data, train the quick stages (flags/quick), "
            "evaluate them and print the tables.")
     define(flags.DEFINE_boolean, "evaluate", False, "First evaluate every trained run of the tables (runs named as "
            "flags/table*/) that has no up-to-date metrics.json.")
+    define(flags.DEFINE_boolean, "medium", False, "Make the medium synthetic set (10,000 / 500 images), train every "
+           "Table 1 stage at the medium sizes (flags/medium; at most 2 hours on a 2-core CPU), evaluate them, print "
+           "the tables, goals and the paper's effects, and write them to --results (.md and .json).")
+    define(flags.DEFINE_string, "results", os.path.join("docs", "results", "medium"), "--medium: where the results "
+           "go (<results>.md and <results>.json).")
     define(flags.DEFINE_integer, "quick_examples", 0, "--quick: training examples made (0: the default).",
            lower_bound=0)
-    define(flags.DEFINE_string, "smpl_dir", "", "--quick: official SMPL model files for the data and the runs; "
+    define(flags.DEFINE_string, "smpl_dir", "", "--quick / --medium: official SMPL model files for the data and the runs; "
            "empty: the package's free body model.")
 
 
 def main(argv):
     del argv
 
+    if FLAGS.quick and FLAGS.medium:
+        raise cli.UserError("--quick and --medium: choose one")
+    if FLAGS.medium:
+        run_medium(FLAGS.runs_dir if FLAGS["runs_dir"].present else DEFAULT_MEDIUM_DIR, FLAGS.results,
+                   smpl_dir=FLAGS.smpl_dir)
+        return
     if FLAGS.quick:
         run_quick(FLAGS.runs_dir if FLAGS["runs_dir"].present else DEFAULT_QUICK_DIR,
                   fmt=FLAGS.format, output=FLAGS.output or None,

@@ -86,7 +86,7 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     quick = tmp_path / "quick"
     calls = []
 
-    def fake_run(cmd, desc, log_path):
+    def fake_run(cmd, desc, log_path, cwd=None):
         calls.append(cmd)
         joined = " ".join(cmd)
         if "make_synthetic" in joined:
@@ -102,7 +102,7 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
                 json.dump({"evaluations": {"points": _ev(1.0), "all": _ev(2.0), "all_proc": _ev(3.0, iou=0.4)}}, f)
 
     monkeypatch.setattr(reproduce, "_run", fake_run)
-    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n: False)
+    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n, c=None: False)
     reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
     trains = [c for c in calls if "smplr_tf.train" in " ".join(c)]
     assert [next(a for a in c if a.startswith("--flagfile")).split("/")[-1] for c in trains] == \
@@ -125,7 +125,7 @@ def test_quick_resumes_without_redoing_finished_work(tmp_path, monkeypatch):
     assert len(data_calls) == 2 and all("--background_clutter=0" in c for c in data_calls)
 
     calls.clear()
-    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n: True)
+    monkeypatch.setattr(reproduce, "_data_ready", lambda d, s, n, c=None: True)
     reproduce.run_quick(str(quick), flags_dir=str(flags_dir))
     assert calls == []  # everything finished and evaluated: nothing is run again
 
@@ -151,7 +151,7 @@ def test_evaluate_all_runs_what_exists_once(tmp_path, monkeypatch):
         (runs / rel / "final.weights.h5").write_text("w")
     calls = []
 
-    def fake_run(cmd, desc, log_path):
+    def fake_run(cmd, desc, log_path, cwd=None):
         calls.append(" ".join(cmd))
         out = next(c.split("=", 1)[1] for c in cmd if c.startswith(("--output_dir=", "--run_dir=")))
         if any(c.startswith("--output_dir=") for c in cmd):
@@ -193,7 +193,7 @@ def test_table2_estimated_crop_rows_are_evaluated_with_estimated_crops(tmp_path,
         (runs / "table2" / rel / "final.weights.h5").write_text("w")
     calls = []
 
-    def fake_run(cmd, desc, log_path):
+    def fake_run(cmd, desc, log_path, cwd=None):
         calls.append(" ".join(cmd))
         out = next((c.split("=", 1)[1] for c in cmd if c.startswith("--output_dir=")), None) or \
             next(c.split("=", 1)[1] for c in cmd if c.startswith("--run_dir="))
