@@ -34,6 +34,20 @@ _SKIN_TONES = np.array([[255, 224, 196], [241, 194, 150], [224, 172, 120], [198,
 
 
 
+def _facing_sign(part_v: np.ndarray, v: np.ndarray) -> float:
+    """+1 or -1: the template z direction the body faces. The toes lie ahead of the ankles (SMPL and the free
+    model: +z); without feet, the head's mass leans forward of the neck; else +1."""
+    def centre(joints):
+        sel = np.isin(part_v, joints)
+        return v[sel].mean(axis=0) if sel.any() else None
+
+    for a, b in (([10, 11], [7, 8]), ([15], [12])):
+        ca, cb = centre(a), centre(b)
+        if ca is not None and cb is not None and abs(ca[2] - cb[2]) > 1e-3:
+            return float(np.sign(ca[2] - cb[2]))
+    return 1.0
+
+
 def face_regions(weights: np.ndarray, faces: np.ndarray, v_template: np.ndarray) -> np.ndarray:
     """(F,) int region of every face from skinning weights (V, 24), faces (F, 3) and the template (V, 3).
 
@@ -44,12 +58,13 @@ def face_regions(weights: np.ndarray, faces: np.ndarray, v_template: np.ndarray)
     fr = region[faces[:, 0]]
     head = fr == HEAD
     if head.any():
+        s = _facing_sign(part, np.asarray(v_template, np.float64))
         c = v_template[faces].mean(axis=1)
         hv = v_template[part == 15]
         y0, y1 = hv[:, 1].min(), hv[:, 1].max()
-        z_mid = np.median(hv[:, 2])
+        z_mid = np.median(s * hv[:, 2])
         h = (c[:, 1] - y0) / max(y1 - y0, 1e-6)
-        hair = head & ((h > 0.72) | ((h > 0.35) & (c[:, 2] < z_mid - 0.02)))
+        hair = head & ((h > 0.72) | ((h > 0.35) & (s * c[:, 2] < z_mid - 0.02)))
         fr = np.where(hair, HAIR, fr)
     return fr
 
@@ -81,24 +96,13 @@ def face_tables(weights: np.ndarray, faces: np.ndarray, v_template: np.ndarray) 
     part = part_v[faces[:, 0]].astype(np.int32)
     regions = face_regions(weights, faces, v_template)
 
-    def centre(joints):
-        sel = np.isin(part_v, joints)
-        return v[sel].mean(axis=0) if sel.any() else None
-
-    toes, ankles, head, neck = centre([10, 11]), centre([7, 8]), centre([15]), centre([12])
-    if toes is not None and ankles is not None and abs(toes[2] - ankles[2]) > 1e-3:
-        s = float(np.sign(toes[2] - ankles[2]))
-    elif head is not None and neck is not None and abs(head[2] - neck[2]) > 1e-3:
-        s = float(np.sign(head[2] - neck[2]))
-    else:
-        s = 1.0
+    s = _facing_sign(part_v, v)
     mid_x = float(np.median(v[:, 0]))
     vb = np.stack([v[:, 0] - mid_x, v[:, 1], s * v[:, 2]], axis=1)
-    tri = vb[faces]
-    pos = tri.mean(axis=1)
+    pos = vb[faces].mean(axis=1)
+    tri = v[faces]  # outward normals on the template itself (a mirror to the body frame would flip them)
     n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    facing = n[:, 2]
+    facing = s * n[:, 2] / np.maximum(np.linalg.norm(n, axis=1), 1e-12)
     pc = np.zeros((24, 3))
     for j in range(24):
         if (part_v == j).any():
