@@ -239,7 +239,7 @@ def sample_face_colors(rng: np.random.Generator, t: dict) -> np.ndarray:
         ax = np.abs(x)
         a0 = rng.uniform(0.3, 0.5)
         cols[arm & (ax > a0) & (ax < a0 + 0.05)] = _contrast(rng, top)
-    wrist = np.isin(t["part"], [20, 21]) & (side == -s) & (t["rel"][:, 0] * -s < -0.0)
+    wrist = np.isin(t["part"], [20, 21]) & (side == -s) & (t["rel"][:, 0] * s > 0.0)
     cols[wrist & (rng.uniform() < 0.7)] = np.array([0.1, 0.1, 0.12]) * rng.uniform(0.5, 6)
     leg = np.isin(t["part"], [1, 2, 4, 5]) & (side == s) & on_bottom
     stripe = leg & (t["rel"][:, 0] * s > 0) & (np.abs(t["rel"][:, 2]) < 0.025)
