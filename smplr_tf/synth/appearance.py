@@ -8,6 +8,10 @@ weight (``argmax``), and each face to the part of its first vertex. Joint -> clo
 * top: pelvis-up torso (spine1..3), collars, upper arms, forearms with long sleeves;
 * bottom: pelvis, thighs, shanks with long trousers;
 * shoes: ankles, feet.
+
+On top of the regions, features that differ front / back and left / right (a face, a chest print, hair at
+the back, back pockets, one-sided sleeves, watch, leg stripe, bag strap) are placed on template coordinates in
+a body frame found from the mesh itself (:func:`face_tables`), so any SMPL-layout mesh gets them.
 """
 
 from __future__ import annotations
