@@ -98,7 +98,7 @@ def main(argv):
     generate.init_worker(source.ctx)
     faces = source.ctx["faces"]
     rng = np.random.default_rng(0)
-    colors = [appearance.sample_face_colors(rng, source.ctx["regions"], source.ctx["template_y"]) for _ in range(4)]
+    colors = [appearance.sample_face_colors(rng, source.ctx["appearance"]) for _ in range(4)]
     K, size = generate.K_SOURCE, generate.SOURCE_SIZE
     res = {"num_vertices": int(source.num_vertices), "num_faces": int(len(faces)), "frame_hw": list(size),
            "num_images": n}

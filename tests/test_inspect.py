@@ -70,6 +70,12 @@ def test_valid_split_and_png(tmp_path):
     assert grid.shape == (512, 512, 3)
     # The skeleton is drawn in green where joint 0 projects (the root, at the crop centre).
     assert grid[127, 127, 1] > 200 and grid[127, 127, 0] < 100
+    # Without the overlay, resized tiles: the crops themselves (below the label), at 64 px.
+    ir.write_grid(examples, png, overlay=False, tile=64)
+    grid = cv2.imread(png)[..., ::-1]
+    assert grid.shape == (128, 128, 3)
+    want = cv2.resize(np.ascontiguousarray(examples[0]["image"]), (64, 64), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(grid[20:64, :64], want[20:])
 
 
 def test_bad_records_are_named_by_file_and_index(tmp_path):

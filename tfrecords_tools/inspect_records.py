@@ -78,14 +78,19 @@ def validate_split(data_dir: str, split: str, keep: int = 0, progress: bool = Fa
     return report, errors, examples
 
 
-def draw_example(ex: dict, label: str = "") -> np.ndarray:
-    """One decoded example -> (256, 256, 3) uint8 RGB with skeleton, landmarks and mask outline drawn."""
+def draw_example(ex: dict, label: str = "", overlay: bool = True) -> np.ndarray:
+    """One decoded example -> (256, 256, 3) uint8 RGB with skeleton, landmarks and mask outline drawn
+    (``overlay`` False: the crop as it is, only the label)."""
     import cv2
 
     from smplr_tf import render
     from smplr_tf.body import skeleton
 
     img = np.ascontiguousarray(ex["image"])
+    if not overlay:
+        if label:
+            cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        return img
     if ex.get("has_mask", 1):
         contours, _ = cv2.findContours((ex["mask"] > 127).astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE)
@@ -101,8 +106,9 @@ def draw_example(ex: dict, label: str = "") -> np.ndarray:
     return img
 
 
-def write_grid(examples, path: str) -> None:
-    """Tile the drawn examples into one PNG at ``path``."""
+def write_grid(examples, path: str, overlay: bool = True, tile: int = 0) -> None:
+    """Tile the drawn examples into one PNG at ``path`` (``overlay``: see :func:`draw_example`; ``tile`` > 0:
+    each crop resized to ``tile`` x ``tile`` pixels, e.g. for a small PNG in the docs)."""
     import cv2
 
     if not examples:
@@ -111,7 +117,8 @@ def write_grid(examples, path: str) -> None:
     for ex in examples:
         label = (f"{ex['dataset'].decode()} g{int(ex['gender'])} {ex['sequence'].decode()[:14]} "
                  f"z{float(ex['root_depth']):.1f}")
-        tiles.append(draw_example(ex, label))
+        img = draw_example(ex, label, overlay)
+        tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA) if tile > 0 else img)
     cols = int(np.ceil(np.sqrt(len(tiles))))
     rows = -(-len(tiles) // cols)
     h, w = tiles[0].shape[:2]
@@ -132,6 +139,9 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_list, "splits", [], "Splits to check (default: every split in the manifest).")
     define(flags.DEFINE_string, "png", None, "Write a grid of examples to this PNG.")
     define(flags.DEFINE_integer, "png_examples", 16, "Examples drawn in the --png grid.", lower_bound=1)
+    define(flags.DEFINE_boolean, "png_overlay", True, "Draw the skeleton, landmarks and mask outline on the "
+           "--png crops (false: the images alone, to look at the appearance).")
+    define(flags.DEFINE_integer, "png_tile", 0, "Size (pixels) of each --png crop; 0: as stored.", lower_bound=0)
     define(flags.DEFINE_integer, "max_errors", 20, "Errors (and warnings) printed per split (all are counted).",
            lower_bound=0)
     define(flags.DEFINE_boolean, "strict", False, "Treat warnings (2D points that are not the pinhole projection "
@@ -167,7 +177,7 @@ def main(argv):
             print(f"    warning: {w}")
         bad += len(errors)
     if FLAGS.png:
-        write_grid(drawn[:FLAGS.png_examples], FLAGS.png)
+        write_grid(drawn[:FLAGS.png_examples], FLAGS.png, FLAGS.png_overlay, FLAGS.png_tile)
         print(f"wrote {min(len(drawn), FLAGS.png_examples)} examples to {FLAGS.png}")
     if bad:
         sys.exit(1)

@@ -44,7 +44,7 @@ GENDER_IDS = skeleton.GENDER_IDS  # schema ids
 
 
 def example_rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
-    """The random generator of one example's ``stream`` (0: body and camera, 1: appearance)."""
+    """The random generator of one example's ``stream`` (0: body and camera, 1: scene, 2: the person's look)."""
     return np.random.default_rng([int(seed), zlib.crc32(split.encode()), int(index), int(stream)])
 
 
@@ -94,7 +94,8 @@ def render_example(job: dict) -> dict:
 
     job: index, seed, split, verts (V, 3) / joints3d (24, 3) / landmarks3d (18, 3) camera frame metres,
     pose (72,), betas (10,), gender (schema id), root_cam (3,).
-    Needs :func:`init_worker` (faces, regions, template_y, background_paths).
+    Needs :func:`init_worker` (faces, appearance tables, background_paths). The person's appearance has its own
+    random stream (2), so the scene stream (1: backgrounds, light, occluder, noise) does not depend on it.
     """
     from smplr_tf.data import schema  # light: no TensorFlow at import
 
@@ -108,7 +109,8 @@ def render_example(job: dict) -> dict:
         return appearance.procedural_background(rng, size, _CTX.get("background_clutter", 1.0))
 
     bg = background(SOURCE_SIZE)
-    albedo = appearance.sample_face_colors(rng, _CTX["regions"], _CTX["template_y"])
+    albedo = appearance.sample_face_colors(example_rng(job["seed"], job["split"], job["index"], 2),
+                                           _CTX["appearance"])
     light_dir, ambient, light_col = appearance.sample_light(rng)
     rgb, mask = render.rasterize(job["verts"], faces, K_SOURCE, SOURCE_SIZE, face_colors=albedo * light_col,
                                  light_dir=light_dir, background=bg, ambient=ambient)
@@ -174,8 +176,7 @@ class BodySource:
         faces = outward_faces(np.asarray(self.smpl.faces, np.int64), data.v_template)
         self.ctx = {
             "faces": faces.astype(np.int32),
-            "regions": appearance.face_regions(data.weights, faces, data.v_template),
-            "template_y": data.v_template[faces].mean(axis=1)[:, 1].astype(np.float32),
+            "appearance": appearance.face_tables(data.weights, faces, data.v_template),
             "background_paths": appearance.list_images(background_dir) if background_dir else None,
             "background_clutter": self.background_clutter,
         }
