@@ -10,7 +10,9 @@ calls (tracing / XLA compilation excluded), outputs fetched to NumPy. Ratios are
         [--smplx_python /path/to/venv/bin/python]   # an interpreter with torch + smplx (never the main venv)
 
 Our variants: ``ours_xla`` (tf.function(jit_compile=True), the one the goals refer to), ``ours_graph``
-(tf.function without XLA) and ``ours_xla_2g_mixed`` (a female+male layer on a mixed-gender batch).
+(tf.function without XLA) and ``ours_xla_2g_mixed`` (a female+male layer on a mixed-gender batch); the
+``*_points41`` rows time ``SMPL.points`` (the 24 joints and 18 landmarks only, what the point losses use) on the
+same layers, against the full forward of the row without the suffix (``points41_speedup``).
 """
 
 from __future__ import annotations
@@ -133,8 +135,15 @@ def main(argv):
     variants = {"ours_xla": (layer, True), "ours_graph": (layer, False)}
     if "female" in data and "male" in data:
         variants["ours_xla_2g_mixed"] = (SMPL(models={g: data[g] for g in skeleton.BODY_GENDERS}), True)
+    for name in ("ours_xla", "ours_xla_2g_mixed"):
+        if name in variants:
+            variants[name + "_points41"] = variants[name]
     for name, (lay, xla) in variants.items():
-        fwd = tf.function(lambda b, p, g, lay=lay: lay(b, p, g), jit_compile=xla, reduce_retracing=True)
+        if name.endswith("_points41"):
+            fwd = tf.function(lambda b, p, g, lay=lay: {"points": lay.points(b, p, g)}, jit_compile=xla,
+                              reduce_retracing=True)
+        else:
+            fwd = tf.function(lambda b, p, g, lay=lay: lay(b, p, g), jit_compile=xla, reduce_retracing=True)
         result["ms"][name] = {}
         for b in sizes:
             betas, pose, g = (tf.constant(x) for x in _inputs(b))
@@ -142,8 +151,7 @@ def main(argv):
                 g = tf.zeros_like(g)
 
             def run():
-                out = fwd(betas, pose, g)
-                return out["vertices"].numpy(), out["joints"].numpy()
+                return {k: v.numpy() for k, v in fwd(betas, pose, g).items()}
 
             result["ms"][name][str(b)] = _median_ms(run, n_for[b], (name, str(b)))
 
@@ -183,6 +191,9 @@ def main(argv):
     ours = result["ms"]["ours_xla"]
     result["ratios"] = {ref: {b: result["ms"][ref][b] / ours[b] for b in ours}
                         for ref in ("body_models", "smplx") if ref in result["ms"]}
+    result["points41_speedup"] = {name: {b: result["ms"][name][b] / result["ms"][name + "_points41"][b]
+                                         for b in result["ms"][name]}
+                                  for name in ("ours_xla", "ours_xla_2g_mixed") if name + "_points41" in result["ms"]}
     result["goals"] = {
         "batch1_under_2ms": ours.get("1", float("inf")) < 2.0,
         "faster_at_64_and_256": all(r.get(b, 0) >= 1.0 for r in result["ratios"].values() for b in ("64", "256")
@@ -193,15 +204,18 @@ def main(argv):
         return
     print(f"SMPL forward, {source} ({gender}, V={result['num_vertices']}), TF {tf.__version__}, "
           f"{os.cpu_count()} CPUs, load average at start {result['load_average'][0]:.1f}")
-    print(f"{'variant':<20}" + "".join(f"{'B=' + str(b):>14}" for b in sizes) + "   (median ms per call)")
+    print(f"{'variant':<28}" + "".join(f"{'B=' + str(b):>14}" for b in sizes) + "   (median ms per call)")
     for name, row in result["ms"].items():
-        print(f"{name:<20}" + "".join(f"{row[str(b)]:>12.2f}ms" for b in sizes))
+        print(f"{name:<28}" + "".join(f"{row[str(b)]:>12.2f}ms" for b in sizes))
     print("fastest call (ms), the least disturbed by other load:")
     for name, row in result["best_ms"].items():
-        print(f"{name:<20}" + "".join(f"{row.get(str(b), float('nan')):>12.2f}ms" for b in sizes))
+        print(f"{name:<28}" + "".join(f"{row.get(str(b), float('nan')):>12.2f}ms" for b in sizes))
     print("ratios of medians:")
     for ref, row in result["ratios"].items():
-        print(f"{ref + ' / ours_xla':<20}" + "".join(f"{row[str(b)]:>13.1f}x" for b in sizes))
+        print(f"{ref + ' / ours_xla':<28}" + "".join(f"{row[str(b)]:>13.1f}x" for b in sizes))
+    print("41 points alone vs the full forward (full / points41):")
+    for name, row in result["points41_speedup"].items():
+        print(f"{name:<28}" + "".join(f"{row[str(b)]:>13.1f}x" for b in sizes))
     for key in ("smplx_error", "body_models_error"):
         if key in result:
             print(f"({key}: {result[key]})")

@@ -310,3 +310,60 @@ def test_skin_vertices_equals_the_per_vertex_formula():
             for k in range(K):
                 ref[b, i] += w[i, k] * (rot[b, k] @ v[b, i] + trans[b, k])
     np.testing.assert_allclose(skin_vertices(w, rot, trans, v).numpy(), ref, atol=1e-5)
+
+
+def _points_layers(random_files, tmp_path):
+    """The free model, the random SMPL-size models, and small models whose weights and landmark ids differ per
+    gender (the stacked-weights path)."""
+    fa = testing.write_random_model(tmp_path / "f.npz", num_vertices=300, seed=10, gender="female")
+    ma = testing.write_random_model(tmp_path / "m.npz", num_vertices=300, seed=11, gender="male",
+                                    num_faces=fa.f.shape[0])
+    ma.f = fa.f
+    np.savez(tmp_path / "m.npz", **ma.to_npz_dict())
+    per_gender = SMPL(model_files={"female": str(tmp_path / "f.npz"), "male": str(tmp_path / "m.npz")})
+    assert not per_gender._shared_weights and not per_gender._shared_landmarks
+    return {"free": SMPL(model_files=_free_files()), "random_smpl_size": SMPL(model_files=random_files),
+            "per_gender_landmarks": per_gender}
+
+
+def test_points_without_the_mesh_equal_the_full_forward(random_files, tmp_path):
+    """SMPL.points / joints_and_landmarks == the full forward's 41 points, for a mixed-gender batch and for each
+    gender alone (the single-gender branch), with and without pose correctives, eager and under XLA."""
+    betas, pose = _random_params(6, seed=21, scale=0.8)
+    rotmats = rodrigues(tf.reshape(pose, [-1, 24, 3]))
+    layers = _points_layers(random_files, tmp_path)
+    for name, layer in layers.items():
+        assert (name == "free") != layer.pose_blend  # both blend variants are covered
+        for gender in (np.array([0, 1, 1, 0, 1, 0]), np.zeros(6, np.int32), np.ones(6, np.int32)):
+            full = layer(betas, rotmats, gender)
+            want = skeleton.points_from_smpl(full["joints"].numpy(), full["landmarks"].numpy())
+            sparse = layer.joints_and_landmarks(betas, rotmats, gender)
+            assert set(sparse) == {"joints", "landmarks"}
+            np.testing.assert_allclose(sparse["joints"].numpy(), full["joints"].numpy(), atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(sparse["landmarks"].numpy(), full["landmarks"].numpy(), atol=1e-6,
+                                       err_msg=name)
+            got = layer.points(betas, rotmats, gender).numpy()
+            assert got.shape == (6, skeleton.NUM_POINTS, 3) and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{name} genders {gender}")
+    layer, gender = layers["per_gender_landmarks"], np.array([0, 1, 1, 0, 1, 0])
+    xla = tf.function(layer.points, jit_compile=True)
+    np.testing.assert_allclose(xla(betas, pose, gender).numpy(), layer.points(betas, pose, gender).numpy(), atol=1e-6)
+
+
+def test_points_gradients_equal_the_full_forward(layer2):
+    """d(loss)/d(rotmats) and d(loss)/d(betas) through SMPL.points equal those through the full forward."""
+    betas, pose = _random_params(4, seed=22, scale=0.8)
+    rotmats = tf.Variable(rodrigues(tf.reshape(pose, [-1, 24, 3])))
+    betas = tf.Variable(betas)
+    gender = np.array([0, 1, 1, 0])
+    w = tf.constant(np.random.default_rng(3).normal(size=(4, skeleton.NUM_POINTS, 3)).astype(np.float32))
+    grads = []
+    for points_of in (lambda: layer2.points(betas, rotmats, gender),
+                      lambda: skeleton.points_from_smpl(*(lambda o: (o["joints"], o["landmarks"]))(
+                          layer2(betas, rotmats, gender)))):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(w * points_of()) + tf.reduce_sum(tf.square(points_of()))
+        grads.append([g.numpy() for g in tape.gradient(loss, [rotmats, betas])])
+    assert np.abs(grads[1][0]).max() > 1e-2  # a real gradient, not two zeros
+    np.testing.assert_allclose(grads[0][0], grads[1][0], atol=1e-5)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], atol=1e-5)

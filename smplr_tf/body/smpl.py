@@ -21,6 +21,10 @@ product. Nothing of size V is ever gathered per sample, so memory per sample doe
 genders (gathering posedirs per sample would cost V*3*207*4 = 17 MB per sample); the price of a mixed batch is
 G times the multiply-adds of that product. Skinning weights and landmark ids that are equal across genders
 (official SMPL, our free model) are stored once.
+
+The joints never need the vertices (step 2 is linear in betas: a precomputed (G * 11, 72) joint basis), so the
+joints and the 18 landmarks alone (``SMPL.points``) run steps 3-5 on the landmark vertices only: the same
+functions on the landmark columns of the blend basis and of the skinning weights.
 """
 
 from __future__ import annotations
@@ -152,6 +156,8 @@ class SMPL(keras.layers.Layer):
 
     call(betas (B, 10), pose (B, 72) axis-angle | (B, 24, 3, 3) raw matrices, gender (B,) int index or None = 0)
     -> dict ``vertices (B, V, 3)``, ``joints (B, 24, 3)``, ``landmarks (B, 18, 3)``, metres, SMPL frame.
+    ``joints_and_landmarks`` (same arguments) returns the joints and landmarks alone, without computing the rest
+    of the mesh, and ``points`` the 41 root-relative points from them (what the point losses need).
 
     Mixed precision: the layer's dtype policy defaults to float32 whatever the global policy is (pass-through of
     a ``mixed_float16`` policy would put 1e-3 relative error on vertices), inputs are cast to float32 and the
@@ -219,9 +225,36 @@ class SMPL(keras.layers.Layer):
         self._bases = [const(f"blend_basis_{g}", b) for g, b in zip(self.genders, bases)]
         self._joint_basis = const("joint_basis", joint_basis)
         self._weights_t = const("skin_weights_t", weights)
+        # The same constants restricted to the landmark vertices (L = 18, or G * 18 when the ids differ per
+        # gender), for :meth:`joints_and_landmarks`: blend-basis columns c * V + id (still component-major) and
+        # skinning-weight columns of those vertices.
+        cols = (np.arange(3)[:, None] * V + self.landmark_ids[None, :]).reshape(-1)
+        self._landmark_bases = [const(f"landmark_blend_basis_{g}", b[:, cols]) for g, b in zip(self.genders, bases)]
+        self._landmark_weights_t = const("landmark_skin_weights_t", weights[:, self.landmark_ids])
 
     # --------------------------------------------------------------------------------------------- call
     def call(self, betas, pose, gender=None):
+        return self._forward(betas, pose, gender, landmarks_only=False)
+
+    def joints_and_landmarks(self, betas, pose, gender=None):
+        """The 24 joints and the 18 landmarks of SMPL(betas, pose, gender) without the rest of the mesh.
+
+        Same arguments as ``call``; returns dict ``joints (B, 24, 3)``, ``landmarks (B, 18, 3)``, float32,
+        metres, SMPL frame, equal to ``call``'s (same maths, same functions): the rest joints come from the
+        precomputed joint basis as in ``call`` (they never need the vertices), and only the landmark vertices
+        are blended (shape and pose blend shapes) and skinned. Cost per sample: a (218, 3 * 18) blend and an
+        18-vertex skinning instead of 3 * 6890 columns; gradients flow to betas and pose as through ``call``.
+        """
+        return self._forward(betas, pose, gender, landmarks_only=True)
+
+    def points(self, betas, pose, gender=None):
+        """(B, 41, 3) float32 root-relative points (metres; joints 1..23 then the 18 landmarks, as
+        ``skeleton.points_from_smpl``) of SMPL(betas, pose, gender), computed by :meth:`joints_and_landmarks`."""
+        out = self.joints_and_landmarks(betas, pose, gender)
+        return skeleton.points_from_smpl(out["joints"], out["landmarks"])
+
+    def _forward(self, betas, pose, gender, landmarks_only: bool):
+        """``call``'s maths; ``landmarks_only`` blends and skins the landmark vertices alone (no ``vertices``)."""
         betas = tf.cast(betas, tf.float32)
         rotmats = pose_to_rotmats(tf.cast(pose, tf.float32))  # (B, 24, 3, 3)
         batch = tf.shape(betas)[0]
@@ -244,31 +277,38 @@ class SMPL(keras.layers.Layer):
         shape_coeffs = tf.concat([ones, betas], axis=1)  # (B, 11)
         rest_joints = tf.reshape(tf.matmul(spread(shape_coeffs), self._joint_basis), [batch, NUM_JOINTS, 3])
         coeffs = tf.concat([shape_coeffs, pose_feat], axis=1) if self.pose_blend else shape_coeffs  # (B, 218|11)
-        v_posed_t = tf.reshape(self._blend(coeffs, onehot, gidx if G > 1 else None), [batch, 3, V])
+        if landmarks_only:  # the landmark vertices only: L columns of every constant
+            bases, weights_t, n = self._landmark_bases, self._landmark_weights_t, len(self.landmark_ids)
+        else:
+            bases, weights_t, n = self._bases, self._weights_t, V
+        v_posed_t = tf.reshape(self._blend(coeffs, onehot, gidx if G > 1 else None, bases), [batch, 3, n])
         joints, skin_rot, skin_trans = kinematic_chain(rotmats, rest_joints, self.parents)
-        if not self._shared_weights:  # stacked (G * 24, V) weights against per-gender-slot transforms
+        if not self._shared_weights:  # stacked (G * 24, n) weights against per-gender-slot transforms
             skin_rot = tf.reshape(onehot[:, :, None, None, None] * skin_rot[:, None], [batch, G * NUM_JOINTS, 3, 3])
             skin_trans = tf.reshape(onehot[:, :, None, None] * skin_trans[:, None], [batch, G * NUM_JOINTS, 3])
-        vertices = tf.transpose(skin_vertices_cm(self._weights_t, skin_rot, skin_trans, v_posed_t), [0, 2, 1])
-        landmarks = tf.gather(vertices, self.landmark_ids, axis=1)
+        skinned = tf.transpose(skin_vertices_cm(weights_t, skin_rot, skin_trans, v_posed_t), [0, 2, 1])  # (B, n, 3)
+        landmarks = skinned if landmarks_only else tf.gather(skinned, self.landmark_ids, axis=1)
         if not self._shared_landmarks:
             landmarks = tf.reduce_sum(
                 tf.reshape(landmarks, [batch, G, skeleton.NUM_LANDMARKS, 3]) * onehot[:, :, None, None], axis=1)
-        return {"vertices": vertices, "joints": joints, "landmarks": landmarks}
+        out = {"joints": joints, "landmarks": landmarks}
+        if not landmarks_only:
+            out["vertices"] = skinned
+        return out
 
-    def _blend(self, coeffs, onehot, gidx):
-        """(B, 218) coefficients ((B, 11) without pose correctives) -> (B, 3 * V) shaped, pose-corrected vertices,
-        component-major.
+    def _blend(self, coeffs, onehot, gidx, bases):
+        """(B, 218) coefficients ((B, 11) without pose correctives) -> (B, 3 * n) shaped, pose-corrected vertices,
+        component-major; bases: one (218 | 11, 3 * n) basis per gender (all V vertices, or the landmarks').
 
         See the module docstring: one gender's product for a single-gender batch, else the masked sum.
         """
         if gidx is None:
-            return tf.matmul(coeffs, self._bases[0])
+            return tf.matmul(coeffs, bases[0])
 
         def mixed():
-            out = tf.matmul(coeffs * onehot[:, :1], self._bases[0])
+            out = tf.matmul(coeffs * onehot[:, :1], bases[0])
             for g in range(1, self.num_genders):
-                out += tf.matmul(coeffs * onehot[:, g:g + 1], self._bases[g])
+                out += tf.matmul(coeffs * onehot[:, g:g + 1], bases[g])
             return out
 
         def single():
@@ -276,8 +316,8 @@ class SMPL(keras.layers.Layer):
 
             def product(g):  # nested boolean conds: only the selected gender's product runs
                 if g == self.num_genders - 1:
-                    return tf.matmul(coeffs, self._bases[g])
-                return tf.cond(tf.equal(first, g), lambda: tf.matmul(coeffs, self._bases[g]), lambda: product(g + 1))
+                    return tf.matmul(coeffs, bases[g])
+                return tf.cond(tf.equal(first, g), lambda: tf.matmul(coeffs, bases[g]), lambda: product(g + 1))
 
             return product(0)
 
@@ -298,8 +338,8 @@ class SMPL(keras.layers.Layer):
     # ------------------------------------------------------------------------------------------ helpers
     def template_points(self, gender_index: int) -> np.ndarray:
         """(41, 3) float32 root-relative rest-pose points (zero pose, zero betas) of gender ``gender_index``."""
-        out = self(tf.zeros([1, NUM_BETAS]), tf.zeros([1, NUM_JOINTS * 3]), tf.constant([int(gender_index)]))
-        return skeleton.points_from_smpl(out["joints"].numpy(), out["landmarks"].numpy())[0].astype(np.float32)
+        pts = self.points(tf.zeros([1, NUM_BETAS]), tf.zeros([1, NUM_JOINTS * 3]), tf.constant([int(gender_index)]))
+        return pts.numpy()[0].astype(np.float32)
 
 
 def template_bone_lengths(smpl_layer: SMPL) -> np.ndarray:

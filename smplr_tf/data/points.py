@@ -20,12 +20,13 @@ NUM_BETAS = skeleton.NUM_BETAS
 def smpl_points(smpl_layer, pose, betas, gender, num_points: int = skeleton.NUM_POINTS):
     """Root-relative points and rotation matrices of a batch of SMPL parameters.
 
+    smpl_layer: an :class:`~smplr_tf.body.smpl.SMPL` layer (only its joints and landmarks are computed).
     pose: (B, 72) axis-angle or (B, 24, 3, 3); betas: (B, 10); gender: (B,) int index into smpl_layer.genders.
     Returns dict ``points (B, P, 3)`` metres, root-relative (joints 1..23 then landmarks, first
     ``num_points``), ``joints (B, 24, 3)`` root-relative, ``rotmats (B, 24, 3, 3)``.
     """
     rotmats = pose_to_rotmats(tf.cast(pose, tf.float32))
-    out = smpl_layer(tf.cast(betas, tf.float32), rotmats, tf.cast(gender, tf.int32))
+    out = smpl_layer.joints_and_landmarks(tf.cast(betas, tf.float32), rotmats, tf.cast(gender, tf.int32))
     points = skeleton.points_from_smpl(out["joints"], out["landmarks"])[:, :num_points]
     joints = out["joints"] - out["joints"][:, :1]
     return {"points": points, "joints": joints, "rotmats": rotmats}

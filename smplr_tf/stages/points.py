@@ -163,9 +163,9 @@ class PointStage(Stage):
         return ds.repeat().batch(bs, drop_remainder=True).prefetch(tf.data.AUTOTUNE), n
 
     def smpl_points(self, betas, rotmats, gender_index):
-        """(B,41,3) root-relative points of SMPL(betas, rotmats, gender)."""
-        body = self.smpl(tf.cast(betas, tf.float32), tf.cast(rotmats, tf.float32), gender=gender_index)
-        return skeleton.points_from_smpl(body["joints"], body["landmarks"])
+        """(B, 41, 3) float32 root-relative points (metres) of SMPL(betas (B, 10), rotmats (B, 24, 3, 3),
+        gender_index (B,)): the joints and the 18 landmarks only, not the mesh (``SMPL.points``)."""
+        return self.smpl.points(tf.cast(betas, tf.float32), tf.cast(rotmats, tf.float32), gender=gender_index)
 
     def template_lengths(self):
         from smplr_tf.body.smpl import template_bone_lengths
