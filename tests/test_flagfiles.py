@@ -86,3 +86,13 @@ def test_an_include_is_opened_from_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(flags.CantOpenFlagFileError):
         resolve(os.path.join(ROOT, "flags", "table1", "shn.cfg"))
+
+
+def test_medium_hourglass_rows_train_the_same_hourglass_for_the_same_steps():
+    """The medium effects compare SHN, SHN_nL and SHN^final: same network size, schedule and number of steps."""
+    names = ("shn", "shn_nl", "shn_final")
+    fvs = [resolve(os.path.join("flags", "medium", f"{n}.cfg")) for n in names]
+    keys = HOURGLASS + ("steps_per_epoch", "lr_epochs", "lr_offset", "epoch_growth", "hg_stem")
+    for fv, n in zip(fvs[1:], names[1:]):
+        assert {k: fv[k].value for k in keys} == {k: fvs[0][k].value for k in keys}, n
+    assert int(fvs[0].num_points) == 41 and int(fvs[1].num_points) == 23 and fvs[2].limbs and fvs[2].augment
