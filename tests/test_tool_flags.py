@@ -38,6 +38,7 @@ SCRIPTS = {
     "fit_h36m": "tfrecords_tools/fit_h36m.py",
     "fit_speed": "benchmarks/fit_speed.py",
     "gpu_memory": "benchmarks/gpu_memory.py",
+    "gpu_check_report": "benchmarks/gpu_check_report.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.

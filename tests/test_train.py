@@ -82,7 +82,7 @@ def test_stop_after_seconds_ends_fit_after_the_batch_that_passes_the_limit():
     x, y = np.ones((40, 2), np.float32), np.zeros((40, 1), np.float32)
     hist = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])  # 10 batches per epoch
     # begin at 0 s; batch ends at 1, 2, 3, 4, 5 s: the 5th batch passes 4.5 s, its epoch closes, fit returns
-    assert cb.summary() == {"seconds": 4.5, "reached": True, "steps": 5, "elapsed_s": 5.0}
+    assert cb.summary() == {"seconds": 4.5, "reached": True, "steps": 5, "elapsed_s": 5.0, "first_step_s": 1.0}
     assert hist.epoch == [0]
     cb2 = StopAfterSeconds(1e6)
     model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[cb2])
