@@ -258,7 +258,8 @@ def format_summary(s: dict) -> str:
     """summary.md: one screen of Markdown."""
     st, tf_env = s["settings"], s["machine"]["tf"] or {}
     lines = ["# GPU check", "",
-             f"commit {st.get('commit', '?')}, started {st.get('date', '?')}, wall {_s(st.get('wall_s'), '{:.0f}')} s; "
+             f"commit {st.get('commit', '?')}, started {st.get('date', '?')}, "
+             f"wall {_s(st.get('wall_s'), '{:.0f}')} s; "
              f"TF {tf_env.get('tf_version', '?')}; devices: {tf_env.get('physical_devices', '?')}",
              "GPU: " + (s["machine"]["nvidia_smi"].splitlines()[0] if s["machine"]["nvidia_smi"] else "none"),
              "", "| part | status | seconds | note |", "|---|---|---|---|"]
@@ -289,8 +290,8 @@ def format_summary(s: dict) -> str:
                      f"{_s(t['steps'], '{}')} steps at batch {_s(t['batch_size'], '{}')}; first step (tracing) "
                      f"{_s(t['first_step_s'], '{:.1f}')} s, then {_s(t['steps_per_s'], '{:.2f}')} steps/s, "
                      f"{_s(t['images_per_s'], '{:.1f}')} images/s (validation included)")
-        lines.append(f"loss {_s(t['first_loss'])} (epoch 1) -> {_s(t['last_loss'])}; val loss {_s(t['last_val_loss'])}; "
-                     f"{len(t['curve'].get('loss', ([], []))[0])} epochs in loss_curve.png")
+        lines.append(f"loss {_s(t['first_loss'])} (epoch 1) -> {_s(t['last_loss'])}; "
+                     f"val loss {_s(t['last_val_loss'])}; {t['epochs']} epochs in loss_curve.png")
         if fin:
             lines.append("final: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(fin.items())
                                                if isinstance(v, (int, float))))
