@@ -29,12 +29,23 @@
 # (100: one loss-curve point and one validation per 100 steps), GPU_CHECK_VALIDATION_STEPS (16),
 # GPU_CHECK_TRAIN_FLAGS (extra training flags; default --nodeterministic: TF op determinism costs GPU speed),
 # GPU_CHECK_MEMORY_FLAGS, GPU_CHECK_MEMORY_TIMEOUT (120), GPU_CHECK_TIMING_FLAGS (default --no_bf16
-# --repeats=10 --budget_s=5), GPU_CHECK_TIMING_TIMEOUT (150 per variant), PYTHON (python).
+# --repeats=10 --budget_s=5), GPU_CHECK_TIMING_TIMEOUT (150 per variant), GPU_CHECK_COMMIT (the commit recorded,
+# for a copy of the tree without .git; default: git rev-parse HEAD, marked when the tree has uncommitted
+# changes), PYTHON (python).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${1:-${OUT:-}}"
+if [[ -z "$OUT" ]]; then
+  OUT=runs/gpu_check  # below the repository root, where the commands run
+elif [[ "$OUT" != /* ]]; then
+  OUT="$PWD/$OUT"  # a folder given is taken from where the script was started
+fi
+if [[ "$OUT" == / ]]; then
+  echo "gpu_check: refusing to write into /" >&2
+  exit 2
+fi
 cd "$ROOT"
-OUT="${1:-${OUT:-runs/gpu_check}}"
 PY="${PYTHON:-python}"
 BUDGET="${GPU_CHECK_BUDGET_SECONDS:-570}"
 TRAIN_SECONDS="${GPU_CHECK_TRAIN_SECONDS:-480}"
@@ -111,8 +122,8 @@ required() {  # required NAME LIMIT OUT CMD...: a part whose failure ends the ch
 }
 
 # ----------------------------------------------------------------------------------------------- 1. machine
-COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
-if [[ "$COMMIT" != unknown && -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+COMMIT="${GPU_CHECK_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+if [[ -z "${GPU_CHECK_COMMIT:-}" && "$COMMIT" != unknown && -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
   COMMIT="$COMMIT+uncommitted changes"
 fi
 COMMIT="$COMMIT" DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" CORES="$(nproc)" OUT_DIR="$OUT" BUDGET="$BUDGET" \
