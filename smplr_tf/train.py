@@ -151,6 +151,11 @@ def train(cfg) -> dict:
 
     Raises runs.RunError when the run directory holds a finished run (and not --overwrite).
     """
+    if cfg.max_train_seconds > 0 and cfg.distribution == "multi_worker":
+        from smplr_tf.cli import UserError
+
+        # each worker's clock would stop it after a different step, and the others would wait for it forever
+        raise UserError("--max_train_seconds is not supported with --distribution=multi_worker")
     strategy = make_strategy(cfg.distribution)  # first: multi-worker collectives must be set up early
     import keras
 

@@ -104,6 +104,11 @@ def test_max_train_seconds_ends_the_run_cleanly_with_its_final_weights(tmp_path)
     assert state["final"]["val_mpjpe_mm"] > 0
     assert _epochs_logged(run_dir) == [1]
     assert os.path.exists(os.path.join(run_dir, "final.weights.h5"))
+    from smplr_tf.cli import UserError
+
+    with pytest.raises(UserError, match="multi_worker"):  # workers would stop after different steps
+        train.train(_cfg(stage="dae", run_dir=str(tmp_path / "mw"), distribution="multi_worker",
+                         max_train_seconds=5.0))
 
 
 # --------------------------------------------------------------------------------------------- learning
