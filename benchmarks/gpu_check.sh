@@ -15,7 +15,8 @@
 # 5. full-size SHN training on those records (python -m smplr_tf.train --flagfile=flags/table1/shn.cfg) for
 #    min(GPU_CHECK_TRAIN_SECONDS (480), what is left of the budget after the parts above minus
 #    GPU_CHECK_TRAIN_RESERVE_SECONDS (90: start-up, the last validation and the final report)) seconds of fit,
-#    ended cleanly by --max_train_seconds -> shn_train/ (log.csv, run.json, TensorBoard);
+#    ended cleanly by --max_train_seconds -> shn_train/ (log.csv, run.json, TensorBoard). Parts 3-4 run first so
+#    that training takes whatever time they leave; how the time splits on a real GPU has not been measured yet;
 # 6. benchmarks/gpu_check_report.py: summary.json, summary.md, loss_curve.png, and the summary printed.
 #
 # Logs of every part: OUT/logs/<part>.log; parts.tsv: part, exit status (or "skipped"), seconds, note.
