@@ -4,6 +4,7 @@
     python benchmarks/timing.py --small         # tiny models, a quick look (seconds)
     python benchmarks/timing.py --json          # machine-readable
     python benchmarks/timing.py --modules=dae,smplr --xla
+    python benchmarks/timing.py --mixed_precision       # Keras mixed_float16 policy (a GPU's tensor cores)
 
 Modules (41 points): 2D SHN (5 stacks, 2D heads), Vol. SHN (5 stacks, 16 depth bins), DAE, SMPLR (Psi + Omega
 + SMPL). Every network is built as training builds it: the stage's ``build_network`` from the training flags
@@ -146,6 +147,22 @@ def _trainer(stage, net, x):
     return trainer
 
 
+def shn_train_batch(stage, model, batch: int, rng):
+    """One synthetic training batch of an hourglass stage (shn or shn2d) for ``model`` (its config):
+    x (batch, S, S, 3) float32 RGB in [0, 1]; y {"heatmaps": (batch, H, H, D, P) or (batch, H, H, P) float32,
+    a softmax over the depth axis (volumetric) or the heatmap columns (2D), "points": (batch, P, 3) float32
+    metres}. Returns ((x, y), trainer): the data and the StageTrainer train.py would wrap ``model`` in."""
+    import tensorflow as tf
+
+    cfg = model.get_config()
+    s, hm, d, c = cfg["input_size"], cfg["input_size"] // 4, cfg["depth_bins"], cfg["num_points"]
+    tshape = (hm, hm, d, c) if d else (hm, hm, c)
+    x = tf.constant(rng.uniform(size=(batch, s, s, 3)), tf.float32)
+    t = tf.nn.softmax(tf.constant(rng.normal(size=(batch,) + tshape), tf.float32), axis=-2)
+    y = {"heatmaps": t, "points": tf.constant(rng.normal(scale=0.3, size=(batch, c, 3)), tf.float32)}
+    return (x, y), _trainer(stage, model, x)
+
+
 def build_module(name: str, small: bool):
     """-> dict(params, infer, make_inputs(batch) -> tuple, forward(infer, *inputs), make_train(batch) ->
     (step(*args), args), config, bf16() -> a bfloat16 inference form)."""
@@ -173,17 +190,14 @@ def build_module(name: str, small: bool):
         model = stage.build_network()
         randomize_batch_norms(model)
         cfg = model.get_config()
-        s, hm, d, c = cfg["input_size"], cfg["input_size"] // 4, cfg["depth_bins"], cfg["num_points"]
-        tshape = (hm, hm, d, c) if d else (hm, hm, c)
+        s = cfg["input_size"]
 
         def make_inputs(batch):
             return (tf.constant(rng.uniform(size=(batch, s, s, 3)), tf.float32),)
 
         def make_train(batch):
-            x = make_inputs(batch)[0]
-            t = tf.nn.softmax(tf.constant(rng.normal(size=(batch,) + tshape), tf.float32), axis=-2)
-            y = {"heatmaps": t, "points": tf.constant(rng.normal(scale=0.3, size=(batch, c, 3)), tf.float32)}
-            return _trainer(stage, model, x).train_step, ((x, y),)
+            data, trainer = shn_train_batch(stage, model, batch, rng)
+            return trainer.train_step, (data,)
 
         return dict(params=_n_params(model), infer=inference_model(model), make_inputs=make_inputs,
                     forward=lambda m, x: m(x, training=False)["points"], make_train=make_train, config=cfg,
@@ -332,7 +346,8 @@ def _tflite_variant(mod, inputs):
 
 
 def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, budget_s: float,
-               phases=("train", "test"), no_bf16: bool = False, no_tflite: bool = False) -> dict:
+               phases=("train", "test"), no_bf16: bool = False, no_tflite: bool = False,
+               mixed_precision: bool = False) -> dict:
     """Time one module in this process. Returns {"module", "rows": [...], "mem_...", "config"}.
 
     Test rows: the inference form timed as a plain tf.function ("graph"), with XLA ("xla") and, on a machine
@@ -340,10 +355,15 @@ def run_module(name: str, small: bool, xla: bool, repeats: int, warmup: int, bud
     row reports the fastest of these exact float32 forms and lists all under ``tried``. An exact form counts
     only if its output is within ``EXACT_TOL_MM`` of the graph's; the row reports its deviation
     (``exact_dev_mm``). Every module also gets a "bf16" row (approximate: its largest point deviation from
-    float32, mm, is reported).
+    float32, mm, is reported). ``mixed_precision``: the networks are built under Keras's mixed_float16 policy
+    (float16 compute, float32 weights; training through Keras's loss-scale optimizer, as train.py
+    --mixed_precision); the "graph" variant is then the reference the others are compared with.
     """
+    import keras
     import tensorflow as tf
 
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
     base_rss = _rss_mb()
     mod = build_module(name, small)
     batch = (SMALL_BATCH if small else PAPER_BATCH)[name]
@@ -444,7 +464,8 @@ def _sec(v: float) -> str:
 
 def format_table(report: dict) -> str:
     lines = [f"Table 5 — seconds per step ({'small models' if report['small'] else 'full size'}); "
-             f"device: {report['device']}; XLA {'on' if report['xla'] else 'off'}",
+             f"device: {report['device']}; XLA {'on' if report['xla'] else 'off'}; "
+             f"{'mixed_float16' if report.get('mixed_precision') else 'float32'}",
              f"paper: {report['paper_device']}; machine peak (float32 matmul {report['peak']['matmul_size']}): "
              f"{report['peak']['gflops_per_s']:.0f} GFLOP/s; load average {report['loadavg']}",
              "",
@@ -484,12 +505,16 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "modules", ",".join(MODULES), "Subset of " + ",".join(MODULES) + ".")
     define(flags.DEFINE_string, "phases", "train,test", "Phases to time.")
     define(flags.DEFINE_boolean, "xla", False, "jit_compile the timed steps with XLA.")
+    define(flags.DEFINE_boolean, "mixed_precision", False, "Keras mixed_float16 policy (GPU tensor cores): every "
+           "network built and trained in float16 compute with float32 weights, as train.py --mixed_precision.")
     define(flags.DEFINE_boolean, "no_bf16", False, "Skip the bfloat16 test rows.")
     define(flags.DEFINE_boolean, "no_tflite", False, "Skip the TFLite (XNNPACK, float32) test variant; it is only "
            "tried on a machine without a GPU.")
     define(flags.DEFINE_integer, "repeats", 0, "Timed steps per row (0: 20, with --small 5).", lower_bound=0)
     define(flags.DEFINE_integer, "warmup", 2, "Warm-up steps per row, not timed.", lower_bound=0)
     define(flags.DEFINE_float, "budget_s", 30.0, "Stop repeating a row after this many seconds.")
+    define(flags.DEFINE_list, "peak_sizes", ["1024", "2048", "3072"], "Sizes of the square float32 matrix products "
+           "that measure the machine's peak (the best of them counts).")
     define(flags.DEFINE_string, "child", None, "Internal: time this one module and print its result.")
 
 
@@ -504,7 +529,7 @@ def main(argv):
     if a.child:
         try:
             res = run_module(a.child, a.small, a.xla, repeats, a.warmup, a.budget_s, phases, a.no_bf16,
-                             a.no_tflite)
+                             a.no_tflite, a.mixed_precision)
         except Exception as e:  # noqa: BLE001 - reported in the parent's table
             res = {"module": a.child, "error": f"{type(e).__name__}: {e}"}
         print("@@RESULT@@" + json.dumps(res))
@@ -512,12 +537,13 @@ def main(argv):
 
     import tensorflow as tf  # noqa: F401 - for the device name and the peak
 
-    report = {"device": device_name(), "small": a.small, "xla": a.xla, "repeats": repeats, "warmup": a.warmup,
+    report = {"device": device_name(), "small": a.small, "xla": a.xla, "mixed_precision": a.mixed_precision,
+              "repeats": repeats, "warmup": a.warmup,
               "loadavg": [round(x, 2) for x in os.getloadavg()], "modules": []}
     from smplr_tf import paper_results
 
     report["paper_device"] = paper_results.TABLE5_DEVICE
-    report["peak"] = measure_peak()
+    report["peak"] = measure_peak(tuple(int(n) for n in a.peak_sizes))
     mods = [m.strip() for m in a.modules.split(",") if m.strip()]
     for m in mods:
         if m not in MODULES:
@@ -529,6 +555,7 @@ def main(argv):
                f"--warmup={a.warmup}", f"--budget_s={a.budget_s}", f"--phases={a.phases}"]
         cmd += ["--small"] if a.small else []
         cmd += ["--xla"] if a.xla else []
+        cmd += ["--mixed_precision"] if a.mixed_precision else []
         cmd += ["--no_bf16"] if a.no_bf16 else []
         cmd += ["--no_tflite"] if a.no_tflite else []
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

@@ -1,5 +1,5 @@
 """Keras callbacks of a training run: network checkpoints, run.json progress, the stop on a NaN / inf loss,
-TensorBoard images and hparams.
+the stop after a wall-time limit, TensorBoard images and hparams.
 
 (The scalar logging — losses, metrics, learning rate — is keras.callbacks.TensorBoard, the per-epoch text log
 keras.callbacks.CSVLogger; resume is keras.callbacks.BackupAndRestore; all are set up in smplr_tf/train.py.)
@@ -8,6 +8,7 @@ keras.callbacks.CSVLogger; resume is keras.callbacks.BackupAndRestore; all are s
 from __future__ import annotations
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -117,6 +118,47 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self._stop(f"the epoch's logs ({', '.join(sorted(bad))})", None)
         if not weights_finite(self.net):
             self._stop("the network's weights", None)
+
+
+class StopAfterSeconds(keras.callbacks.Callback):
+    """Ends ``fit`` cleanly once ``seconds`` of wall time have passed since this session's training began
+    (``--max_train_seconds``).
+
+    After the training batch whose end is ``seconds`` or more after ``on_train_begin``, ``model.stop_training``
+    is set: Keras closes the current epoch as usual (validation, ``on_epoch_end``: checkpoints, log.csv,
+    run.json progress) and ``fit`` returns, so train.py then saves the final weights and report as after a
+    full run. ``steps`` (training batches of this session), ``elapsed_s`` (seconds at the last batch end),
+    ``first_step_s`` (seconds at the first batch end: tracing and compiling the step included) and ``reached``
+    (whether the limit ended training) are read afterwards (:meth:`summary`).
+
+    seconds: the limit, > 0. clock: a function returning seconds (time.monotonic; tests pass a fake one).
+    """
+
+    def __init__(self, seconds: float, clock=time.monotonic):
+        super().__init__()
+        if seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {seconds}")
+        self.seconds, self.clock = float(seconds), clock
+        self._t0, self.steps, self.elapsed_s, self.first_step_s, self.reached = None, 0, 0.0, None, False
+
+    def on_train_begin(self, logs=None):
+        self._t0, self.steps, self.elapsed_s, self.first_step_s, self.reached = self.clock(), 0, 0.0, None, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        self.elapsed_s = self.clock() - self._t0
+        if self.first_step_s is None:
+            self.first_step_s = self.elapsed_s
+        if self.elapsed_s >= self.seconds:
+            self.reached = True
+            self.model.stop_training = True
+
+    def summary(self) -> dict:
+        """{"seconds": the limit, "reached": bool, "steps": training batches, "elapsed_s": seconds,
+        "first_step_s": seconds (None before a step)}."""
+        return {"seconds": self.seconds, "reached": self.reached, "steps": self.steps,
+                "elapsed_s": round(self.elapsed_s, 3),
+                "first_step_s": None if self.first_step_s is None else round(self.first_step_s, 3)}
 
 
 class SetLearningRate(keras.callbacks.Callback):

@@ -45,7 +45,7 @@ TB = "tb"
 
 # Flags that may change between the first start and a resume of the same run.
 RESUME_FREE_FLAGS = frozenset({"overwrite", "verbose", "epochs", "log_example_ids", "run_dir", "runs_root",
-                               "distribution", "tb_images", "xla", "lr", "clipnorm"})
+                               "distribution", "tb_images", "xla", "lr", "clipnorm", "max_train_seconds"})
 
 
 class RunError(UserError, RuntimeError):

@@ -16,7 +16,8 @@ says so and what to try; nothing of that epoch is saved, the run is not marked f
 
 Distribution: --distribution=mirrored (one machine, all local devices) or multi_worker (TF_CONFIG; tf.data's
 auto-sharding gives each worker its own files of the records, or its share of the examples when there are
-fewer files than workers; see distributed_dataset). --mixed_precision, --xla, --seed.
+fewer files than workers; see distributed_dataset). --mixed_precision, --xla, --seed. --max_train_seconds ends
+training cleanly after a wall-time limit (callbacks.StopAfterSeconds).
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def train(cfg) -> dict:
 
     Raises runs.RunError when the run directory holds a finished run (and not --overwrite).
     """
+    if cfg.max_train_seconds > 0 and cfg.distribution == "multi_worker":
+        from smplr_tf.cli import UserError
+
+        # each worker's clock would stop it after a different step, and the others would wait for it forever
+        raise UserError("--max_train_seconds is not supported with --distribution=multi_worker")
     strategy = make_strategy(cfg.distribution)  # first: multi-worker collectives must be set up early
     import keras
 
@@ -212,6 +218,9 @@ def train(cfg) -> dict:
     # StopOnNonFinite first: its epoch-end check must run before anything saves the epoch
     callbacks = [cbs.StopOnNonFinite(net, run_dir, lr=float(cfg.lr), record=is_chief),
                  keras.callbacks.BackupAndRestore(os.path.join(work_dir, runs.BACKUP), double_checkpoint=True)]
+    time_limit = cbs.StopAfterSeconds(float(cfg.max_train_seconds)) if cfg.max_train_seconds > 0 else None
+    if time_limit is not None:
+        callbacks.append(time_limit)
     if cfg.lr_schedule == "constant":  # after BackupAndRestore: a resume may change --lr
         callbacks.append(cbs.SetLearningRate(float(cfg.lr)))
     if is_chief:
@@ -249,7 +258,8 @@ def train(cfg) -> dict:
         print(f"final {k} = {v:.2f}", flush=True)
     state = runs.update_run_json(run_dir, finished=True, epochs=int(cfg.epochs), fit_epochs=keras_epochs,
                                  final=report,
-                                 train_seconds_last_session=round(train_time, 1), last_stop=None)
+                                 train_seconds_last_session=round(train_time, 1), last_stop=None,
+                                 time_limit=None if time_limit is None else time_limit.summary())
     return state
 
 

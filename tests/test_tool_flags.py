@@ -37,12 +37,14 @@ SCRIPTS = {
     "convert_speed": "benchmarks/convert_speed.py",
     "fit_h36m": "tfrecords_tools/fit_h36m.py",
     "fit_speed": "benchmarks/fit_speed.py",
+    "gpu_memory": "benchmarks/gpu_memory.py",
+    "gpu_check_report": "benchmarks/gpu_check_report.py",
 }
 COMMANDS = PACKAGE_COMMANDS + tuple(SCRIPTS)
 # Training flags that other commands define too, with the same meaning.
 REUSED_TRAINING_FLAGS = {"run_dir", "shn_run", "dae_run", "psi_run", "omega_run", "smpl_dir", "data_dir", "seed",
                          "genders", "background_dir", "batch_size", "xla", "hg_stacks", "hg_features",
-                         "input_size"}
+                         "input_size", "mixed_precision"}
 
 
 def load_command(name: str):

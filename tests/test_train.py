@@ -70,6 +70,47 @@ def test_flags_text_round_trip():
     assert back.limbs is True and back.smplr_trunk == ["8", "4"] and back.stage == "dae"
 
 
+def test_stop_after_seconds_ends_fit_after_the_batch_that_passes_the_limit():
+    import keras
+
+    from smplr_tf.callbacks import StopAfterSeconds
+
+    ticks = iter(range(1000))  # a fake clock: every call is one second later
+    cb = StopAfterSeconds(4.5, clock=lambda: float(next(ticks)))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((40, 2), np.float32), np.zeros((40, 1), np.float32)
+    hist = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])  # 10 batches per epoch
+    # begin at 0 s; batch ends at 1, 2, 3, 4, 5 s: the 5th batch passes 4.5 s, its epoch closes, fit returns
+    assert cb.summary() == {"seconds": 4.5, "reached": True, "steps": 5, "elapsed_s": 5.0, "first_step_s": 1.0}
+    assert hist.epoch == [0]
+    cb2 = StopAfterSeconds(1e6)
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[cb2])
+    assert cb2.reached is False and cb2.steps == 20
+    with pytest.raises(ValueError):
+        StopAfterSeconds(0)
+
+
+def test_max_train_seconds_ends_the_run_cleanly_with_its_final_weights(tmp_path):
+    from smplr_tf import train
+
+    run_dir = str(tmp_path / "limited")
+    state = train.train(_cfg(stage="dae", run_dir=run_dir, epochs=50, steps_per_epoch=20, batch_size=32,
+                             num_train_samples=256, num_val_samples=64, dae_hidden=32, dae_bottleneck=16,
+                             tb_hparams=False, max_train_seconds=1e-6))
+    # the first step passes the limit: one (short) epoch, validated and logged, then the final save and report
+    assert state["finished"] is True and state["epochs_done"] == 1
+    assert state["time_limit"]["reached"] is True and state["time_limit"]["steps"] == 1
+    assert state["final"]["val_mpjpe_mm"] > 0
+    assert _epochs_logged(run_dir) == [1]
+    assert os.path.exists(os.path.join(run_dir, "final.weights.h5"))
+    from smplr_tf.cli import UserError
+
+    with pytest.raises(UserError, match="multi_worker"):  # workers would stop after different steps
+        train.train(_cfg(stage="dae", run_dir=str(tmp_path / "mw"), distribution="multi_worker",
+                         max_train_seconds=5.0))
+
+
 # --------------------------------------------------------------------------------------------- learning
 def test_dae_lowers_noisy_input_error(tmp_path):
     from smplr_tf import train
