@@ -676,7 +676,8 @@ def run_medium(medium_dir: str = DEFAULT_MEDIUM_DIR, results: str = os.path.join
     with the wall time, the machine and the commit. Returns the written dict."""
     t_start = time.time()
     runs = run_plan(plan, medium_dir, smpl_dir)
-    wall = _accumulate_wall(os.path.abspath(medium_dir), plan.name, time.time() - t_start)
+    prov = provenance()
+    wall = _accumulate_wall(os.path.abspath(medium_dir), plan.name, time.time() - t_start, prov["commit"])
     tables = build_tables(os.path.abspath(medium_dir), (1, 2, 4))
     baseline = mean_pose_baseline(runs["data"])
     report = {
@@ -687,8 +688,10 @@ def run_medium(medium_dir: str = DEFAULT_MEDIUM_DIR, results: str = os.path.join
         "goals": medium_goals(tables, baseline),
         "effects": paper_effects(tables),
         "hmr_vs_smplr": hmr_comparison(tables),
-        "wall_seconds": wall,
-        "provenance": provenance(),
+        "train_seconds": {s.run: _train_seconds(runs[s.run]) for s in plan.steps},
+        "wall_seconds": wall["seconds"],
+        "sessions": wall["sessions"],
+        "provenance": prov,
         "tables": tables,
     }
     text = medium_markdown(report)
@@ -716,17 +719,33 @@ def _finite(x):
     return x
 
 
-def _accumulate_wall(out_dir: str, name: str, seconds: float) -> float:
-    """Add this invocation's seconds to ``<out_dir>/<name>_wall.json`` (a resumed run sums its parts)."""
+def _train_seconds(run_dir: str):
+    """Seconds the run's last training session took (run.json), None if unknown."""
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            return json.load(f).get("train_seconds_last_session")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _accumulate_wall(out_dir: str, name: str, seconds: float, commit=None) -> dict:
+    """Add this invocation (its seconds and commit) to ``<out_dir>/<name>_wall.json``: a resumed run sums its
+    parts, and a report regenerated later says which commit trained and which only wrote the report.
+    Returns {"seconds": total, "sessions": [{"commit", "seconds", "date_utc"}, ...]} (sessions recorded before
+    commits were kept have commit None)."""
     path = os.path.join(out_dir, f"{name}_wall.json")
-    total = 0.0
+    state = {"seconds": 0.0, "sessions": []}
     if os.path.exists(path):
         with open(path) as f:
-            total = float(json.load(f).get("seconds", 0.0))
-    total += float(seconds)
+            state.update(json.load(f))
+        if not state["sessions"] and state["seconds"]:
+            state["sessions"] = [{"commit": None, "seconds": float(state["seconds"]), "date_utc": None}]
+    state["sessions"].append({"commit": commit, "seconds": round(float(seconds), 1),
+                              "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
+    state["seconds"] = float(state["seconds"]) + float(seconds)
     with open(path, "w") as f:
-        json.dump({"seconds": total}, f)
-    return total
+        json.dump(state, f, indent=1)
+    return state
 
 
 def mean_pose_baseline(data_dir: str, train_examples: int = 2000) -> float | None:
@@ -777,7 +796,7 @@ PAPER_EFFECTS = (
     ("dae_alexnet", "the DAE removes AlexNet's structured error", "dae_alexnet", "alexnet",
      lambda a, b: a <= 0.95 * b, "DAE_Alexnet <= 0.95 x Alexnet"),
     ("dae_shn", "the DAE changes SHN little", "dae_shn", "shn", lambda a, b: abs(a - b) <= 0.05 * b,
-     "|DAE_SHN - SHN| <= 5 % of SHN"),
+     "abs(DAE_SHN - SHN) <= 5 % of SHN"),
     ("dae_2d", "the DAE lifts 2D estimations to 3D", "dae_shn_2d", "dae_shn", lambda a, b: a <= 1.15 * b,
      "DAE_SHN^2d <= 1.15 x DAE_SHN"),
     ("l_smpl", "L_SMPL helps Omega", "omega_smpl", "omega", lambda a, b: a < b, "Omega_smpl < Omega"),
@@ -886,6 +905,11 @@ def provenance() -> dict:
             "command": "python -m smplr_tf.reproduce " + " ".join(sys.argv[1:])}
 
 
+def _rel(a, b) -> str:
+    """(a - b) / b as a signed percentage, "—" without both."""
+    return "—" if a is None or b is None or not b else f"{100.0 * (a - b) / b:+.1f} %"
+
+
 def medium_markdown(report: dict) -> str:
     """The medium reproduction as markdown: provenance, goals, effects, HMR, then the tables."""
     pv = report["provenance"]
@@ -899,6 +923,9 @@ def medium_markdown(report: dict) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['platform']}; Python {m['python']}",
         f"- Date (UTC): {pv['date_utc']}; wall time {report['wall_seconds'] / 60:.1f} min (every stage, data to "
         f"tables)",
+        "- Invocations (a resumed or regenerated run lists each): " + "; ".join(
+            f"{x['commit'][:10] if x['commit'] else 'commit not recorded'}: {x['seconds'] / 60:.1f} min"
+            + (f" ({x['date_utc']})" if x.get("date_utc") else "") for x in report.get("sessions", [])),
         f"- Data: {d['train_examples']} training / {d['val_examples']} validation synthetic images "
         f"(background clutter {d['background_clutter']:g}); {d['source']}. Evaluated on the validation set, "
         "protocol 1 (root-relative).",
@@ -908,15 +935,23 @@ def medium_markdown(report: dict) -> str:
         nd = 3 if g["bound"] is not None and g["bound"] < 2 else 1
         lines.append(f"| {g['goal']} | {f(g['value'], nd)} | {f(g['bound'], nd)} | {g['status']} |")
     lines += ["", "## The paper's effects (Table 1, Jt in mm)", "",
-              "| effect | test | ours (a / b) | paper (a / b) | status |", "|---|---|---|---|---|"]
+              "| effect | test | ours (a / b) | ours: a vs b | paper (a / b) | paper: a vs b | status |",
+              "|---|---|---|---|---|---|---|"]
     for e in report["effects"]:
         lines.append(f"| {e['claim']} | {e['test']} | {f(e['a']['Jt'])} / {f(e['b']['Jt'])} | "
-                     f"{f(e['paper']['a'])} / {f(e['paper']['b'])} | {e['status']} |")
+                     f"{_rel(e['a']['Jt'], e['b']['Jt'])} | {f(e['paper']['a'])} / {f(e['paper']['b'])} | "
+                     f"{_rel(e['paper']['a'], e['paper']['b'])} | {e['status']} |")
     h = report["hmr_vs_smplr"]["Jt"]
+    ts = report.get("train_seconds") or {}
+    mins = lambda r: "—" if ts.get(r) is None else f"{ts[r] / 60:.1f} min"  # noqa: E731
     lines += ["", "## HMR (ours) beside SMPLR, Jt (mm)", "",
-              f"HMR {f(h['hmr'])}, SHN {f(h['shn'])}, ALL {f(h['all'])}, ALL_Proc {f(h['all_proc'])} "
-              f"(lowest: {report['hmr_vs_smplr']['best'] or '—'}).", "",
-              "## Tables", "", to_markdown(report["tables"])]
+              f"HMR {f(h['hmr'])} (trained {mins('hmr')}), SHN {f(h['shn'])} (trained {mins('shn')}), "
+              f"ALL {f(h['all'])}, ALL_Proc {f(h['all_proc'])} (lowest: {report['hmr_vs_smplr']['best'] or '—'}).",
+              "", "## Training time per stage", "",
+              "; ".join(f"{r} {mins(r)}" for r in ts) + ".", "",
+              "## Tables", "",
+              "On the synthetic validation set (the same one for every table: Table 1's titles say SURREAL, Table "
+              "2's Human3.6M, Table 4's SURREAL column is this set).", "", to_markdown(report["tables"])]
     return "\n".join(lines) + "\n"
 
 

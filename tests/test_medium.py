@@ -58,6 +58,7 @@ def test_medium_plan_end_to_end_at_tiny_sizes(tmp_path, capsys):
     goals = {g["goal"]: g for g in report["goals"]}
     assert all(g["status"] in ("met", "not met") for g in goals.values())
     assert report["provenance"]["commit"] and report["wall_seconds"] > 0
+    assert all(v > 0 for v in report["train_seconds"].values()) and len(report["train_seconds"]) == len(plan.steps)
     md = (tmp_path / "results" / "medium.md").read_text()
     assert "## The paper's effects" in md and "DAE_Alexnet <= 0.95 x Alexnet" in md and "Table 1" in md
     assert json.loads((tmp_path / "results" / "medium.json").read_text())["plan"] == "medium"
@@ -74,6 +75,7 @@ def test_medium_plan_end_to_end_at_tiny_sizes(tmp_path, capsys):
         reproduce._run = orig
     assert calls == []
     assert again["wall_seconds"] >= report["wall_seconds"]
+    assert [x["commit"] for x in again["sessions"]] == [report["provenance"]["commit"]] * 2
 
 
 def _tables(jt: dict, gender=0.9, iou=0.7):
@@ -101,3 +103,21 @@ def test_effects_and_goals_read_both_numbers():
     assert st == ["met", "not met", "not met", "met"]  # 100 <= 120; 130 > 125; 0.8 < 0.85; 0.65 >= 0.6
     assert goals[0]["bound"] == pytest.approx(120.0)
     assert reproduce.hmr_comparison(_tables(jt))["best"] == "shn"
+
+
+def test_wall_time_keeps_every_invocation_and_reads_the_old_record(tmp_path):
+    (tmp_path / "medium_wall.json").write_text('{"seconds": 100.0}')  # written before invocations were kept
+    state = reproduce._accumulate_wall(str(tmp_path), "medium", 5.0, "abc")
+    assert state["seconds"] == 105.0
+    assert [(x["commit"], x["seconds"]) for x in state["sessions"]] == [(None, 100.0), ("abc", 5.0)]
+    md = reproduce.medium_markdown({
+        "provenance": {"command": "c", "commit": "abc", "dirty": False, "date_utc": "d",
+                       "machine": {"cpu": "x", "cores": 2, "memory_gib": 1, "platform": "p", "python": "3"}},
+        "data": {"train_examples": 1, "val_examples": 1, "background_clutter": 1.0, "source": "s"},
+        "wall_seconds": 105.0, "sessions": state["sessions"], "mean_pose_jt_mm": 1.0, "goals": [],
+        "effects": reproduce.paper_effects({"table1": {"rows": []}}),
+        "hmr_vs_smplr": {"Jt": dict.fromkeys(("hmr", "shn", "all", "all_proc")), "best": None},
+        "train_seconds": {}, "tables": {}})
+    assert "commit not recorded: 1.7 min" in md and "abc: 0.1 min" in md
+    effect_rows = [ln for ln in md.splitlines() if ln.startswith("| the DAE changes SHN little")]
+    assert effect_rows and effect_rows[0].count("|") == 8  # 7 cells: no '|' inside a cell
