@@ -3,6 +3,7 @@
     python -m smplr_tf.reproduce --tables=1,2,3,4 --runs_dir=runs/ [--format=markdown|json] [--output=FILE]
     python -m smplr_tf.reproduce --evaluate --tables=1,2,3,4 --runs_dir=runs/   # evaluate what is trained, then print
     python -m smplr_tf.reproduce --quick [--runs_dir=runs/quick]
+    python -m smplr_tf.reproduce --medium [--runs_dir=runs/medium] [--results=docs/results/medium]
 
 Each table row reads the ``metrics.json`` (written by :mod:`smplr_tf.evaluate`) of one run directory,
 ``<runs_dir>/<table>/<row>/`` (see ``ROW_SPECS``); a row whose directory or metrics are missing is printed as
@@ -13,6 +14,10 @@ Each table row reads the ``metrics.json`` (written by :mod:`smplr_tf.evaluate`) 
 it (``flags/quick/*.cfg``), evaluates each one, and prints the tables (:func:`run_quick` at the end of
 this module): Table 1, Table 2 on the synthetic set (its estimated-crop rows: the quick runs evaluated again with
 ``--crop=estimated``, with the crops' corner error) and Table 4. Re-running skips what is finished.
+
+``--medium`` runs the same plan (:func:`run_plan`) at CPU-medium sizes on 10,000 / 500 images at the default
+clutter (``flags/medium/*.cfg``, every Table 1 row including DAE_Alexnet and DAE_SHN^2d), then writes the tables,
+the goals and the paper's effects one by one to ``<results>.md`` / ``.json`` (:func:`run_medium`).
 """
 
 from __future__ import annotations
