@@ -497,7 +497,8 @@ def _run(cmd, desc: str, log_path: str, cwd: str | None = None) -> None:
 
 class EpochEta:
     """Reads a training child's output; on each Keras ``Epoch n/N`` line after the first, returns
-    "epoch n/N, ETA <time> (<s> s per epoch)", the rest of the stage extrapolated from the epochs done."""
+    "epoch n/N: <s> s per epoch, this stage ends in ~<m> min (<HH:MM>)", the epochs left (n - 1 done) at the mean
+    time of the epochs seen so far. Other lines: None."""
 
     _EPOCH = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
 

@@ -121,3 +121,15 @@ def test_wall_time_keeps_every_invocation_and_reads_the_old_record(tmp_path):
     assert "commit not recorded: 1.7 min" in md and "abc: 0.1 min" in md
     effect_rows = [ln for ln in md.splitlines() if ln.startswith("| the DAE changes SHN little")]
     assert effect_rows and effect_rows[0].count("|") == 8  # 7 cells: no '|' inside a cell
+
+
+def test_epoch_eta_extrapolates_the_epochs_seen():
+    t = [100.0]
+    eta = reproduce.EpochEta(clock=lambda: t[0])
+    assert eta.update("Epoch 1/5\n") is None  # nothing measured yet
+    assert eta.update("100/100 - 40s - loss: 1.0") is None
+    t[0] = 140.0
+    note = eta.update("Epoch 2/5")
+    assert note.startswith("epoch 2/5: 40 s per epoch") and "~2.7 min" in note  # epochs 2..5 left: 4 x 40 s
+    t[0] = 200.0
+    assert "50 s per epoch" in eta.update("Epoch 3/5") and "~2.5 min" in eta.update("Epoch 3/5")
