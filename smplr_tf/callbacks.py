@@ -121,14 +121,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class StopAfterSeconds(keras.callbacks.Callback):
-    """Ends ``fit`` cleanly once ``seconds`` of wall time have passed since this session's training began
+    """Ends ``fit`` cleanly once ``seconds`` of wall time have passed since this call of ``fit`` began
     (``--max_train_seconds``).
 
     After the training batch whose end is ``seconds`` or more after ``on_train_begin``, ``model.stop_training``
     is set: Keras closes the current epoch as usual (validation, ``on_epoch_end``: checkpoints, log.csv,
     run.json progress) and ``fit`` returns, so train.py then saves the final weights and report as after a
-    full run. ``steps`` (training batches of this session), ``elapsed_s`` (seconds at the last batch end),
-    ``first_step_s`` (seconds at the first batch end: tracing and compiling the step included) and ``reached``
+    full run. ``steps`` (training batches of this call of ``fit``), ``elapsed_s`` (seconds at the last batch
+    end), ``first_step_s`` (seconds at the first batch end: tracing and compiling the step included) and ``reached``
     (whether the limit ended training) are read afterwards (:meth:`summary`).
 
     seconds: the limit, > 0. clock: a function returning seconds (time.monotonic; tests pass a fake one).

@@ -150,9 +150,9 @@ def define_optim_flags(fv):
                        "default 0.99 needs many hundred steps before validation is meaningful; short runs use 0.9).",
                        **d)
     flags.DEFINE_float("max_train_seconds", 0.0, "If > 0: end training cleanly after the training step that passes "
-                       "this many seconds of wall time in this session (the epoch is closed as usual: validation, "
-                       "checkpoint, log.csv), then save the final weights and report; run.json records the stop "
-                       "(time_limit). 0: train every epoch. Not with multi_worker. Used by benchmarks/gpu_check.sh.",
+                       "this many seconds of wall time since this command started training (the epoch is closed as "
+                       "usual: validation, checkpoint, log.csv), then save the final weights and report; run.json "
+                       "records the stop (time_limit). 0: train every epoch. Not with multi_worker.",
                        lower_bound=0.0, **d)
     flags.DEFINE_string("init_from", "", "Initialise the stage's network from this run's final (or latest) "
                         "weights before training.", **d)

@@ -1069,8 +1069,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
            "go (<results>.md and <results>.json).")
     define(flags.DEFINE_integer, "quick_examples", 0, "--quick: training examples made (0: the default).",
            lower_bound=0)
-    define(flags.DEFINE_string, "smpl_dir", "", "--quick / --medium: official SMPL model files for the data and the runs; "
-           "empty: the package's free body model.")
+    define(flags.DEFINE_string, "smpl_dir", "", "--quick / --medium: official SMPL model files for the data and the "
+           "runs; empty: the package's free body model.")
 
 
 def main(argv):
