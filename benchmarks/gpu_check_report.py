@@ -29,6 +29,7 @@ import numpy as np
 from absl import flags
 
 from smplr_tf import cli
+from smplr_tf.runs import json_safe
 
 FLAGS = flags.FLAGS
 TIMING_VARIANTS = (("float32", "timing_float32.json"), ("mixed", "timing_mixed.json"), ("xla", "timing_xla.json"))
@@ -312,21 +313,10 @@ def write_report(check_dir: str) -> dict:
         cv2.imwrite(os.path.join(check_dir, "loss_curve.png"), img)
         s["loss_curve"] = "loss_curve.png"
     with open(os.path.join(check_dir, "summary.json"), "w") as f:
-        json.dump(_nan_to_none(s), f, indent=1, allow_nan=False)
+        json.dump(json_safe(s), f, indent=1, allow_nan=False)
     with open(os.path.join(check_dir, "summary.md"), "w") as f:
         f.write(format_summary(s) + "\n")
     return s
-
-
-def _nan_to_none(obj):
-    """NaN / inf -> None throughout (strict JSON)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:

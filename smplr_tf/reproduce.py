@@ -38,7 +38,7 @@ from smplr_tf import cli
 
 from smplr_tf import paper_results as paper
 
-from smplr_tf.runs import FINAL_WEIGHTS, METRICS_NAME
+from smplr_tf.runs import FINAL_WEIGHTS, METRICS_NAME, write_json_atomic
 
 FLAGS = flags.FLAGS
 
@@ -450,13 +450,14 @@ MEDIUM_FLAGS_DIR = os.path.join(os.path.dirname(QUICK_FLAGS_DIR), "medium")
 MEDIUM_TRAIN_EXAMPLES = 10000
 MEDIUM_VAL_EXAMPLES = 500
 MEDIUM_BACKGROUND_CLUTTER = 1.0
-MEDIUM_STEPS = QUICK_STEPS[:6] + (
+_AFTER_DAE = [s.run for s in QUICK_STEPS].index("dae_shn") + 1
+MEDIUM_STEPS = QUICK_STEPS[:_AFTER_DAE] + (
     # Table 1's DAE rows trained on what a network predicts on the training split (paper Sec. 4.4.2).
     QuickStep("DAE_Alexnet (DAE trained on AlexNet's estimations)", "dae_alexnet", "dae_alexnet",
               ("--input_run={alexnet}",)),
     QuickStep("DAE_SHN^2d (DAE lifting SHN's 2D estimations, depth 0)", "dae_shn_2d", "dae_shn_2d",
               ("--input_run={shn}",)),
-) + QUICK_STEPS[6:]
+) + QUICK_STEPS[_AFTER_DAE:]
 MEDIUM_EVALS = QUICK_EVALS + (
     ("dae_alexnet (fed AlexNet)", "dae_alexnet", ()),
     ("dae_shn_2d (fed SHN, depth 0)", "dae_shn_2d", ()),
@@ -706,23 +707,11 @@ def run_medium(medium_dir: str = DEFAULT_MEDIUM_DIR, results: str = os.path.join
     os.makedirs(os.path.dirname(os.path.abspath(results)) or ".", exist_ok=True)
     with open(results + ".md", "w") as f:
         f.write(text)
-    with open(results + ".json", "w") as f:
-        f.write(json.dumps(_finite(report), indent=2, allow_nan=False))
+    write_json_atomic(results + ".json", report, sort_keys=False)
     print(f"wrote {results}.md and {results}.json")
     print(f"TensorBoard, the medium runs beside the quick ones: tensorboard --logdir "
           f"{os.path.dirname(os.path.abspath(medium_dir)) or '.'}")
     return report
-
-
-def _finite(x):
-    """JSON-safe copy: non-finite floats become None."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-        return None
-    return x
 
 
 def _train_seconds(run_dir: str):
@@ -786,7 +775,7 @@ def mean_pose_baseline(data_dir: str, train_examples: int = 2000) -> float | Non
 
 
 def _t1(tables: dict) -> dict:
-    """Table 1 rows by key -> (Jt of ours or None, the evaluation's extras)."""
+    """Table 1's rows by their key (each with ours, paper, status and the evaluation's extras)."""
     return {r["row"]: r for r in tables.get("table1", {}).get("rows", [])}
 
 

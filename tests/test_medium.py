@@ -37,7 +37,7 @@ TINY = """--epochs=1
 """
 
 
-def test_medium_plan_end_to_end_at_tiny_sizes(tmp_path, capsys):
+def test_medium_plan_end_to_end_at_tiny_sizes(tmp_path, capsys, monkeypatch):
     flags_dir = tmp_path / "flags"
     flags_dir.mkdir()
     for step in reproduce.MEDIUM_STEPS:
@@ -67,12 +67,8 @@ def test_medium_plan_end_to_end_at_tiny_sizes(tmp_path, capsys):
 
     # Resumable: a second call trains and evaluates nothing again, and the wall time accumulates.
     calls = []
-    orig = reproduce._run
-    reproduce._run = lambda cmd, desc, log, cwd=None: calls.append(cmd)
-    try:
-        again = reproduce.run_medium(str(tmp_path / "medium"), str(results), plan=plan)
-    finally:
-        reproduce._run = orig
+    monkeypatch.setattr(reproduce, "_run", lambda cmd, desc, log, cwd=None: calls.append(cmd))
+    again = reproduce.run_medium(str(tmp_path / "medium"), str(results), plan=plan)
     assert calls == []
     assert again["wall_seconds"] >= report["wall_seconds"]
     assert [x["commit"] for x in again["sessions"]] == [report["provenance"]["commit"]] * 2
