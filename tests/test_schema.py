@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,6 +40,43 @@ def test_round_trip():
     assert out["dataset"].numpy() == b"synthetic" and out["sequence"].numpy() == b"seq"
     assert np.abs(out["image"].numpy().astype(int) - 90).max() <= 2
     np.testing.assert_array_equal(out["mask"].numpy() > 0, mask)
+
+
+def test_serialized_bytes_equal_tensorflows_example():
+    """The hand-written protocol-buffer bytes parse to the same tf.train.Example TensorFlow builds itself
+    (float lists bit-exact, negative and large int64, bytes longer than one varint byte of length)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    ex = make_example(frame=-7, camera=2**40 + 3, subject="S" * 300)  # the JPEG: thousands of bytes
+    for k, s in schema.FLOAT_FIELDS.items():
+        ex[k] = rng.normal(0, 10, s).astype(np.float32)
+    ex["root_depth"] = np.float32(4.25)
+    feats = {}
+    for k in schema.FLOAT_FIELDS:
+        feats[k] = tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(ex[k], np.float32).ravel()))
+    for k in schema.INT_FIELDS:
+        feats[k] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(ex[k])]))
+    for k in schema.BYTES_FIELDS:
+        v = ex[k].encode() if isinstance(ex[k], str) else bytes(ex[k])
+        feats[k] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+    reference = tf.train.Example(features=tf.train.Features(feature=feats))
+    ours = tf.train.Example.FromString(schema.serialize_example(ex))
+    assert ours == reference
+    assert ours.features.feature["frame"].int64_list.value[0] == -7
+    parsed = schema.parse_example(tf.constant(schema.serialize_example(ex)))
+    assert parsed["subject"].numpy() == b"S" * 300
+    np.testing.assert_array_equal(parsed["pose"].numpy(), ex["pose"])
+
+
+def test_serializing_needs_no_tensorflow():
+    """Converter workers serialize records without importing TensorFlow (it costs seconds per process)."""
+    code = ("import sys, numpy as np; from smplr_tf.data import schema; sys.path.insert(0, 'tests'); "
+            "from test_schema import make_example; assert schema.serialize_example(make_example()); "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("bad, needle", [
