@@ -410,12 +410,23 @@ def part_dir(out_dir: str, split: str, num_shards: int = 1, shard_index: int = 0
     return os.path.join(out_dir, "parts", f"{split}-{shard_index:05d}-of-{num_shards:05d}")
 
 
+def _start_worker(initializer=None, initargs=()) -> None:
+    """A pool worker's start: OpenCV single-threaded (its parallel loops and FFmpeg's decoder threads), since the
+    pool is the parallelism and more threads than cores only add switching; then ``initializer(*initargs)``."""
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "threads;1")
+    import cv2
+
+    cv2.setNumThreads(1)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def map_ordered(fn, items, num_workers: int = 0, initializer=None, initargs=()):
     """Yield ``fn(item)`` for every item, in the order of ``items``.
 
     num_workers <= 1: in this process (``initializer(*initargs)`` called first). Otherwise a ``spawn`` process
-    pool of that many workers (each runs the initializer once); at most 2 tasks per worker are in flight, so
-    memory stays bounded on long input lists. Results come back in input order whatever the worker count, so a
+    pool of that many workers (each runs the initializer once, with OpenCV single-threaded); at most 2 tasks per
+    worker are in flight, so memory stays bounded on long input lists. Results come back in input order whatever the worker count, so a
     caller writing them as they come writes the same bytes. Closing the generator early cancels what is queued.
     An exception in a task is raised here, at that task's place. ``items`` may be a lazy iterator: it is
     consumed only as tasks are submitted, so work the main process does to make an item overlaps the workers'.
@@ -431,8 +442,8 @@ def map_ordered(fn, items, num_workers: int = 0, initializer=None, initargs=()):
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=initializer,
-                                                initargs=initargs) as pool:
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_start_worker,
+                                                initargs=(initializer, initargs)) as pool:
         pending = collections.deque()
         it = iter(items)
         try:
@@ -524,16 +535,25 @@ def merge_parts(out_dir: str, split: str, remove_parts: bool = True) -> dict:
     return stats
 
 
-def write_capped(out, examples, max_examples: int, bar):
-    """Write ``examples`` (one input's) to ``out``, no more than ``max_examples`` in all (0: no cap), and advance
-    the progress ``bar`` by one input. Returns (examples written, whether the cap is reached)."""
+def serialized(example: dict) -> bytes:
+    """One example (a :func:`crop_example` dict) -> its record (``schema.serialize_example``, which imports no
+    TensorFlow), errors naming its dataset, sequence and frame. The converters' worker processes serialize their
+    own records: the main process, which every worker waits on, then only writes bytes."""
+    where = f"{example.get('dataset')} {example.get('sequence')} frame {example.get('frame')}"
+    return schema.serialize_example(example, where=where)
+
+
+def write_capped(out, records, max_examples: int, bar):
+    """Write ``records`` (one input's serialized examples, bytes: see :func:`serialized`) to ``out``, no more than
+    ``max_examples`` in all (0: no cap), and advance the progress ``bar`` by one input. Returns (examples
+    written, whether the cap is reached)."""
     if max_examples:
-        examples = examples[: max(0, max_examples - out.count)]
-    for ex in examples:
-        out.write(ex)
+        records = records[: max(0, max_examples - out.count)]
+    for rec in records:
+        out.write_serialized(rec)
     bar.update(1)
     bar.set_postfix(examples=out.count)
-    return len(examples), bool(max_examples) and out.count >= max_examples
+    return len(records), bool(max_examples) and out.count >= max_examples
 
 
 def define_converter_flags(define) -> None:

@@ -464,7 +464,7 @@ def _video_geometry(root, s, action, c, cam, video, mocap, fits, smpl_dir, bodie
 
 def _video_task(t: dict):
     """One video (a worker process; no TensorFlow): D2 check, frames and masks read and undistorted, crops.
-    Returns (examples in frame order, stats of the video)."""
+    Returns (its serialized examples (bytes) in frame order, stats of the video)."""
     s, action, cam, video, frames = t["subject"], t["action"], t["cam"], t["video"], t["frames"]
     st = {"missing_video_frames": 0, "undistorted_videos": 0, "d2": None}
     if len(frames) == 0:
@@ -500,7 +500,7 @@ def _video_task(t: dict):
             gender=t["gender"], has_3d=t["has_3d"], has_smpl=t["has_smpl"], dataset="h36m", subject=s,
             sequence=f"{action}.{cam['id']}", frame=f, camera=t["c"],
             joint_valid=None if t["has_3d"] else JOINTS3D_VALID))
-    return examples, st
+    return [_common.serialized(ex) for ex in examples], st
 
 
 def _smpl_order_2d(proj):

@@ -237,8 +237,8 @@ def zero_joint_frames(joints3d_world) -> np.ndarray:
 
 
 def _clip_task(args):
-    """One clip -> (examples (schema dicts in frame order), stats of the clip). Runs in a worker process that
-    imports no TensorFlow (NumPy, SciPy, OpenCV); landmarks from this process's PointsModel."""
+    """One clip -> (its serialized examples (bytes) in frame order, stats of the clip). Runs in a worker process
+    that imports no TensorFlow (NumPy, SciPy, OpenCV); landmarks from this process's PointsModel."""
     import cv2
     import scipy.io
 
@@ -296,7 +296,7 @@ def _clip_task(args):
             landmarks_cam=None if landmarks is None else landmarks[n], mask=mask, pose=pose_cam[n],
             betas=d["betas"][f], gender=int(d["gender"][f]), has_3d=1, dataset="surreal", subject=seq.split("_")[0],
             sequence=f"{run}/{stem}", frame=f, camera=0))
-    return examples, st
+    return [_common.serialized(ex) for ex in examples], st
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:

@@ -179,8 +179,8 @@ def convert(root: str, out_dir: str, split: str = "train", smpl_dir: str | None 
         bar = _common.progress(total=len(ids), desc=f"up3d {split}", unit="img")
         results = _common.map_ordered(_image_task, _geometry(root, ids, body), num_workers)
         try:
-            for ex, lsp_px, has_mask in results:
-                out.write(ex)
+            for rec, lsp_px, has_mask in results:
+                out.write_serialized(rec)
                 stats["images"] += 1
                 stats["without_mask"] += int(not has_mask)
                 if lsp_px is not None:
@@ -218,7 +218,7 @@ def _geometry(root, ids, body):
 
 
 def _image_task(task):
-    """One image (a worker process; no TensorFlow): -> (example, median px distance of the projected fit to the
+    """One image (a worker process; no TensorFlow): -> (serialized example (bytes), median px distance of the projected fit to the
     visible LSP joints or None, whether a silhouette was found)."""
     import cv2
 
@@ -251,7 +251,7 @@ def _image_task(task):
     ex = _common.crop_example(img, K, root_cam, joints, landmarks_cam=landmarks, mask=mask, pose=pose_cam,
                               betas=betas, gender=2, has_3d=0, has_smpl=1, dataset="up3d",
                               subject=subject, sequence=f"{i:05d}", frame=i, camera=0)
-    return ex, lsp_px, mask is not None
+    return _common.serialized(ex), lsp_px, mask is not None
 
 
 def define_flags(fv: flags.FlagValues = FLAGS) -> None:
