@@ -129,7 +129,8 @@ class StopAfterSeconds(keras.callbacks.Callback):
     run.json progress) and ``fit`` returns, so train.py then saves the final weights and report as after a
     full run. ``steps`` (training batches of this call of ``fit``), ``elapsed_s`` (seconds at the last batch
     end), ``first_step_s`` (seconds at the first batch end: tracing and compiling the step included) and ``reached``
-    (whether the limit ended training) are read afterwards (:meth:`summary`).
+    (whether the limit ended training) are read afterwards (:meth:`summary`). ``on_train_begin`` prints
+    ``training stops after <seconds> s (--max_train_seconds)``.
 
     seconds: the limit, > 0. clock: a function returning seconds (time.monotonic; tests pass a fake one).
     """
@@ -143,6 +144,8 @@ class StopAfterSeconds(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._t0, self.steps, self.elapsed_s, self.first_step_s, self.reached = self.clock(), 0, 0.0, None, False
+        # read by progress readers (reproduce's epoch ETA): the epochs may end before their count does
+        print(f"training stops after {self.seconds:g} s (--max_train_seconds)", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1

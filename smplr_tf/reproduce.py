@@ -499,15 +499,22 @@ def _run(cmd, desc: str, log_path: str, cwd: str | None = None) -> None:
 class EpochEta:
     """Reads a training child's output; on each Keras ``Epoch n/N`` line after the first, returns
     "epoch n/N: <s> s per epoch, this stage ends in ~<m> min (<HH:MM>)", the epochs left (n - 1 done) at the mean
-    time of the epochs seen so far. Other lines: None."""
+    time of the epochs seen so far, or the time left of a ``--max_train_seconds`` limit (the child's
+    ``training stops after <s> s`` line) when that comes first ("..., time limit"). Other lines: None."""
 
     _EPOCH = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
+    _LIMIT = re.compile(r"training stops after ([0-9.eE+]+) s")
 
     def __init__(self, clock=time.time):
         self.clock = clock
         self.first = None  # (time, epoch) of the first epoch line
+        self.limit_at = None  # clock time at which a --max_train_seconds limit ends training
 
     def update(self, line: str):
+        lim = self._LIMIT.search(line)
+        if lim:
+            self.limit_at = self.clock() + float(lim.group(1))
+            return None
         m = self._EPOCH.match(line.strip())
         if not m:
             return None
@@ -517,9 +524,12 @@ class EpochEta:
             self.first = (now, n)
             return None
         per_epoch = (now - self.first[0]) / (n - self.first[1])
-        left = per_epoch * (total - n + 1)
+        left, why = per_epoch * (total - n + 1), ""
+        if self.limit_at is not None and self.limit_at - now < left:
+            left, why = max(0.0, self.limit_at - now), ", time limit"
         done_at = time.strftime("%H:%M", time.localtime(now + left))
-        return f"epoch {n}/{total}: {per_epoch:.0f} s per epoch, this stage ends in ~{left / 60:.1f} min ({done_at})"
+        return (f"epoch {n}/{total}: {per_epoch:.0f} s per epoch, this stage ends in ~{left / 60:.1f} min "
+                f"({done_at}{why})")
 
 
 def _interesting(line: str) -> bool:

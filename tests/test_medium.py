@@ -129,3 +129,21 @@ def test_epoch_eta_extrapolates_the_epochs_seen():
     assert note.startswith("epoch 2/5: 40 s per epoch") and "~2.7 min" in note  # epochs 2..5 left: 4 x 40 s
     t[0] = 200.0
     assert "50 s per epoch" in eta.update("Epoch 3/5") and "~2.5 min" in eta.update("Epoch 3/5")
+
+
+def test_epoch_eta_stops_at_a_time_limit():
+    t = [0.0]
+    eta = reproduce.EpochEta(clock=lambda: t[0])
+    assert eta.update("training stops after 300 s (--max_train_seconds)") is None
+    eta.update("Epoch 1/50")
+    t[0] = 60.0
+    note = eta.update("Epoch 2/50")  # 49 epochs of 60 s left, but the limit ends training 240 s from now
+    assert "~4.0 min" in note and note.endswith("time limit)")
+    t[0] = 120.0
+    note = eta.update("Epoch 3/100")
+    assert "~3.0 min" in note
+    late = reproduce.EpochEta(clock=lambda: t[0])
+    late.update("training stops after 1e4 s")
+    late.update("Epoch 1/3")
+    t[0] = 180.0
+    assert "time limit" not in late.update("Epoch 2/3")  # the epochs end first

@@ -70,7 +70,7 @@ def test_flags_text_round_trip():
     assert back.limbs is True and back.smplr_trunk == ["8", "4"] and back.stage == "dae"
 
 
-def test_stop_after_seconds_ends_fit_after_the_batch_that_passes_the_limit():
+def test_stop_after_seconds_ends_fit_after_the_batch_that_passes_the_limit(capsys):
     import keras
 
     from smplr_tf.callbacks import StopAfterSeconds
@@ -81,6 +81,7 @@ def test_stop_after_seconds_ends_fit_after_the_batch_that_passes_the_limit():
     model.compile(optimizer="sgd", loss="mse")
     x, y = np.ones((40, 2), np.float32), np.zeros((40, 1), np.float32)
     hist = model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[cb])  # 10 batches per epoch
+    assert "training stops after 4.5 s (--max_train_seconds)" in capsys.readouterr().out  # read by EpochEta
     # begin at 0 s; batch ends at 1, 2, 3, 4, 5 s: the 5th batch passes 4.5 s, its epoch closes, fit returns
     assert cb.summary() == {"seconds": 4.5, "reached": True, "steps": 5, "elapsed_s": 5.0, "first_step_s": 1.0}
     assert hist.epoch == [0]
