@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -64,16 +63,9 @@ def device_name() -> str:
             return f"GPU: {d.get('device_name', gpus[0].name)} (x{len(gpus)})"
     except Exception:  # noqa: BLE001 - the name is informative only
         pass
-    model = platform.processor() or "CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU: {model}, {os.cpu_count()} logical cores"
+    from smplr_tf import machine
+
+    return f"CPU: {machine.cpu_model()}, {os.cpu_count()} logical cores"
 
 
 def measure_peak(sizes=(1024, 2048, 3072), repeats: int = 8) -> dict:

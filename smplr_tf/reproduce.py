@@ -881,7 +881,7 @@ def hmr_comparison(tables: dict) -> dict:
 
 def provenance() -> dict:
     """Commit (and whether the tree had changes), machine, date and command of this reproduction."""
-    import platform
+    from smplr_tf import machine
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -891,21 +891,8 @@ def provenance() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    mem = None
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    except (ValueError, OSError, AttributeError):
-        pass
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain")),
-            "machine": {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
-                        "memory_gib": None if mem is None else round(mem, 1), "platform": platform.platform(),
-                        "python": platform.python_version()},
+            "machine": machine.describe(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "command": "python -m smplr_tf.reproduce " + " ".join(sys.argv[1:])}
 
