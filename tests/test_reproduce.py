@@ -61,6 +61,9 @@ def test_rows_come_from_their_runs(tmp_path):
     assert "|  | SHN | 100.0 / 46.2 |" in md and "| CNN | Alexnet |" in md
     assert "— / 133.0" in md  # Alexnet Jt, paper only
     assert "0.61 / 0.75" in md
+    titles = [ln for ln in reproduce.to_markdown(t, ours_on="the synthetic set").splitlines() if ln.startswith("###")]
+    assert len(titles) == len(t) and all(ln.endswith("; ours on the synthetic set") for ln in titles)
+    assert not any("ours on" in ln for ln in md.splitlines() if ln.startswith("###"))
     back = json.loads(reproduce.to_json(t))
     assert back["table1"]["rows"][2]["ours"]["Jt"] == 100.0
 
