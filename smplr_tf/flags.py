@@ -108,10 +108,10 @@ def define_data_flags(fv):
                       "(--num_train_samples / --num_val_samples; also what an empty --data_dir means).", **d)
     flags.DEFINE_boolean("cache_points", True, "Point stages: compute the clean points once and keep them in memory "
                          "(noise is still drawn per batch). Off for data sets larger than memory.", **d)
-    flags.DEFINE_boolean("cache_images", False, "Image stages without --augment: keep the decoded training examples "
-                         "and their targets in memory after the first epoch (~0.7 MB each at 64 px / 16^3 x 41, "
-                         "11.5 MB at full size: small sets only). Saves the decoding that otherwise contends with "
-                         "training for the CPU.", **d)
+    flags.DEFINE_boolean("cache_images", False, "Image stages without --augment: keep the decoded training images "
+                         "and their points in memory after the first epoch (49 kB each at 64 px, 197 kB at 128 px, "
+                         "786 kB at 256 px; heatmaps are still made per epoch). Saves the decoding that otherwise "
+                         "contends with training for the CPU.", **d)
     flags.DEFINE_integer("num_val_samples", 2000, "Point stages without data_dir: sampled validation examples.", **d)
     flags.DEFINE_string("mix_data_dir", "", "Image stages (shn, e2e): a second records directory mixed into the "
                         "training input (its --train_split), e.g. the SURREAL subset beside UP-3D (Table 4). "

@@ -113,19 +113,28 @@ def _hourglass_example(path, index, record, seed, *, input_size, heatmap_size, d
         out["pose"], out["betas"] = ex["pose"], ex["betas"]
         out["has_smpl"] = tf.cast((ex["has_smpl"] > 0) & (not augment), tf.float32)
         out["has_3d"] = tf.cast(ex["has_3d"] > 0, tf.float32)
+    out["joints"] = p3[:24]
+    out["joints2d"] = p2[:24]
     if targets_on_device:
-        out["joints"] = p3[:24]
-        out["joints2d"] = p2[:24]
         return image, out
+    return _with_heatmaps(image, out, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
+                          limbs=limbs, heatmap_dtype=heatmap_dtype, target_form=target_form)
+
+
+def _with_heatmaps(image, out, *, input_size, heatmap_size, depth_bins, limbs, heatmap_dtype, target_form):
+    """One example's targets ``out`` (with ``joints`` (24, 3) root-relative metres and ``joints2d`` (24, 2) crop
+    pixels) -> the same with ``heatmaps`` (see :func:`hourglass_dataset`) in place of the joints."""
+    out = dict(out)
+    j3, j2 = out.pop("joints"), out.pop("joints2d")
     if depth_bins > 0:
-        hm = targets.volumetric_heatmaps(points, shape, dtype=heatmap_dtype, form=target_form)
+        shape = (heatmap_size, heatmap_size, depth_bins)
+        hm = targets.volumetric_heatmaps(out["points"], shape, dtype=heatmap_dtype, form=target_form)
         if limbs:
-            hm = tf.concat([hm, targets.limb_heatmaps(p3[:24], shape, dtype=heatmap_dtype, form=target_form)],
-                           axis=-1)
+            hm = tf.concat([hm, targets.limb_heatmaps(j3, shape, dtype=heatmap_dtype, form=target_form)], axis=-1)
     else:
-        hm = targets.heatmaps_2d(points2d, input_size, (heatmap_size, heatmap_size), dtype=heatmap_dtype)
+        hm = targets.heatmaps_2d(out["points2d"], input_size, (heatmap_size, heatmap_size), dtype=heatmap_dtype)
         if limbs:
-            hm = tf.concat([hm, targets.limb_heatmaps_2d(p2[:24], input_size, (heatmap_size, heatmap_size),
+            hm = tf.concat([hm, targets.limb_heatmaps_2d(j2, input_size, (heatmap_size, heatmap_size),
                                                          dtype=heatmap_dtype)], axis=-1)
     out["heatmaps"] = hm
     return image, out
@@ -183,11 +192,11 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     tf.distribute only (see :func:`smplr_tf.data.records.read_records`). ``augment_config``: probabilities and
     ranges (:class:`smplr_tf.data.augment.AugmentConfig`).
 
-    ``cache``: keep every decoded, resized example with its targets in memory after the first pass, so that
+    ``cache``: keep every decoded, resized example with its points in memory after the first pass, so that
     later epochs cost no decoding (on a 2-core CPU the decoding threads otherwise slow every training step
-    by contending with the model's threads). Only without ``augment`` (augmented examples differ per epoch);
-    memory: about (S*S*3 + h*h*D*C) * 4 bytes per example (0.7 MB at 64 px / 16^3 x 41; full size 11.5 MB:
-    use it for small sets only). The order is still reshuffled every epoch.
+    by contending with the model's threads); the heatmaps are still made per epoch from the cached points. Only
+    without ``augment`` (augmented examples differ per epoch); memory: about S*S*3 * 4 bytes per example
+    (49 kB at 64 px, 197 kB at 128 px, 786 kB at 256 px). The order is still reshuffled every epoch.
 
     ``mix_data_dir``: a second records directory whose ``split`` is drawn from with probability
     ``mix_fraction`` per example (:func:`mix_weights`; 0: in proportion to the two splits' sizes), the rest
@@ -208,12 +217,18 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     backgrounds = aug.ImageBank(background_dir, "background") if (augment and background_dir) else None
     occluders = aug.ImageBank(occluder_dir, "occluder") if (augment and occluder_dir) else None
 
+    # With ``cache`` the cached examples hold the joints, not the heatmaps (a few kB instead of up to 11 MB):
+    # the heatmaps are made after the cache, every epoch.
     def fn(path, index, record, seed=None):
         return _hourglass_example(
             path, index, record, seed, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
             num_points=num_points, limbs=limbs, augment=augment, cfg=cfg, backgrounds=backgrounds,
-            occluders=occluders, heatmap_dtype=heatmap_dtype, targets_on_device=targets_on_device,
+            occluders=occluders, heatmap_dtype=heatmap_dtype, targets_on_device=targets_on_device or cache,
             target_form=target_form, fits_as_3d=fits_as_3d, smpl_params=smpl_params)
+
+    def heatmaps(image, out):
+        return _with_heatmaps(image, out, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
+                              limbs=limbs, heatmap_dtype=heatmap_dtype, target_form=target_form)
 
     def source(source_files, source_seed):
         d = read_records(source_files, shuffle_files=shuffle, seed=source_seed, num_shards=num_shards,
@@ -236,6 +251,8 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
         if augment:  # per-example augmentation seeds that differ across epochs
             ds = _augment_seeds(ds, base)
         ds = ds.map(fn, num_parallel_calls=AUTOTUNE, deterministic=True)
+    elif not targets_on_device:
+        ds = ds.map(heatmaps, num_parallel_calls=AUTOTUNE, deterministic=True)
     if drop_remainder is None:
         drop_remainder = bool(shuffle)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
