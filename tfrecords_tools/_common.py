@@ -426,8 +426,9 @@ def map_ordered(fn, items, num_workers: int = 0, initializer=None, initargs=()):
 
     num_workers <= 1: in this process (``initializer(*initargs)`` called first). Otherwise a ``spawn`` process
     pool of that many workers (each runs the initializer once, with OpenCV single-threaded); at most 2 tasks per
-    worker are in flight, so memory stays bounded on long input lists. Results come back in input order whatever the worker count, so a
-    caller writing them as they come writes the same bytes. Closing the generator early cancels what is queued.
+    worker are in flight, so memory stays bounded on long input lists. Results come back in input order whatever
+    the worker count, so a caller writing them as they come writes the same bytes. Closing the generator early
+    cancels what is queued.
     An exception in a task is raised here, at that task's place. ``items`` may be a lazy iterator: it is
     consumed only as tasks are submitted, so work the main process does to make an item overlaps the workers'.
     """

@@ -217,8 +217,8 @@ def hourglass_dataset(data_dir, split, batch_size, *, input_size=256, heatmap_si
     backgrounds = aug.ImageBank(background_dir, "background") if (augment and background_dir) else None
     occluders = aug.ImageBank(occluder_dir, "occluder") if (augment and occluder_dir) else None
 
-    # With ``cache`` the cached examples hold the joints, not the heatmaps (a few kB instead of up to 11 MB):
-    # the heatmaps are made after the cache, every epoch.
+    # With ``cache`` the cached targets are the points and joints (a few kB), not the heatmaps (up to 11 MB at
+    # full size): the heatmaps are made after the cache, every epoch.
     def fn(path, index, record, seed=None):
         return _hourglass_example(
             path, index, record, seed, input_size=input_size, heatmap_size=heatmap_size, depth_bins=depth_bins,
