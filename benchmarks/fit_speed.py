@@ -160,8 +160,8 @@ def main(argv):
         def predict(first, count, b):
             outs = []
             for s in range(first, first + count, b):
-                outs.append((psi(pts[s:s + b], training=False)["betas"].numpy(),
-                             fitting.rotmats_to_axis_angle(omega(pts[s:s + b], training=False)["rotmats"])))
+                start = fitting.psi_omega_start(pts[s:s + b], psi, omega)
+                outs.append((start["betas"], start["pose"]))
             return outs
 
         speed = time_rows(predict, len(pts), sizes)

@@ -399,6 +399,76 @@ def rotmats_to_axis_angle(rotmats) -> np.ndarray:
     return Rotation.from_matrix((u @ vt).reshape(-1, 3, 3)).as_rotvec().reshape(len(m), 72).astype(np.float32)
 
 
+#: The body frame Psi / Omega's inputs are turned to (columns: the body's left, up and forward directions in the
+#: points' frame): a person upright in the camera frame (y down, z away from the camera) facing the camera, the
+#: synthetic generator's person at zero yaw, pitch and roll, which Psi / Omega learnt from.
+CANONICAL_FRAME = np.diag([1.0, -1.0, -1.0])
+_TORSO_TOP = (12, 16, 17)  # neck, left / right shoulder: SMPL joint indices
+_TORSO_BOTTOM = (1, 2)  # left / right hip
+_LEFT_RIGHT = ((1, 2), (16, 17))  # (left, right) hips and shoulders
+
+
+def _joint_positions(points: np.ndarray) -> np.ndarray:
+    """(B, 41 | 24 | 23, 3) points (see :func:`points_to_smpl`) -> (B, 24, 3) the 24 SMPL joints among them
+    (a zero pelvis for the root-relative 41 / 23 forms)."""
+    p = points.shape[1]
+    if p == NUM_JOINTS:
+        return points
+    if p in (skeleton.NUM_POINTS, NUM_JOINTS - 1):
+        return np.concatenate([np.zeros_like(points[:, :1]), points[:, :NUM_JOINTS - 1]], axis=1)
+    raise ValueError(f"points: expected (B, 41 | 24 | 23, 3), got {points.shape}")
+
+
+def body_frame(points) -> np.ndarray:
+    """Each body's own frame from its joints: (B, 3, 3) float64 rotations whose columns are the body's left,
+    up and forward directions.
+
+    points: (B, 41 | 24 | 23, 3) metres, any frame and origin. up = mean of the neck and shoulders minus mean of
+    the hips; left = (left hip - right hip) + (left shoulder - right shoulder), made orthogonal to up;
+    forward = left x up (SMPL's axes x, y, z at rest).
+    """
+    J = _joint_positions(np.asarray(points, np.float64))
+    up = J[:, _TORSO_TOP].mean(1) - J[:, _TORSO_BOTTOM].mean(1)
+    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    left = sum(J[:, a] - J[:, b] for a, b in _LEFT_RIGHT)
+    left -= np.sum(left * up, -1, keepdims=True) * up
+    left /= np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
+    return np.stack([left, up, np.cross(left, up)], axis=-1)
+
+
+def canonical_rotation(points, frame=CANONICAL_FRAME) -> np.ndarray:
+    """(B, 41 | 24 | 23, 3) points -> R (B, 3, 3) float64: the rotation taking each body's frame
+    (:func:`body_frame`) onto ``frame`` (3, 3) (default :data:`CANONICAL_FRAME`), so the points ``R[b] @ p``
+    are upright and face the camera. Rotating the input by Q gives R Q^T: the turned points do not change."""
+    return np.einsum("ij,bkj->bik", np.asarray(frame, np.float64), body_frame(points))
+
+
+def psi_omega_start(points, psi, omega, canonical: bool = True) -> dict:
+    """Psi / Omega's answer for SMPLR's 41 points.
+
+    points: (B, 41, 3) metres, root-relative (joints 1..23, then the 18 landmarks); psi, omega: trained Keras
+    models (``runs.load_model_from_run``). With ``canonical`` the points are first turned by
+    :func:`canonical_rotation` (Psi / Omega learnt upright people: a body lying or upside down is far outside
+    what they saw), and Omega's global rotation G' for the turned points is turned back, G = R^T G' (betas,
+    gender and the body pose do not depend on the frame): a rotated copy of the points then gives the same
+    betas and body pose and the rotated global rotation.
+    Returns numpy: betas (B, 10) float32, gender_code (B,) float32 (Psi's sign: < 0 female, >= 0 male),
+    pose (B, 72) float32 axis-angle (the nearest rotations of Omega's matrices).
+    """
+    points = np.asarray(points, np.float32)
+    if points.ndim != 3 or points.shape[1:] != (skeleton.NUM_POINTS, 3):
+        raise ValueError(f"Psi / Omega take the 41 points (B, 41, 3), got {points.shape}")
+    R = canonical_rotation(points) if canonical else None
+    x = points if R is None else np.einsum("bij,bpj->bpi", R, points).astype(np.float32)
+    shape_out = psi(x, training=False)
+    pose = rotmats_to_axis_angle(omega(x, training=False)["rotmats"])
+    if R is not None:
+        G = np.einsum("bji,bjk->bik", R, Rotation.from_rotvec(pose[:, :3].astype(np.float64)).as_matrix())
+        pose[:, :3] = Rotation.from_matrix(G).as_rotvec()
+    return {"betas": np.asarray(shape_out["betas"], np.float32),
+            "gender_code": np.asarray(shape_out["gender"], np.float32).reshape(-1), "pose": pose}
+
+
 def _targets_of(points: np.ndarray):
     """(B, 41 | 24 | 23, 3) -> (targets (B, Q, 3), JointMap onto the 42 body points)."""
     p = points.shape[1]
@@ -414,7 +484,7 @@ def _targets_of(points: np.ndarray):
 
 def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None, steps: int = 0,
                    learning_rate: float = 0.02, batch_size: int = 256, priors: Priors | None = None,
-                   vertices: bool = True, xla: bool = True) -> dict:
+                   vertices: bool = True, xla: bool = True, canonical: bool = True) -> dict:
     """3D points -> SMPL parameters and body: SMPLR's reverse mapping (Psi, Omega), optionally refined by fitting.
 
     points: (B, 41, 3) SMPLR points (joints 1..23 then the 18 landmarks), (B, 24, 3) SMPL joints or (B, 23, 3)
@@ -422,6 +492,8 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     psi, omega: trained Psi / Omega Keras models (``runs.load_model_from_run``), both or neither; they take the
       41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 300).
     gender: used without Psi ("female" | "male" | "neutral"); with Psi its sign decides female / male.
+    canonical: turn the points upright, facing the camera, before Psi / Omega (:func:`psi_omega_start`; they
+      learnt upright people).
     smpl_dir: official SMPL files, None = the free model. steps: fitting steps after Psi / Omega (0: none).
     learning_rate: Adam's initial step when refining Psi / Omega (fitting from the zero pose uses 0.1).
     Returns numpy: pose (B, 72) axis-angle, betas (B, 10), trans (B, 3) metres, gender (B,) names,
@@ -437,12 +509,9 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     if (psi is None) != (omega is None):
         raise ValueError("points_to_smpl: pass both psi and omega, or neither")
     if psi is not None:
-        if points.shape[1] != skeleton.NUM_POINTS:
-            raise ValueError(f"Psi / Omega take the 41 points (B, 41, 3), got {points.shape}")
-        shape_out = psi(points, training=False)
-        betas0 = np.asarray(shape_out["betas"], np.float32)
-        genders = np.array(skeleton.GENDERS)[gender_index_from_sign(np.asarray(shape_out["gender"]).reshape(-1))]
-        pose0 = rotmats_to_axis_angle(omega(points, training=False)["rotmats"])
+        start = psi_omega_start(points, psi, omega, canonical=canonical)
+        betas0, pose0 = start["betas"], start["pose"]
+        genders = np.array(skeleton.GENDERS)[gender_index_from_sign(start["gender_code"])]
     else:
         betas0, pose0 = np.zeros((n, NUM_BETAS), np.float32), np.zeros((n, 72), np.float32)
         genders = np.full(n, str(gender))

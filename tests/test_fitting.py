@@ -192,7 +192,7 @@ def test_points_to_smpl_with_psi_omega_and_refinement():
     pts, J = free_points(4, 8)
     psi = build_psi_net(trunk=(32,), head_a=(16,), head_b=(16,))
     omega = build_omega_net(trunk=(32,), head_a=(16,), head_b=(16,))
-    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False)
+    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False, canonical=False)
     shape = psi(pts)
     np.testing.assert_allclose(alone["betas"], shape["betas"].numpy(), atol=1e-6)  # Psi's answer, untouched
     codes = shape["gender"].numpy()
@@ -204,6 +204,57 @@ def test_points_to_smpl_with_psi_omega_and_refinement():
     np.testing.assert_allclose(R, np.einsum("nij,nj,njk->nik", u, fix, vt), atol=1e-4)
     refined = fitting.points_to_smpl(pts, psi, omega, steps=200, xla=False)
     assert refined["error"].mean() < 0.5 * alone["error"].mean()
+
+
+def test_canonical_rotation_is_the_body_frame_and_follows_the_input_rotation():
+    """The rest body in the camera frame (SMPL's y up turned to y down, facing the camera) is already canonical;
+    a rotated copy Q p of any body gets R Q^T, so its turned points are those of p."""
+    from smplr_tf.body.smpl import SMPL
+
+    layer = SMPL(genders=("neutral",))
+    rest = layer(np.zeros((1, 10), np.float32), np.r_[np.pi, 0, 0, np.zeros(69)].astype(np.float32)[None])
+    J, L = rest["joints"].numpy(), rest["landmarks"].numpy()
+    rest_pts = np.concatenate([J[:, 1:], L], 1) - J[:, :1]
+    R0 = fitting.canonical_rotation(rest_pts)[0]
+    # left = +x exactly (the rest body is symmetric); its torso leans by a few degrees at most
+    np.testing.assert_allclose(R0[:, 0], [1, 0, 0], atol=1e-5)
+    assert np.degrees(Rotation.from_matrix(R0).magnitude()) < 10
+    pts, _ = free_points(5, 3)
+    Q = Rotation.random(5, random_state=4).as_matrix()
+    R = fitting.canonical_rotation(pts)
+    Rq = fitting.canonical_rotation(np.einsum("bij,bpj->bpi", Q, pts))
+    np.testing.assert_allclose(np.einsum("bij,bjk->bik", R, np.transpose(R, (0, 2, 1))), np.tile(np.eye(3), (5, 1, 1)),
+                               atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-9)
+    np.testing.assert_allclose(Rq, np.einsum("bij,bkj->bik", R, Q), atol=1e-9)
+    # the turned torso points up (-y in the camera frame)
+    Jc = np.einsum("bij,bpj->bpi", R, pts[:, :23])
+    up = Jc[:, [11, 15, 16]].mean(1) - Jc[:, [0, 1]].mean(1)
+    np.testing.assert_allclose(up / np.linalg.norm(up, axis=-1, keepdims=True), np.tile([0, -1, 0], (5, 1)),
+                               atol=1e-9)
+
+
+def test_psi_omega_start_is_rotation_equivariant():
+    """Canonical: a rotated copy of the points gives the same betas, gender and body pose and the rotated global
+    rotation; without it the networks see the points as given."""
+    from smplr_tf.models.smplr import build_omega_net, build_psi_net
+
+    pts, _ = free_points(4, 5)
+    psi = build_psi_net(trunk=(32,), head_a=(16,), head_b=(16,))
+    omega = build_omega_net(trunk=(32,), head_a=(16,), head_b=(16,))
+    Q = Rotation.random(4, random_state=6).as_matrix()
+    turned = np.einsum("bij,bpj->bpi", Q, pts).astype(np.float32)
+    a = fitting.psi_omega_start(pts, psi, omega)
+    b = fitting.psi_omega_start(turned, psi, omega)
+    np.testing.assert_allclose(b["betas"], a["betas"], atol=1e-4)
+    np.testing.assert_allclose(b["gender_code"], a["gender_code"], atol=1e-4)
+    np.testing.assert_allclose(b["pose"][:, 3:], a["pose"][:, 3:], atol=1e-3)
+    Ga = Rotation.from_rotvec(a["pose"][:, :3]).as_matrix()
+    Gb = Rotation.from_rotvec(b["pose"][:, :3]).as_matrix()
+    np.testing.assert_allclose(Gb, np.einsum("bij,bjk->bik", Q, Ga), atol=1e-3)
+    raw = fitting.psi_omega_start(turned, psi, omega, canonical=False)
+    np.testing.assert_allclose(raw["betas"], psi(turned)["betas"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(raw["pose"], fitting.rotmats_to_axis_angle(omega(turned)["rotmats"]), atol=1e-6)
 
 
 def test_refinement_from_a_near_start_recovers_the_body():
@@ -224,8 +275,9 @@ def test_refinement_from_a_near_start_recovers_the_body():
     def omega(points, training=False):
         return {"rotmats": noisy.reshape(4, 24, 3, 3)}
 
-    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False)
-    refined = fitting.points_to_smpl(pts, psi, omega, steps=150, xla=False)
+    # the stand-ins answer in the points' own frame: no canonical turn
+    alone = fitting.points_to_smpl(pts, psi, omega, steps=0, xla=False, canonical=False)
+    refined = fitting.points_to_smpl(pts, psi, omega, steps=150, xla=False, canonical=False)
     assert list(refined["gender"]) == ["male"] * 4
     err = np.linalg.norm(refined["joints"] - (J - J[:, :1]), axis=-1).mean()
     assert err < 0.01 and refined["error"].mean() < 0.1 * alone["error"].mean(), (err, alone["error"])
