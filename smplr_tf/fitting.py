@@ -299,9 +299,15 @@ class Fitter:
             pose0, trans0 = self._align(target, w, pose0, betas0)
         else:  # keep the initial rotation; translate the weighted centroid of the mapped points onto the targets'
             src = np.einsum("qp,bpc->bqc", self.joint_map.matrix,
-                            self.model(betas0, rodrigues(tf.reshape(pose0, [-1, NUM_JOINTS, 3]))).numpy())
+                            self._body_points(pose0, betas0))
             wn = w / np.maximum(w.sum(1, keepdims=True), 1e-9)
             trans0 = np.einsum("bq,bqc->bc", wn, target - src).astype(np.float32)
+        pose, betas, trans = self._optimise(mode, target, w, pose0, betas0, trans0)
+        return self._result(pose, betas, trans, target, w, m)
+
+    def _optimise(self, mode, target, w, pose0, betas0, trans0):
+        """Adam from the start; (B, ...) numpy in and out: (pose (B, 72), betas (B, 10), trans (B, 3))."""
+        B = self.batch_size
         self.pose.assign(pose0)
         self.trans.assign(trans0)
         self.betas.assign(betas0)
@@ -314,8 +320,18 @@ class Fitter:
         for _ in range(self.steps):
             step()
         betas = self._betas_of(mode).numpy() if mode != "shared" else np.repeat(self.shared.numpy(), B, 0)
-        pose, trans = self.pose.numpy(), self.trans.numpy()
-        pts = self.model(betas, rodrigues(tf.reshape(pose, [-1, NUM_JOINTS, 3]))).numpy() + trans[:, None]
+        return self.pose.numpy(), betas, self.trans.numpy()
+
+    def _body_points(self, pose, betas) -> np.ndarray:
+        """pose (B, 72), betas (B, 10) numpy -> the body points (B, P, 3) float32 numpy (compiled once)."""
+        if getattr(self, "_points_fn", None) is None:
+            self._points_fn = tf.function(
+                lambda p, b: self.model(b, rodrigues(tf.reshape(p, [-1, NUM_JOINTS, 3]))), jit_compile=self._xla)
+        return self._points_fn(tf.constant(pose, tf.float32), tf.constant(betas, tf.float32)).numpy()
+
+    def _result(self, pose, betas, trans, target, w, m):
+        """The fit's outputs (see :meth:`fit`) for the first m of the padded batch."""
+        pts = self._body_points(pose, betas) + trans[:, None]
         fitted = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
         sq = np.sum((fitted - target) ** 2, -1)
         err = np.sqrt(np.sum(w * sq, 1) / np.maximum(w.sum(1), 1e-9))
@@ -326,7 +342,7 @@ class Fitter:
         """Global rotation and translation of the initial body (its own global rotation dropped) by Kabsch."""
         body_pose = pose0.copy()
         body_pose[:, :3] = 0.0
-        pts = self.model(betas0, rodrigues(tf.reshape(body_pose, [-1, NUM_JOINTS, 3]))).numpy()
+        pts = self._body_points(body_pose, betas0)
         src = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
         R, t = procrustes.kabsch(src.astype(np.float64), target.astype(np.float64),
                                  np.maximum(w, 0).astype(np.float64) + 1e-9)
@@ -335,6 +351,183 @@ class Fitter:
         trans = t - pelvis + np.einsum("bij,bj->bi", R, pelvis)
         body_pose[:, :3] = Rotation.from_matrix(R).as_rotvec()
         return body_pose.astype(np.float32), trans.astype(np.float32)
+
+
+class GaussNewtonFitter(Fitter):
+    """:class:`Fitter`'s problem solved by damped Gauss-Newton (Levenberg-Marquardt) steps: a few iterations
+    where Adam needs hundreds of steps.
+
+    Objective per frame: the data term of :class:`Fitter` (weighted mean squared distance, m^2) +
+    ``priors.betas_weight * |betas|^2``; the other priors are left out (the damping keeps the parameters the
+    points do not determine, e.g. a hand's twist, at their start). Each iteration linearises the points in
+    85 parameters per frame: a small rotation w_k (radians, world axes) of every joint's subtree about the
+    joint (root included), betas and translation. The 3x85 Jacobian block of every point is exact for the
+    joints and for linear blend skinning (pose blend shapes are left out of it, the points themselves are
+    not): d p / d w_k = w_k x (p - J_k) summed over the skinning joints below k, with the betas' columns from
+    the rest joints' and vertices' shape directions carried down the chain. The step solves
+    (H + lambda diag(H) + mu I) d = -g per frame (H = J^T W J); a frame whose objective does not decrease keeps
+    its parameters and raises its lambda 4x, else lambda / 3.
+
+    Args (besides :class:`Fitter`'s, whose ``steps`` is here the number of iterations, default 6):
+      damping: the initial lambda. min_damping: mu (m^2 per rad^2), the floor that keeps undetermined
+        parameters still.
+    ``shared_betas`` is not supported (use :class:`Fitter`).
+    """
+
+    def __init__(self, data: BodyModelData, joint_map: JointMap | None = None, vertex_ids=None,
+                 batch_size: int = 1024, steps: int = 6, priors: Priors | None = None, xla: bool = True,
+                 damping: float = 1e-3, min_damping: float = 1e-6):
+        super().__init__(data, joint_map, vertex_ids, batch_size=batch_size, steps=steps, priors=priors, xla=xla)
+        self.damping, self.min_damping = float(damping), float(min_damping)
+        parents = [int(p) for p in self.model.parents]
+        sub = np.zeros((NUM_JOINTS, NUM_JOINTS), np.float32)  # sub[k, j] = 1: j in k's subtree (k included)
+        for j in range(NUM_JOINTS):
+            k = j
+            while k >= 0:
+                sub[k, j] = 1.0
+                k = parents[k]
+        self._parents = parents
+        self._strict_anc = tf.constant(sub - np.eye(NUM_JOINTS, dtype=np.float32))  # [k, j]: k above j
+        self._anc_self_t = tf.constant(sub.T)  # [j, i]: i on j's chain (j included)
+        m = self.model
+        L = len(m.vertex_ids)
+        data = m.data
+        jr = data.J_regressor.astype(np.float64)
+        sj = np.einsum("jv,vcs->jcs", jr, data.shapedirs[..., :NUM_BETAS])  # (24, 3, 10) rest-joint directions
+        self._sj = tf.constant(sj, tf.float32)
+        self._sj_rel = tf.constant(sj - np.concatenate([np.zeros_like(sj[:1]), sj[[max(p, 0) for p in
+                                                                                   parents[1:]]]]), tf.float32)
+        self._sv = tf.constant(data.shapedirs[m.vertex_ids][..., :NUM_BETAS], tf.float32)  # (L, 3, 10)
+        w = data.weights[m.vertex_ids].astype(np.float32)  # (L, 24)
+        self._wv = tf.constant(w)
+        self._w_sub = tf.constant(np.einsum("lj,kj->lkj", w, sub))  # (L, k, j): w_lj if j in k's subtree
+        self._w_sub_sum = tf.constant(w @ sub.T)  # (L, k)
+        self._num_vertices = L
+        self._gn_step = None
+
+    def _forward(self, rotmats, betas, trans):
+        """Points (B, P, 3) and what the Jacobian needs: joints (B, 24, 3), skin_rot (B, 24, 3, 3), the
+        vertices skinned by each joint u (B, L, 24, 3)."""
+        m = self.model
+        b = tf.shape(betas)[0]
+        rest = m.rest_joints(betas)
+        joints, g_rot, g_trans = kinematic_chain(rotmats, rest, self._parents)
+        if self._num_vertices == 0:
+            return joints + trans[:, None], joints, g_rot, None
+        coeffs = tf.concat([tf.ones([b, 1]), betas], axis=1)
+        v = tf.matmul(coeffs, m._vert_shape)
+        if m._pose_blend:
+            v += tf.matmul(tf.reshape(rotmats[:, 1:] - tf.eye(3), [b, NUM_POSE_BASIS]), m._vert_pose)
+        v = tf.reshape(v, [b, -1, 3])
+        u = tf.einsum("bjcd,bld->bljc", g_rot, v) + g_trans[:, None]  # (B, L, 24, 3)
+        verts = tf.einsum("lj,bljc->blc", self._wv, u)
+        return tf.concat([joints, verts], 1) + trans[:, None], joints, g_rot, u
+
+    def _objective(self, pts, betas):
+        fitted = tf.einsum("qp,bpc->bqc", self._map, pts)
+        r = fitted - self._target
+        wn = self._w / tf.maximum(tf.reduce_sum(self._w, 1, keepdims=True), 1e-9)
+        e = tf.reduce_sum(wn * tf.reduce_sum(tf.square(r), -1), 1)
+        return e + self.priors.betas_weight * tf.reduce_sum(tf.square(betas), 1), r, wn
+
+    def _jacobian(self, joints, g_rot, u):
+        """(B, P, 3, 85) d points / d (w (72), betas (10), trans (3))."""
+        b = tf.shape(joints)[0]
+        # arms a_pk: d p / d w_k = w_k x a_pk
+        arm_j = (joints[:, None, :, :] - joints[:, :, None, :]) * self._strict_anc[None, :, :, None]  # (B,k,j,3)
+        arms = tf.transpose(arm_j, [0, 2, 1, 3])  # (B, j, k, 3)
+        if u is not None:
+            arm_v = (tf.einsum("lkj,bljc->blkc", self._w_sub, u)
+                     - self._w_sub_sum[None, :, :, None] * joints[:, None, :, :])  # (B, L, k, 3)
+            arms = tf.concat([arms, arm_v], 1)
+        ax, ay, az = tf.unstack(arms, axis=-1)
+        zero = tf.zeros_like(ax)
+        # w x a = -[a]x w: rows c, columns d
+        jp = tf.stack([tf.stack([zero, az, -ay], -1), tf.stack([-az, zero, ax], -1),
+                       tf.stack([ay, -ax, zero], -1)], -2)  # (B, P, k, c, d)
+        jp = tf.reshape(tf.transpose(jp, [0, 1, 3, 2, 4]), [b, -1, 3, 3 * NUM_JOINTS])
+        # betas: joints D_j = sum over j's chain of G_parent(i) (S_i - S_parent(i))
+        g_par = tf.concat([tf.eye(3, batch_shape=[b])[:, None], tf.gather(g_rot, self._parents[1:], axis=1)], 1)
+        e = tf.einsum("bicd,ids->bics", g_par, self._sj_rel)
+        d_j = tf.einsum("ji,bics->bjcs", self._anc_self_t, e)  # (B, 24, 3, 10)
+        jb = d_j
+        if u is not None:
+            d_v = (tf.einsum("lj,bjcd,lds->blcs", self._wv, g_rot, self._sv)
+                   - tf.einsum("lj,bjcd,jds->blcs", self._wv, g_rot, self._sj)
+                   + tf.einsum("lj,bjcs->blcs", self._wv, d_j))
+            jb = tf.concat([jb, d_v], 1)
+        jt = tf.broadcast_to(tf.eye(3), tf.shape(jp[..., :3]))
+        return tf.concat([jp, jb, jt], -1)
+
+    def _make_step(self, fixed: bool):
+        n = 3 * NUM_JOINTS + NUM_BETAS + 3
+        keep = np.ones(n, np.float32)
+        if fixed:
+            keep[3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS] = 0.0
+        keep = tf.constant(keep)
+        prior = np.zeros(n, np.float32)
+        prior[3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS] = self.priors.betas_weight
+        prior = tf.constant(prior)
+
+        def linearise(rotmats, betas, trans, lam):
+            """-> the damped normal equations (B, 85, 85), (B, 85), the objective (B,), skin_rot (B, 24, 3, 3)."""
+            pts, joints, g_rot, u = self._forward(rotmats, betas, trans)
+            obj, r, wn = self._objective(pts, betas)
+            jac = tf.einsum("qp,bpcn->bqcn", self._map, self._jacobian(joints, g_rot, u))
+            sw = tf.sqrt(wn)[:, :, None]
+            jw = tf.reshape(sw[..., None] * jac, [tf.shape(jac)[0], -1, n])  # (B, 3Q, 85)
+            h = tf.matmul(jw, jw, transpose_a=True)
+            g = tf.linalg.matvec(jw, tf.reshape(sw * r, [tf.shape(r)[0], -1]), transpose_a=True)
+            x = tf.concat([tf.zeros([tf.shape(betas)[0], 3 * NUM_JOINTS]), betas, trans], 1)
+            g = (g + prior * x) * keep
+            h = (h + tf.linalg.diag(prior)) * keep[:, None] * keep[None, :]
+            h += tf.linalg.diag(lam[:, None] * tf.linalg.diag_part(h) + self.min_damping + (1.0 - keep))
+            return h, g, obj, g_rot
+
+        def update(rotmats, betas, trans, lam, d, obj, g_rot):
+            """Apply the step d (B, 85) where it lowers the objective; adapt lambda."""
+            w = tf.reshape(d[:, :3 * NUM_JOINTS], [-1, NUM_JOINTS, 3])
+            g_par = tf.concat([tf.eye(3, batch_shape=[tf.shape(w)[0]])[:, None],
+                               tf.gather(g_rot, self._parents[1:], axis=1)], 1)
+            local = tf.einsum("bkdc,bkd->bkc", g_par, w)  # G_parent^T w: the change in the joint's own frame
+            new_rot = tf.matmul(rodrigues(local), rotmats)
+            new_betas = betas + d[:, 3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS]
+            new_trans = trans + d[:, -3:]
+            new_obj, _, _ = self._objective(self._forward(new_rot, new_betas, new_trans)[0], new_betas)
+            better = new_obj < obj
+            rotmats = tf.where(better[:, None, None, None], new_rot, rotmats)
+            betas = tf.where(better[:, None], new_betas, betas)
+            trans = tf.where(better[:, None], new_trans, trans)
+            lam = tf.where(better, lam / 3.0, lam * 4.0)
+            return rotmats, betas, trans, lam
+
+        linearise = tf.function(linearise, jit_compile=self._xla)
+        update = tf.function(update, jit_compile=self._xla)
+
+        def step(rotmats, betas, trans, lam):
+            h, g, obj, g_rot = linearise(rotmats, betas, trans, lam)
+            # the solve outside XLA: XLA's CPU Cholesky is ~100x slower than TensorFlow's kernel
+            d = tf.linalg.cholesky_solve(tf.linalg.cholesky(tf.cast(h, tf.float64)), tf.cast(g, tf.float64)[..., None])
+            return update(rotmats, betas, trans, lam, -tf.cast(d[..., 0], tf.float32), obj, g_rot)
+
+        return tf.function(step)
+
+    def _optimise(self, mode, target, w, pose0, betas0, trans0):
+        if mode == "shared":
+            raise ValueError("GaussNewtonFitter fits one shape per frame or a fixed one, not a shared one")
+        if self._gn_step is None:
+            self._gn_step = {}
+        if mode not in self._gn_step:
+            self._gn_step[mode] = self._make_step(mode == "fixed")
+        step = self._gn_step[mode]
+        self._target.assign(target)
+        self._w.assign(w)
+        rotmats = rodrigues(tf.reshape(tf.constant(pose0), [-1, NUM_JOINTS, 3]))
+        betas, trans = tf.constant(betas0), tf.constant(trans0)
+        lam = tf.fill([self.batch_size], self.damping)
+        for _ in range(self.steps):
+            rotmats, betas, trans, lam = step(rotmats, betas, trans, lam)
+        return rotmats_to_axis_angle(rotmats.numpy()), betas.numpy(), trans.numpy()
 
 
 # ------------------------------------------------------------------------------------- shape from bones
