@@ -677,18 +677,23 @@ def _targets_of(points: np.ndarray):
 
 def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None, steps: int = 0,
                    learning_rate: float = 0.02, batch_size: int = 256, priors: Priors | None = None,
-                   vertices: bool = True, xla: bool = True, canonical: bool = True) -> dict:
+                   vertices: bool = True, xla: bool = True, canonical: bool = True,
+                   solver: str = "gauss_newton") -> dict:
     """3D points -> SMPL parameters and body: SMPLR's reverse mapping (Psi, Omega), optionally refined by fitting.
 
     points: (B, 41, 3) SMPLR points (joints 1..23 then the 18 landmarks), (B, 24, 3) SMPL joints or (B, 23, 3)
       joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega expect root-relative camera axes).
     psi, omega: trained Psi / Omega Keras models (``runs.load_model_from_run``), both or neither; they take the
-      41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 300).
+      41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 6 Gauss-Newton iterations
+      or 300 Adam steps).
     gender: used without Psi ("female" | "male" | "neutral"); with Psi its sign decides female / male.
     canonical: turn the points upright, facing the camera, before Psi / Omega (:func:`psi_omega_start`; they
       learnt upright people).
-    smpl_dir: official SMPL files, None = the free model. steps: fitting steps after Psi / Omega (0: none).
-    learning_rate: Adam's initial step when refining Psi / Omega (fitting from the zero pose uses 0.1).
+    smpl_dir: official SMPL files, None = the free model. steps: fitting iterations / steps after Psi / Omega
+      (0: none, their answer as it is); a refinement starts from the Kabsch alignment of their body.
+    solver: "gauss_newton" (:class:`GaussNewtonFitter`, ``steps`` iterations; 2 refine Psi / Omega) or "adam"
+      (:class:`Fitter`, ``steps`` Adam steps). learning_rate: Adam's initial step when refining Psi / Omega
+      (fitting from the zero pose uses 0.1).
     Returns numpy: pose (B, 72) axis-angle, betas (B, 10), trans (B, 3) metres, gender (B,) names,
       joints (B, 24, 3), landmarks (B, 18, 3), vertices (B, V, 3) (if ``vertices``) in the points' frame,
       error (B,) RMS distance to the points (metres), faces (F, 3).
@@ -699,6 +704,8 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     points = np.asarray(points, np.float32)
     targets, jmap = _targets_of(points)
     n = len(points)
+    if solver not in ("gauss_newton", "adam"):
+        raise ValueError(f"points_to_smpl: solver={solver!r}, expected 'gauss_newton' or 'adam'")
     if (psi is None) != (omega is None):
         raise ValueError("points_to_smpl: pass both psi and omega, or neither")
     if psi is not None:
@@ -708,7 +715,7 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     else:
         betas0, pose0 = np.zeros((n, NUM_BETAS), np.float32), np.zeros((n, 72), np.float32)
         genders = np.full(n, str(gender))
-        steps = steps or 300
+        steps = steps or (6 if solver == "gauss_newton" else 300)
     files = find_model_files(smpl_dir)
     out = {"pose": pose0.copy(), "betas": betas0.copy(), "trans": np.zeros((n, 3), np.float32),
            "gender": genders, "error": np.zeros(n, np.float32)}
@@ -716,11 +723,15 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
         if g not in files:
             raise ValueError(f"points_to_smpl: no '{g}' model in {smpl_dir or 'the free model'}")
         rows = np.flatnonzero(genders == g)
-        fitter = Fitter(load_model_file(files[g], gender=g), jmap, batch_size=min(batch_size, len(rows)),
-                        steps=steps, learning_rate=learning_rate if psi is not None else 0.1, priors=priors,
-                        xla=xla)
-        # Psi / Omega's start keeps its rotation (steps 0: only the translation onto the points' centroid)
-        res = fitter.fit(targets[rows], init_pose=pose0[rows], init_betas=betas0[rows], align=psi is None)
+        data = load_model_file(files[g], gender=g)
+        if solver == "gauss_newton":
+            fitter = GaussNewtonFitter(data, jmap, batch_size=min(batch_size, len(rows)), steps=steps,
+                                       priors=priors, xla=xla)
+        else:
+            fitter = Fitter(data, jmap, batch_size=min(batch_size, len(rows)), steps=steps,
+                            learning_rate=learning_rate if psi is not None else 0.1, priors=priors, xla=xla)
+        # steps 0: Psi / Omega's answer, only translated onto the points' centroid
+        res = fitter.fit(targets[rows], init_pose=pose0[rows], init_betas=betas0[rows], align=steps > 0)
         for k in ("pose", "betas", "trans", "error"):
             out[k][rows] = res[k]
     layers = {g: SMPL(smpl_dir, genders=(g,)) for g in sorted(set(genders.tolist()))}
