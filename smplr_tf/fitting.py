@@ -361,10 +361,10 @@ class GaussNewtonFitter(Fitter):
     ``priors.betas_weight * |betas|^2``; the other priors are left out (the damping keeps the parameters the
     points do not determine, e.g. a hand's twist, at their start). Each iteration linearises the points in
     85 parameters per frame: a small rotation w_k (radians, world axes) of every joint's subtree about the
-    joint (root included), betas and translation. The 3x85 Jacobian block of every point is exact for the
-    joints and for linear blend skinning (pose blend shapes are left out of it, the points themselves are
-    not): d p / d w_k = w_k x (p - J_k) summed over the skinning joints below k, with the betas' columns from
-    the rest joints' and vertices' shape directions carried down the chain. The step solves
+    joint (root included), betas and translation. The 3x85 Jacobian block of every point is exact:
+    d p / d w_k = w_k x (p - J_k) summed over the skinning joints below k, plus the pose blend shapes'
+    change, with the betas' columns from the rest joints' and vertices' shape directions carried down the
+    chain. The step solves
     (H + lambda diag(H) + mu I) d = -g per frame (H = J^T W J); a frame whose objective does not decrease keeps
     its parameters and raises its lambda 4x, else lambda / 3.
 
@@ -398,6 +398,8 @@ class GaussNewtonFitter(Fitter):
         self._sj_rel = tf.constant(sj - np.concatenate([np.zeros_like(sj[:1]), sj[[max(p, 0) for p in
                                                                                    parents[1:]]]]), tf.float32)
         self._sv = tf.constant(data.shapedirs[m.vertex_ids][..., :NUM_BETAS], tf.float32)  # (L, 3, 10)
+        self._posedirs5 = tf.constant(data.posedirs[m.vertex_ids].reshape(L, 3, NUM_JOINTS - 1, 3, 3),
+                                      tf.float32)  # (L, 3, k - 1, a, b)
         w = data.weights[m.vertex_ids].astype(np.float32)  # (L, 24)
         self._wv = tf.constant(w)
         self._w_sub = tf.constant(np.einsum("lj,kj->lkj", w, sub))  # (L, k, j): w_lj if j in k's subtree
@@ -430,7 +432,7 @@ class GaussNewtonFitter(Fitter):
         e = tf.reduce_sum(wn * tf.reduce_sum(tf.square(r), -1), 1)
         return e + self.priors.betas_weight * tf.reduce_sum(tf.square(betas), 1), r, wn
 
-    def _jacobian(self, joints, g_rot, u):
+    def _jacobian(self, joints, g_rot, u, rotmats):
         """(B, P, 3, 85) d points / d (w (72), betas (10), trans (3))."""
         b = tf.shape(joints)[0]
         # arms a_pk: d p / d w_k = w_k x a_pk
@@ -446,6 +448,20 @@ class GaussNewtonFitter(Fitter):
         jp = tf.stack([tf.stack([zero, az, -ay], -1), tf.stack([-az, zero, ax], -1),
                        tf.stack([ay, -ax, zero], -1)], -2)  # (B, P, k, c, d)
         jp = tf.reshape(tf.transpose(jp, [0, 1, 3, 2, 4]), [b, -1, 3, 3 * NUM_JOINTS])
+        if u is not None and self.model._pose_blend:
+            # pose blend shapes: w_k turns R_k into exp([G_parent^T w_k]x) R_k, moving the rest vertex by
+            # sum_ab posedirs[.., k, a, b] d R_k[a, b], then skinned by sum_j w_j G_j
+            n = tf.gather(g_rot, self._parents[1:], axis=1)  # (B, 23, 3, 3): row d = G_parent^T e_d
+            nx, ny, nz = tf.unstack(n, axis=-1)
+            zero = tf.zeros_like(nx)
+            skew = tf.stack([tf.stack([zero, -nz, ny], -1), tf.stack([nz, zero, -nx], -1),
+                             tf.stack([-ny, nx, zero], -1)], -2)  # (B, 23, d, 3, 3)
+            d_rot = tf.matmul(skew, rotmats[:, 1:, None])  # (B, 23, d, 3, 3)
+            d_rest = tf.einsum("lekst,bkdst->blekd", self._posedirs5, d_rot)
+            blend = tf.einsum("lj,bjce->blce", self._wv, g_rot)
+            extra = tf.reshape(tf.einsum("blce,blekd->blckd", blend, d_rest), [b, -1, 3, 3 * (NUM_JOINTS - 1)])
+            extra = tf.concat([tf.zeros_like(extra[..., :3]), extra], -1)
+            jp = tf.concat([jp[:, :NUM_JOINTS], jp[:, NUM_JOINTS:] + extra], 1)
         # betas: joints D_j = sum over j's chain of G_parent(i) (S_i - S_parent(i))
         g_par = tf.concat([tf.eye(3, batch_shape=[b])[:, None], tf.gather(g_rot, self._parents[1:], axis=1)], 1)
         e = tf.einsum("bicd,ids->bics", g_par, self._sj_rel)
@@ -473,7 +489,7 @@ class GaussNewtonFitter(Fitter):
             """-> the damped normal equations (B, 85, 85), (B, 85), the objective (B,), skin_rot (B, 24, 3, 3)."""
             pts, joints, g_rot, u = self._forward(rotmats, betas, trans)
             obj, r, wn = self._objective(pts, betas)
-            jac = tf.einsum("qp,bpcn->bqcn", self._map, self._jacobian(joints, g_rot, u))
+            jac = tf.einsum("qp,bpcn->bqcn", self._map, self._jacobian(joints, g_rot, u, rotmats))
             sw = tf.sqrt(wn)[:, :, None]
             jw = tf.reshape(sw[..., None] * jac, [tf.shape(jac)[0], -1, n])  # (B, 3Q, 85)
             h = tf.matmul(jw, jw, transpose_a=True)
