@@ -19,6 +19,11 @@ optimised over axis-angle pose (B, 72), translation (B, 3) and betas (B, 10), on
 (``shared_betas``), or held fixed (``fixed_betas``), with a Keras optimiser (Adam, cosine-decayed step) in a
 ``tf.function`` (XLA by default). The global rotation and translation start from a weighted Kabsch alignment
 of the initial body to the targets, so a zero / mean / predicted initial pose needs no global orientation.
+:class:`GaussNewtonFitter` solves the same problem without the pose priors by damped Gauss-Newton steps on an
+analytic Jacobian: a few iterations instead of hundreds of Adam steps.
+
+3D points -> SMPL (:func:`points_to_smpl`): SMPLR's Psi / Omega (:func:`psi_omega_start`, the points first
+turned into the upright frame the networks learnt, :func:`canonical_rotation`), optionally refined by fitting.
 
 Only the points are computed (the 24 joints by the kinematic chain, the L vertices by their own blend shapes
 and skinning), never the full mesh, so a step costs O(B * (24 + L)) and thousands of frames fit per second on
@@ -326,7 +331,8 @@ class Fitter:
         """pose (B, 72), betas (B, 10) numpy -> the body points (B, P, 3) float32 numpy (compiled once)."""
         if getattr(self, "_points_fn", None) is None:
             self._points_fn = tf.function(
-                lambda p, b: self.model(b, rodrigues(tf.reshape(p, [-1, NUM_JOINTS, 3]))), jit_compile=self._xla)
+                lambda p, b: self.model(b, rodrigues(tf.reshape(p, [-1, NUM_JOINTS, 3]))), jit_compile=self._xla,
+                autograph=False)
         return self._points_fn(tf.constant(pose, tf.float32), tf.constant(betas, tf.float32)).numpy()
 
     def _result(self, pose, betas, trans, target, w, m):
@@ -517,8 +523,8 @@ class GaussNewtonFitter(Fitter):
             lam = tf.where(better, lam / 3.0, lam * 4.0)
             return rotmats, betas, trans, lam
 
-        linearise = tf.function(linearise, jit_compile=self._xla)
-        update = tf.function(update, jit_compile=self._xla)
+        linearise = tf.function(linearise, jit_compile=self._xla, autograph=False)
+        update = tf.function(update, jit_compile=self._xla, autograph=False)
 
         def step(rotmats, betas, trans, lam):
             h, g, obj, g_rot = linearise(rotmats, betas, trans, lam)
@@ -526,7 +532,7 @@ class GaussNewtonFitter(Fitter):
             d = tf.linalg.cholesky_solve(tf.linalg.cholesky(tf.cast(h, tf.float64)), tf.cast(g, tf.float64)[..., None])
             return update(rotmats, betas, trans, lam, -tf.cast(d[..., 0], tf.float32), obj, g_rot)
 
-        return tf.function(step)
+        return tf.function(step, autograph=False)
 
     def _optimise(self, mode, target, w, pose0, betas0, trans0):
         if mode == "shared":
