@@ -415,7 +415,7 @@ def test_gauss_newton_fits_41_points_as_well_as_adam_in_a_few_iterations(which, 
     pose = rng.normal(0, 0.2, (4, 72)).astype(np.float32)
     pose[:, :3] = Rotation.random(4, random_state=3).as_rotvec()
     betas = rng.normal(0, 1, (4, 10)).astype(np.float32)
-    data, gn = _gn_fitter(4, path=path)
+    data, gn = _gn_fitter(4, path=path, xla=which == "free")  # the XLA path once
     J = np.zeros((4, 24, 3))
     pts = np.zeros((4, 41, 3), np.float32)
     for i in range(4):
@@ -432,6 +432,8 @@ def test_gauss_newton_fits_41_points_as_well_as_adam_in_a_few_iterations(which, 
     joints = res["points"][:, :24] - res["points"][:, :1]
     err = np.linalg.norm(joints - J, axis=-1).mean()
     assert err < (0.005 if which == "free" else 0.01), err
-    fixed = gn.fit(pts, fixed_betas=betas)
-    np.testing.assert_allclose(fixed["betas"], betas, atol=1e-6)
-    assert fixed["error"].mean() < 0.003, fixed["error"]
+    fixed = gn.fit(pts[:3], fixed_betas=betas[:3])  # 3 of a batch of 4: a padded chunk
+    np.testing.assert_allclose(fixed["betas"], betas[:3], atol=1e-6)
+    assert len(fixed["pose"]) == 3 and fixed["error"].max() < 0.006, fixed["error"]
+    with pytest.raises(ValueError, match="shared"):
+        gn.fit(pts, shared_betas=True)
