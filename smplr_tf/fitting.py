@@ -704,7 +704,8 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     """3D points -> SMPL parameters and body: SMPLR's reverse mapping (Psi, Omega), optionally refined by fitting.
 
     points: (B, 41, 3) SMPLR points (joints 1..23 then the 18 landmarks), (B, 24, 3) SMPL joints or (B, 23, 3)
-      joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega expect root-relative camera axes).
+      joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega need the 41 points root-relative;
+      with ``canonical`` any rotation).
     psi, omega: trained Psi / Omega Keras models (``runs.load_model_from_run``), both or neither; they take the
       41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 6 Gauss-Newton iterations
       or 300 Adam steps).
