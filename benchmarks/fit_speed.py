@@ -5,16 +5,21 @@ Test bodies: ``--num_bodies`` random bodies of one gender of the model (``--smpl
 Rows (errors: mean joint / vertex distance to the truth after putting both pelvises at the origin, mm):
 
 * ``psi_omega``: Psi / Omega alone (``--psi_run`` / ``--omega_run``; skipped without them);
-* ``psi_omega+fit<N>``: Psi / Omega refined by N fitting steps on the 41 points;
-* ``fit_from_zero_<input>``: our fitting from the zero pose (``--fit_steps``), inputs ``41`` (23 joints + 18
-  landmarks) or ``24`` (joints);
+* ``psi_omega+gn<N>``: Psi / Omega refined by N Gauss-Newton iterations (``GaussNewtonFitter``) on the 41 points;
+* ``psi_omega+fit<N>``: Psi / Omega refined by N Adam steps (``Fitter``) on the 41 points;
+* ``gn_from_zero_41_<N>``: N Gauss-Newton iterations from the zero pose on the 41 points;
+* ``fit_from_zero_<input>``: our fitting from the zero pose (``--fit_steps`` Adam steps), inputs ``41`` (23
+  joints + 18 landmarks) or ``24`` (joints);
 * ``smplfitter_<input>`` (when ``import smplfitter`` works, e.g. ``PYTHONPATH=<dir with smplfitter>``): its TF
   fitter (``BodyFitter.fit``, ``--smplfitter_iters`` alternations) on the same model (written as a temporary
   official-style file) with inputs ``41`` (the 18 landmark vertices + 24 joints), ``24`` (the joints and no
   vertex: not accepted by it, so the row is left out) or ``verts`` (all vertices + joints, its own regime).
 
+Psi / Omega see the points turned into their canonical frame (``fitting.psi_omega_start``, as
+``points_to_smpl``); the refinements start from the Kabsch alignment of their body.
 Throughput: bodies per second at batch 1, 64 and 256 (wall time of fitting ``--num_bodies`` bodies in batches,
-after a warm-up batch; batch 1 fits 8 bodies). A shared, loaded machine makes these figures noisy.
+after a warm-up batch; batch 1 fits 8 bodies); a refinement's time includes Psi / Omega's. A shared, loaded
+machine makes these figures noisy.
 
     python benchmarks/fit_speed.py [--smpl_dir DIR] [--psi_run R --omega_run R] [--json]
 """
@@ -45,7 +50,10 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_list, "batch_sizes", ["1", "64", "256"], "Batch sizes.")
     define(flags.DEFINE_integer, "num_bodies", 256, "Test bodies.", lower_bound=1)
     define(flags.DEFINE_integer, "fit_steps", 300, "Optimiser steps per batch of frames.", lower_bound=1)
-    define(flags.DEFINE_integer, "refine_steps", 50, "Fitting steps after Psi / Omega.", lower_bound=1)
+    define(flags.DEFINE_integer, "refine_steps", 50, "Adam fitting steps after Psi / Omega.", lower_bound=1)
+    define(flags.DEFINE_integer, "gn_refine_iterations", 2, "Gauss-Newton iterations after Psi / Omega.",
+           lower_bound=1)
+    define(flags.DEFINE_integer, "gn_iterations", 5, "Gauss-Newton iterations from the zero pose.", lower_bound=1)
     define(flags.DEFINE_integer, "smplfitter_iters", 3, "smplfitter's alternations (num_iter).", lower_bound=1)
     define(flags.DEFINE_boolean, "json", False, "Print one JSON object instead of text.")
 
@@ -80,7 +88,10 @@ def time_rows(run, n, sizes):
     return out
 
 
-def ours(data, truth, layer, key, steps, sizes, init=None, align=True, lr=0.1):
+def ours(data, truth, layer, key, steps, sizes, start=None, align=True, lr=0.1, solver="adam"):
+    """Our fitting of the ``key`` inputs ("41" | "24"); ``start(points (b, 41, 3))`` -> {"pose", "betas"}: the
+    initial body (Psi / Omega's, its time counted), None: the zero pose. solver: "adam" (``steps`` steps of
+    :class:`Fitter`) or "gauss_newton" (``steps`` iterations of :class:`GaussNewtonFitter`)."""
     from smplr_tf import fitting
     from smplr_tf.body import skeleton
 
@@ -91,10 +102,17 @@ def ours(data, truth, layer, key, steps, sizes, init=None, align=True, lr=0.1):
 
     def run(first, count, b):
         if b not in fitters:
-            fitters[b] = fitting.Fitter(data, jmap, batch_size=b, steps=steps, learning_rate=lr)
-        kw = {} if init is None else {"init_pose": init["pose"][first:first + count],
-                                      "init_betas": init["betas"][first:first + count]}
-        return fitters[b].fit(pts[first:first + count], align=align, **kw)
+            fitters[b] = (fitting.Fitter(data, jmap, batch_size=b, steps=steps, learning_rate=lr)
+                          if solver == "adam" else fitting.GaussNewtonFitter(data, jmap, batch_size=b, steps=steps))
+        outs = []
+        for s in range(first, first + count, b):
+            x = pts[s:min(s + b, first + count)]
+            kw = {}
+            if start is not None:
+                init = start(x)
+                kw = {"init_pose": init["pose"], "init_betas": init["betas"]}
+            outs.append(fitters[b].fit(x, align=align, **kw))
+        return {k: np.concatenate([o[k] for o in outs]) for k in ("pose", "betas")}
 
     speed = time_rows(run, len(pts), sizes)
     res = run(0, len(pts), max(sizes))
@@ -160,8 +178,8 @@ def main(argv):
         def predict(first, count, b):
             outs = []
             for s in range(first, first + count, b):
-                outs.append((psi(pts[s:s + b], training=False)["betas"].numpy(),
-                             fitting.rotmats_to_axis_angle(omega(pts[s:s + b], training=False)["rotmats"])))
+                start = fitting.psi_omega_start(pts[s:s + b], psi, omega)
+                outs.append((start["betas"], start["pose"]))
             return outs
 
         speed = time_rows(predict, len(pts), sizes)
@@ -169,8 +187,17 @@ def main(argv):
         init = {"betas": np.concatenate([p[0] for p in pred]), "pose": np.concatenate([p[1] for p in pred])}
         body = layer(init["betas"], init["pose"])
         rows["psi_omega"] = (errors(truth, body["joints"].numpy(), body["vertices"].numpy()), speed)
-        rows[f"psi_omega+fit{F.refine_steps}"] = ours(data, truth, layer, "41", F.refine_steps, sizes, init=init,
-                                                      align=False, lr=0.02)
+
+        def start(x):
+            return fitting.psi_omega_start(x, psi, omega)
+
+        # the refinements start from the Kabsch alignment of Psi / Omega's body (align), as points_to_smpl does
+        rows[f"psi_omega+gn{F.gn_refine_iterations}"] = ours(
+            data, truth, layer, "41", F.gn_refine_iterations, sizes, start=start, solver="gauss_newton")
+        rows[f"psi_omega+fit{F.refine_steps}"] = ours(data, truth, layer, "41", F.refine_steps, sizes, start=start,
+                                                      lr=0.02)
+    rows[f"gn_from_zero_41_{F.gn_iterations}"] = ours(data, truth, layer, "41", F.gn_iterations, sizes,
+                                                      solver="gauss_newton")
     for key in ("41", "24"):
         rows[f"fit_from_zero_{key}"] = ours(data, truth, layer, key, F.fit_steps, sizes)
     sf_rows = smplfitter_rows(data, truth, sizes, F.smplfitter_iters)

@@ -3,7 +3,8 @@
 ``--points``: a ``.npy`` of (B, 41, 3) SMPLR points (joints 1..23, then the 18 landmarks), (B, 24, 3) SMPL
 joints or (B, 23, 3) joints 1..23 with the pelvis at the origin, metres (a single (P, 3) body is B = 1).
 With trained Psi / Omega runs (41 points only) their prediction is the answer, refined by ``--fit_steps``
-fitting steps when > 0; without them the body is fitted from the zero pose (``--fit_gender``'s model).
+fitting iterations (``--fit_solver``) when > 0; without them the body is fitted from the zero pose
+(``--fit_gender``'s model).
 Writes ``<output_dir>/smpl.npz`` (pose (B, 72) axis-angle, betas (B, 10), trans (B, 3), gender (B,) names,
 joints (B, 24, 3), landmarks (B, 18, 3), vertices (B, V, 3), error (B,) metres RMS to the points) and one
 ``<output_dir>/body_<i>.obj`` per body (``--write_obj``). See :func:`smplr_tf.fitting.points_to_smpl`.
@@ -32,8 +33,10 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_string, "psi_run", "", "Trained Psi (smplr_shape) run directory.")
     define(flags.DEFINE_string, "omega_run", "", "Trained Omega (smplr_pose) run directory.")
     define(flags.DEFINE_string, "smpl_dir", "", "Official SMPL model files (default: the free body model).")
-    define(flags.DEFINE_integer, "fit_steps", 0, "Optimiser steps per batch of frames (without Psi / Omega: "
-           "0 means 300).", lower_bound=0)
+    define(flags.DEFINE_integer, "fit_steps", 0, "Fitting iterations (Gauss-Newton) or steps (Adam) per batch of "
+           "frames (without Psi / Omega: 0 means 6 or 300).", lower_bound=0)
+    define(flags.DEFINE_enum, "fit_solver", "gauss_newton", ["gauss_newton", "adam"],
+           "Fitting: damped Gauss-Newton (a few iterations) or Adam (hundreds of steps).")
     define(flags.DEFINE_string, "fit_gender", "neutral", "SMPL gender fitted without Psi: female, male or "
            "neutral.")
     define(flags.DEFINE_boolean, "write_obj", True, "Write one .obj mesh per body.")
@@ -68,7 +71,7 @@ def main(argv):
         psi = runs.load_model_from_run(F.psi_run)[1]
         omega = runs.load_model_from_run(F.omega_run)[1]
     out = fitting.points_to_smpl(points, psi, omega, gender=F.fit_gender, smpl_dir=F.smpl_dir or None,
-                                 steps=F.fit_steps, xla=F.xla)
+                                 steps=F.fit_steps, xla=F.xla, solver=F.fit_solver)
     os.makedirs(F.output_dir, exist_ok=True)
     path = os.path.join(F.output_dir, "smpl.npz")
     np.savez(path, **{k: v for k, v in out.items() if k != "faces"})

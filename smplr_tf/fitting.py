@@ -19,6 +19,11 @@ optimised over axis-angle pose (B, 72), translation (B, 3) and betas (B, 10), on
 (``shared_betas``), or held fixed (``fixed_betas``), with a Keras optimiser (Adam, cosine-decayed step) in a
 ``tf.function`` (XLA by default). The global rotation and translation start from a weighted Kabsch alignment
 of the initial body to the targets, so a zero / mean / predicted initial pose needs no global orientation.
+:class:`GaussNewtonFitter` solves the same problem without the pose priors by damped Gauss-Newton steps on an
+analytic Jacobian: a few iterations instead of hundreds of Adam steps.
+
+3D points -> SMPL (:func:`points_to_smpl`): SMPLR's Psi / Omega (:func:`psi_omega_start`, the points first
+turned into the upright frame the networks learnt, :func:`canonical_rotation`), optionally refined by fitting.
 
 Only the points are computed (the 24 joints by the kinematic chain, the L vertices by their own blend shapes
 and skinning), never the full mesh, so a step costs O(B * (24 + L)) and thousands of frames fit per second on
@@ -299,9 +304,15 @@ class Fitter:
             pose0, trans0 = self._align(target, w, pose0, betas0)
         else:  # keep the initial rotation; translate the weighted centroid of the mapped points onto the targets'
             src = np.einsum("qp,bpc->bqc", self.joint_map.matrix,
-                            self.model(betas0, rodrigues(tf.reshape(pose0, [-1, NUM_JOINTS, 3]))).numpy())
+                            self._body_points(pose0, betas0))
             wn = w / np.maximum(w.sum(1, keepdims=True), 1e-9)
             trans0 = np.einsum("bq,bqc->bc", wn, target - src).astype(np.float32)
+        pose, betas, trans = self._optimise(mode, target, w, pose0, betas0, trans0)
+        return self._result(pose, betas, trans, target, w, m)
+
+    def _optimise(self, mode, target, w, pose0, betas0, trans0):
+        """Adam from the start; (B, ...) numpy in and out: (pose (B, 72), betas (B, 10), trans (B, 3))."""
+        B = self.batch_size
         self.pose.assign(pose0)
         self.trans.assign(trans0)
         self.betas.assign(betas0)
@@ -314,8 +325,19 @@ class Fitter:
         for _ in range(self.steps):
             step()
         betas = self._betas_of(mode).numpy() if mode != "shared" else np.repeat(self.shared.numpy(), B, 0)
-        pose, trans = self.pose.numpy(), self.trans.numpy()
-        pts = self.model(betas, rodrigues(tf.reshape(pose, [-1, NUM_JOINTS, 3]))).numpy() + trans[:, None]
+        return self.pose.numpy(), betas, self.trans.numpy()
+
+    def _body_points(self, pose, betas) -> np.ndarray:
+        """pose (B, 72), betas (B, 10) numpy -> the body points (B, P, 3) float32 numpy (compiled once)."""
+        if getattr(self, "_points_fn", None) is None:
+            self._points_fn = tf.function(
+                lambda p, b: self.model(b, rodrigues(tf.reshape(p, [-1, NUM_JOINTS, 3]))), jit_compile=self._xla,
+                autograph=False)
+        return self._points_fn(tf.constant(pose, tf.float32), tf.constant(betas, tf.float32)).numpy()
+
+    def _result(self, pose, betas, trans, target, w, m):
+        """The fit's outputs (see :meth:`fit`) for the first m of the padded batch."""
+        pts = self._body_points(pose, betas) + trans[:, None]
         fitted = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
         sq = np.sum((fitted - target) ** 2, -1)
         err = np.sqrt(np.sum(w * sq, 1) / np.maximum(w.sum(1), 1e-9))
@@ -326,7 +348,7 @@ class Fitter:
         """Global rotation and translation of the initial body (its own global rotation dropped) by Kabsch."""
         body_pose = pose0.copy()
         body_pose[:, :3] = 0.0
-        pts = self.model(betas0, rodrigues(tf.reshape(body_pose, [-1, NUM_JOINTS, 3]))).numpy()
+        pts = self._body_points(body_pose, betas0)
         src = np.einsum("qp,bpc->bqc", self.joint_map.matrix, pts)
         R, t = procrustes.kabsch(src.astype(np.float64), target.astype(np.float64),
                                  np.maximum(w, 0).astype(np.float64) + 1e-9)
@@ -335,6 +357,199 @@ class Fitter:
         trans = t - pelvis + np.einsum("bij,bj->bi", R, pelvis)
         body_pose[:, :3] = Rotation.from_matrix(R).as_rotvec()
         return body_pose.astype(np.float32), trans.astype(np.float32)
+
+
+class GaussNewtonFitter(Fitter):
+    """:class:`Fitter`'s problem solved by damped Gauss-Newton (Levenberg-Marquardt) steps: a few iterations
+    where Adam needs hundreds of steps.
+
+    Objective per frame: the data term of :class:`Fitter` (weighted mean squared distance, m^2) +
+    ``priors.betas_weight * |betas|^2``; the other priors are left out (the damping keeps the parameters the
+    points do not determine, e.g. a hand's twist, at their start). Each iteration linearises the points in
+    85 parameters per frame: a small rotation w_k (radians, world axes) of every joint's subtree about the
+    joint (root included), betas and translation. The 3x85 Jacobian block of every point is exact:
+    d p / d w_k = w_k x (p - J_k) summed over the skinning joints below k, plus the pose blend shapes'
+    change, with the betas' columns from the rest joints' and vertices' shape directions carried down the
+    chain. The step solves
+    (H + lambda diag(H) + mu I) d = -g per frame (H = J^T W J); a frame whose objective does not decrease keeps
+    its parameters and raises its lambda 4x, else lambda / 3.
+
+    Args (besides :class:`Fitter`'s, whose ``steps`` is here the number of iterations, default 6):
+      damping: the initial lambda. min_damping: mu (m^2 per rad^2), the floor that keeps undetermined
+        parameters still.
+    ``shared_betas`` is not supported (use :class:`Fitter`).
+    """
+
+    def __init__(self, data: BodyModelData, joint_map: JointMap | None = None, vertex_ids=None,
+                 batch_size: int = 1024, steps: int = 6, priors: Priors | None = None, xla: bool = True,
+                 damping: float = 1e-3, min_damping: float = 1e-6):
+        super().__init__(data, joint_map, vertex_ids, batch_size=batch_size, steps=steps, priors=priors, xla=xla)
+        self.damping, self.min_damping = float(damping), float(min_damping)
+        parents = [int(p) for p in self.model.parents]
+        sub = np.zeros((NUM_JOINTS, NUM_JOINTS), np.float32)  # sub[k, j] = 1: j in k's subtree (k included)
+        for j in range(NUM_JOINTS):
+            k = j
+            while k >= 0:
+                sub[k, j] = 1.0
+                k = parents[k]
+        self._parents = parents
+        self._strict_anc = tf.constant(sub - np.eye(NUM_JOINTS, dtype=np.float32))  # [k, j]: k above j
+        self._anc_self_t = tf.constant(sub.T)  # [j, i]: i on j's chain (j included)
+        m = self.model
+        L = len(m.vertex_ids)
+        data = m.data
+        jr = data.J_regressor.astype(np.float64)
+        sj = np.einsum("jv,vcs->jcs", jr, data.shapedirs[..., :NUM_BETAS])  # (24, 3, 10) rest-joint directions
+        self._sj = tf.constant(sj, tf.float32)
+        self._sj_rel = tf.constant(sj - np.concatenate([np.zeros_like(sj[:1]), sj[[max(p, 0) for p in
+                                                                                   parents[1:]]]]), tf.float32)
+        self._sv = tf.constant(data.shapedirs[m.vertex_ids][..., :NUM_BETAS], tf.float32)  # (L, 3, 10)
+        self._posedirs5 = tf.constant(data.posedirs[m.vertex_ids].reshape(L, 3, NUM_JOINTS - 1, 3, 3),
+                                      tf.float32)  # (L, 3, k - 1, a, b)
+        w = data.weights[m.vertex_ids].astype(np.float32)  # (L, 24)
+        self._wv = tf.constant(w)
+        self._w_sub = tf.constant(np.einsum("lj,kj->lkj", w, sub))  # (L, k, j): w_lj if j in k's subtree
+        self._w_sub_sum = tf.constant(w @ sub.T)  # (L, k)
+        self._num_vertices = L
+        self._gn_step = None
+
+    def _forward(self, rotmats, betas, trans):
+        """Points (B, P, 3) and what the Jacobian needs: joints (B, 24, 3), skin_rot (B, 24, 3, 3), the
+        vertices skinned by each joint u (B, L, 24, 3)."""
+        m = self.model
+        b = tf.shape(betas)[0]
+        rest = m.rest_joints(betas)
+        joints, g_rot, g_trans = kinematic_chain(rotmats, rest, self._parents)
+        if self._num_vertices == 0:
+            return joints + trans[:, None], joints, g_rot, None
+        coeffs = tf.concat([tf.ones([b, 1]), betas], axis=1)
+        v = tf.matmul(coeffs, m._vert_shape)
+        if m._pose_blend:
+            v += tf.matmul(tf.reshape(rotmats[:, 1:] - tf.eye(3), [b, NUM_POSE_BASIS]), m._vert_pose)
+        v = tf.reshape(v, [b, -1, 3])
+        u = tf.einsum("bjcd,bld->bljc", g_rot, v) + g_trans[:, None]  # (B, L, 24, 3)
+        verts = tf.einsum("lj,bljc->blc", self._wv, u)
+        return tf.concat([joints, verts], 1) + trans[:, None], joints, g_rot, u
+
+    def _objective(self, pts, betas):
+        fitted = tf.einsum("qp,bpc->bqc", self._map, pts)
+        r = fitted - self._target
+        wn = self._w / tf.maximum(tf.reduce_sum(self._w, 1, keepdims=True), 1e-9)
+        e = tf.reduce_sum(wn * tf.reduce_sum(tf.square(r), -1), 1)
+        return e + self.priors.betas_weight * tf.reduce_sum(tf.square(betas), 1), r, wn
+
+    def _jacobian(self, joints, g_rot, u, rotmats):
+        """(B, P, 3, 85) d points / d (w (72), betas (10), trans (3))."""
+        b = tf.shape(joints)[0]
+        # arms a_pk: d p / d w_k = w_k x a_pk
+        arm_j = (joints[:, None, :, :] - joints[:, :, None, :]) * self._strict_anc[None, :, :, None]  # (B,k,j,3)
+        arms = tf.transpose(arm_j, [0, 2, 1, 3])  # (B, j, k, 3)
+        if u is not None:
+            arm_v = (tf.einsum("lkj,bljc->blkc", self._w_sub, u)
+                     - self._w_sub_sum[None, :, :, None] * joints[:, None, :, :])  # (B, L, k, 3)
+            arms = tf.concat([arms, arm_v], 1)
+        ax, ay, az = tf.unstack(arms, axis=-1)
+        zero = tf.zeros_like(ax)
+        # w x a = -[a]x w: rows c, columns d
+        jp = tf.stack([tf.stack([zero, az, -ay], -1), tf.stack([-az, zero, ax], -1),
+                       tf.stack([ay, -ax, zero], -1)], -2)  # (B, P, k, c, d)
+        jp = tf.reshape(tf.transpose(jp, [0, 1, 3, 2, 4]), [b, -1, 3, 3 * NUM_JOINTS])
+        if u is not None and self.model._pose_blend:
+            # pose blend shapes: w_k turns R_k into exp([G_parent^T w_k]x) R_k, moving the rest vertex by
+            # sum_ab posedirs[.., k, a, b] d R_k[a, b], then skinned by sum_j w_j G_j
+            n = tf.gather(g_rot, self._parents[1:], axis=1)  # (B, 23, 3, 3): row d = G_parent^T e_d
+            nx, ny, nz = tf.unstack(n, axis=-1)
+            zero = tf.zeros_like(nx)
+            skew = tf.stack([tf.stack([zero, -nz, ny], -1), tf.stack([nz, zero, -nx], -1),
+                             tf.stack([-ny, nx, zero], -1)], -2)  # (B, 23, d, 3, 3)
+            d_rot = tf.matmul(skew, rotmats[:, 1:, None])  # (B, 23, d, 3, 3)
+            d_rest = tf.einsum("lekst,bkdst->blekd", self._posedirs5, d_rot)
+            blend = tf.einsum("lj,bjce->blce", self._wv, g_rot)
+            extra = tf.reshape(tf.einsum("blce,blekd->blckd", blend, d_rest), [b, -1, 3, 3 * (NUM_JOINTS - 1)])
+            extra = tf.concat([tf.zeros_like(extra[..., :3]), extra], -1)
+            jp = tf.concat([jp[:, :NUM_JOINTS], jp[:, NUM_JOINTS:] + extra], 1)
+        # betas: joints D_j = sum over j's chain of G_parent(i) (S_i - S_parent(i))
+        g_par = tf.concat([tf.eye(3, batch_shape=[b])[:, None], tf.gather(g_rot, self._parents[1:], axis=1)], 1)
+        e = tf.einsum("bicd,ids->bics", g_par, self._sj_rel)
+        d_j = tf.einsum("ji,bics->bjcs", self._anc_self_t, e)  # (B, 24, 3, 10)
+        jb = d_j
+        if u is not None:
+            d_v = (tf.einsum("lj,bjcd,lds->blcs", self._wv, g_rot, self._sv)
+                   - tf.einsum("lj,bjcd,jds->blcs", self._wv, g_rot, self._sj)
+                   + tf.einsum("lj,bjcs->blcs", self._wv, d_j))
+            jb = tf.concat([jb, d_v], 1)
+        jt = tf.broadcast_to(tf.eye(3), tf.shape(jp[..., :3]))
+        return tf.concat([jp, jb, jt], -1)
+
+    def _make_step(self, fixed: bool):
+        n = 3 * NUM_JOINTS + NUM_BETAS + 3
+        keep = np.ones(n, np.float32)
+        if fixed:
+            keep[3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS] = 0.0
+        keep = tf.constant(keep)
+        prior = np.zeros(n, np.float32)
+        prior[3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS] = self.priors.betas_weight
+        prior = tf.constant(prior)
+
+        def linearise(rotmats, betas, trans, lam):
+            """-> the damped normal equations (B, 85, 85), (B, 85), the objective (B,), skin_rot (B, 24, 3, 3)."""
+            pts, joints, g_rot, u = self._forward(rotmats, betas, trans)
+            obj, r, wn = self._objective(pts, betas)
+            jac = tf.einsum("qp,bpcn->bqcn", self._map, self._jacobian(joints, g_rot, u, rotmats))
+            sw = tf.sqrt(wn)[:, :, None]
+            jw = tf.reshape(sw[..., None] * jac, [tf.shape(jac)[0], -1, n])  # (B, 3Q, 85)
+            h = tf.matmul(jw, jw, transpose_a=True)
+            g = tf.linalg.matvec(jw, tf.reshape(sw * r, [tf.shape(r)[0], -1]), transpose_a=True)
+            x = tf.concat([tf.zeros([tf.shape(betas)[0], 3 * NUM_JOINTS]), betas, trans], 1)
+            g = (g + prior * x) * keep
+            h = (h + tf.linalg.diag(prior)) * keep[:, None] * keep[None, :]
+            h += tf.linalg.diag(lam[:, None] * tf.linalg.diag_part(h) + self.min_damping + (1.0 - keep))
+            return h, g, obj, g_rot
+
+        def update(rotmats, betas, trans, lam, d, obj, g_rot):
+            """Apply the step d (B, 85) where it lowers the objective; adapt lambda."""
+            w = tf.reshape(d[:, :3 * NUM_JOINTS], [-1, NUM_JOINTS, 3])
+            g_par = tf.concat([tf.eye(3, batch_shape=[tf.shape(w)[0]])[:, None],
+                               tf.gather(g_rot, self._parents[1:], axis=1)], 1)
+            local = tf.einsum("bkdc,bkd->bkc", g_par, w)  # G_parent^T w: the change in the joint's own frame
+            new_rot = tf.matmul(rodrigues(local), rotmats)
+            new_betas = betas + d[:, 3 * NUM_JOINTS:3 * NUM_JOINTS + NUM_BETAS]
+            new_trans = trans + d[:, -3:]
+            new_obj, _, _ = self._objective(self._forward(new_rot, new_betas, new_trans)[0], new_betas)
+            better = new_obj < obj
+            rotmats = tf.where(better[:, None, None, None], new_rot, rotmats)
+            betas = tf.where(better[:, None], new_betas, betas)
+            trans = tf.where(better[:, None], new_trans, trans)
+            lam = tf.where(better, lam / 3.0, lam * 4.0)
+            return rotmats, betas, trans, lam
+
+        linearise = tf.function(linearise, jit_compile=self._xla, autograph=False)
+        update = tf.function(update, jit_compile=self._xla, autograph=False)
+
+        def step(rotmats, betas, trans, lam):
+            h, g, obj, g_rot = linearise(rotmats, betas, trans, lam)
+            # the solve outside XLA: XLA's CPU Cholesky is ~100x slower than TensorFlow's kernel
+            d = tf.linalg.cholesky_solve(tf.linalg.cholesky(tf.cast(h, tf.float64)), tf.cast(g, tf.float64)[..., None])
+            return update(rotmats, betas, trans, lam, -tf.cast(d[..., 0], tf.float32), obj, g_rot)
+
+        return tf.function(step, autograph=False)
+
+    def _optimise(self, mode, target, w, pose0, betas0, trans0):
+        if mode == "shared":
+            raise ValueError("GaussNewtonFitter fits one shape per frame or a fixed one, not a shared one")
+        if self._gn_step is None:
+            self._gn_step = {}
+        if mode not in self._gn_step:
+            self._gn_step[mode] = self._make_step(mode == "fixed")
+        step = self._gn_step[mode]
+        self._target.assign(target)
+        self._w.assign(w)
+        rotmats = rodrigues(tf.reshape(tf.constant(pose0), [-1, NUM_JOINTS, 3]))
+        betas, trans = tf.constant(betas0), tf.constant(trans0)
+        lam = tf.fill([self.batch_size], self.damping)
+        for _ in range(self.steps):
+            rotmats, betas, trans, lam = step(rotmats, betas, trans, lam)
+        return rotmats_to_axis_angle(rotmats.numpy()), betas.numpy(), trans.numpy()
 
 
 # ------------------------------------------------------------------------------------- shape from bones
@@ -399,6 +614,76 @@ def rotmats_to_axis_angle(rotmats) -> np.ndarray:
     return Rotation.from_matrix((u @ vt).reshape(-1, 3, 3)).as_rotvec().reshape(len(m), 72).astype(np.float32)
 
 
+#: The body frame Psi / Omega's inputs are turned to (columns: the body's left, up and forward directions in the
+#: points' frame): a person upright in the camera frame (y down, z away from the camera) facing the camera, the
+#: synthetic generator's person at zero yaw, pitch and roll, which Psi / Omega learnt from.
+CANONICAL_FRAME = np.diag([1.0, -1.0, -1.0])
+_TORSO_TOP = (12, 16, 17)  # neck, left / right shoulder: SMPL joint indices
+_TORSO_BOTTOM = (1, 2)  # left / right hip
+_LEFT_RIGHT = ((1, 2), (16, 17))  # (left, right) hips and shoulders
+
+
+def _joint_positions(points: np.ndarray) -> np.ndarray:
+    """(B, 41 | 24 | 23, 3) points (see :func:`points_to_smpl`) -> (B, 24, 3) the 24 SMPL joints among them
+    (a zero pelvis for the root-relative 41 / 23 forms)."""
+    p = points.shape[1]
+    if p == NUM_JOINTS:
+        return points
+    if p in (skeleton.NUM_POINTS, NUM_JOINTS - 1):
+        return np.concatenate([np.zeros_like(points[:, :1]), points[:, :NUM_JOINTS - 1]], axis=1)
+    raise ValueError(f"points: expected (B, 41 | 24 | 23, 3), got {points.shape}")
+
+
+def body_frame(points) -> np.ndarray:
+    """Each body's own frame from its joints: (B, 3, 3) float64 rotations whose columns are the body's left,
+    up and forward directions.
+
+    points: (B, 41 | 24 | 23, 3) metres, any frame and origin. up = mean of the neck and shoulders minus mean of
+    the hips; left = (left hip - right hip) + (left shoulder - right shoulder), made orthogonal to up;
+    forward = left x up (SMPL's axes x, y, z at rest).
+    """
+    J = _joint_positions(np.asarray(points, np.float64))
+    up = J[:, _TORSO_TOP].mean(1) - J[:, _TORSO_BOTTOM].mean(1)
+    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    left = sum(J[:, a] - J[:, b] for a, b in _LEFT_RIGHT)
+    left -= np.sum(left * up, -1, keepdims=True) * up
+    left /= np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
+    return np.stack([left, up, np.cross(left, up)], axis=-1)
+
+
+def canonical_rotation(points, frame=CANONICAL_FRAME) -> np.ndarray:
+    """(B, 41 | 24 | 23, 3) points -> R (B, 3, 3) float64: the rotation taking each body's frame
+    (:func:`body_frame`) onto ``frame`` (3, 3) (default :data:`CANONICAL_FRAME`), so the points ``R[b] @ p``
+    are upright and face the camera. Rotating the input by Q gives R Q^T: the turned points do not change."""
+    return np.einsum("ij,bkj->bik", np.asarray(frame, np.float64), body_frame(points))
+
+
+def psi_omega_start(points, psi, omega, canonical: bool = True) -> dict:
+    """Psi / Omega's answer for SMPLR's 41 points.
+
+    points: (B, 41, 3) metres, root-relative (joints 1..23, then the 18 landmarks); psi, omega: trained Keras
+    models (``runs.load_model_from_run``). With ``canonical`` the points are first turned by
+    :func:`canonical_rotation` (Psi / Omega learnt upright people: a body lying or upside down is far outside
+    what they saw), and Omega's global rotation G' for the turned points is turned back, G = R^T G' (betas,
+    gender and the body pose do not depend on the frame): a rotated copy of the points then gives the same
+    betas and body pose and the rotated global rotation.
+    Returns numpy: betas (B, 10) float32, gender_code (B,) float32 (Psi's sign: < 0 female, >= 0 male),
+    pose (B, 72) float32 axis-angle (the nearest rotations of Omega's matrices).
+    """
+    points = np.asarray(points, np.float32)
+    if points.ndim != 3 or points.shape[1:] != (skeleton.NUM_POINTS, 3):
+        raise ValueError(f"Psi / Omega take the 41 points (B, 41, 3), got {points.shape}")
+    R = canonical_rotation(points) if canonical else None
+    x = points if R is None else np.einsum("bij,bpj->bpi", R, points).astype(np.float32)
+    shape_out = psi(x, training=False)
+    pose = rotmats_to_axis_angle(omega(x, training=False)["rotmats"])
+    if R is not None:
+        G = np.einsum("bji,bjk->bik", R, Rotation.from_rotvec(pose[:, :3].astype(np.float64)).as_matrix())
+        pose[:, :3] = Rotation.from_matrix(G).as_rotvec()
+    return {"betas": np.asarray(shape_out["betas"], np.float32),
+            "gender_code": np.asarray(shape_out["gender"], np.float32).reshape(-1), "pose": pose}
+
+
 def _targets_of(points: np.ndarray):
     """(B, 41 | 24 | 23, 3) -> (targets (B, Q, 3), JointMap onto the 42 body points)."""
     p = points.shape[1]
@@ -414,16 +699,24 @@ def _targets_of(points: np.ndarray):
 
 def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None, steps: int = 0,
                    learning_rate: float = 0.02, batch_size: int = 256, priors: Priors | None = None,
-                   vertices: bool = True, xla: bool = True) -> dict:
+                   vertices: bool = True, xla: bool = True, canonical: bool = True,
+                   solver: str = "gauss_newton") -> dict:
     """3D points -> SMPL parameters and body: SMPLR's reverse mapping (Psi, Omega), optionally refined by fitting.
 
     points: (B, 41, 3) SMPLR points (joints 1..23 then the 18 landmarks), (B, 24, 3) SMPL joints or (B, 23, 3)
-      joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega expect root-relative camera axes).
+      joints 1..23 with the pelvis at the origin; metres, any frame (Psi / Omega need the 41 points root-relative;
+      with ``canonical`` any rotation).
     psi, omega: trained Psi / Omega Keras models (``runs.load_model_from_run``), both or neither; they take the
-      41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 300).
+      41 points. Without them the body is fitted from the zero pose (``steps`` 0 -> 6 Gauss-Newton iterations
+      or 300 Adam steps).
     gender: used without Psi ("female" | "male" | "neutral"); with Psi its sign decides female / male.
-    smpl_dir: official SMPL files, None = the free model. steps: fitting steps after Psi / Omega (0: none).
-    learning_rate: Adam's initial step when refining Psi / Omega (fitting from the zero pose uses 0.1).
+    canonical: turn the points upright, facing the camera, before Psi / Omega (:func:`psi_omega_start`; they
+      learnt upright people).
+    smpl_dir: official SMPL files, None = the free model. steps: fitting iterations / steps after Psi / Omega
+      (0: none, their answer as it is); a refinement starts from the Kabsch alignment of their body.
+    solver: "gauss_newton" (:class:`GaussNewtonFitter`, ``steps`` iterations; 2 refine Psi / Omega) or "adam"
+      (:class:`Fitter`, ``steps`` Adam steps). learning_rate: Adam's initial step when refining Psi / Omega
+      (fitting from the zero pose uses 0.1).
     Returns numpy: pose (B, 72) axis-angle, betas (B, 10), trans (B, 3) metres, gender (B,) names,
       joints (B, 24, 3), landmarks (B, 18, 3), vertices (B, V, 3) (if ``vertices``) in the points' frame,
       error (B,) RMS distance to the points (metres), faces (F, 3).
@@ -434,19 +727,18 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
     points = np.asarray(points, np.float32)
     targets, jmap = _targets_of(points)
     n = len(points)
+    if solver not in ("gauss_newton", "adam"):
+        raise ValueError(f"points_to_smpl: solver={solver!r}, expected 'gauss_newton' or 'adam'")
     if (psi is None) != (omega is None):
         raise ValueError("points_to_smpl: pass both psi and omega, or neither")
     if psi is not None:
-        if points.shape[1] != skeleton.NUM_POINTS:
-            raise ValueError(f"Psi / Omega take the 41 points (B, 41, 3), got {points.shape}")
-        shape_out = psi(points, training=False)
-        betas0 = np.asarray(shape_out["betas"], np.float32)
-        genders = np.array(skeleton.GENDERS)[gender_index_from_sign(np.asarray(shape_out["gender"]).reshape(-1))]
-        pose0 = rotmats_to_axis_angle(omega(points, training=False)["rotmats"])
+        start = psi_omega_start(points, psi, omega, canonical=canonical)
+        betas0, pose0 = start["betas"], start["pose"]
+        genders = np.array(skeleton.GENDERS)[gender_index_from_sign(start["gender_code"])]
     else:
         betas0, pose0 = np.zeros((n, NUM_BETAS), np.float32), np.zeros((n, 72), np.float32)
         genders = np.full(n, str(gender))
-        steps = steps or 300
+        steps = steps or (6 if solver == "gauss_newton" else 300)
     files = find_model_files(smpl_dir)
     out = {"pose": pose0.copy(), "betas": betas0.copy(), "trans": np.zeros((n, 3), np.float32),
            "gender": genders, "error": np.zeros(n, np.float32)}
@@ -454,11 +746,15 @@ def points_to_smpl(points, psi=None, omega=None, gender="neutral", smpl_dir=None
         if g not in files:
             raise ValueError(f"points_to_smpl: no '{g}' model in {smpl_dir or 'the free model'}")
         rows = np.flatnonzero(genders == g)
-        fitter = Fitter(load_model_file(files[g], gender=g), jmap, batch_size=min(batch_size, len(rows)),
-                        steps=steps, learning_rate=learning_rate if psi is not None else 0.1, priors=priors,
-                        xla=xla)
-        # Psi / Omega's start keeps its rotation (steps 0: only the translation onto the points' centroid)
-        res = fitter.fit(targets[rows], init_pose=pose0[rows], init_betas=betas0[rows], align=psi is None)
+        data = load_model_file(files[g], gender=g)
+        if solver == "gauss_newton":
+            fitter = GaussNewtonFitter(data, jmap, batch_size=min(batch_size, len(rows)), steps=steps,
+                                       priors=priors, xla=xla)
+        else:
+            fitter = Fitter(data, jmap, batch_size=min(batch_size, len(rows)), steps=steps,
+                            learning_rate=learning_rate if psi is not None else 0.1, priors=priors, xla=xla)
+        # steps 0: Psi / Omega's answer, only translated onto the points' centroid
+        res = fitter.fit(targets[rows], init_pose=pose0[rows], init_betas=betas0[rows], align=steps > 0)
         for k in ("pose", "betas", "trans", "error"):
             out[k][rows] = res[k]
     layers = {g: SMPL(smpl_dir, genders=(g,)) for g in sorted(set(genders.tolist()))}
