@@ -359,6 +359,12 @@ def progress(iterable=None, total=None, desc=None, unit="it"):
                 disable=bool(os.environ.get("SMPLR_NO_PROGRESS")))
 
 
+#: FFmpeg decoding threads per video. One: the converters' parallelism is their worker processes, and on
+#: SURREAL's 320x240 clips FFmpeg's own threads (one per core by default) made decoding cost ~50 % more CPU and
+#: the conversion ~5 % slower even in one process (BUILD_NOTES, "Conversion at dataset scale").
+DECODER_THREADS = 1
+
+
 def read_video_frames(path: str, wanted) -> dict:
     """Decode an mp4 with OpenCV and return {frame index: (H, W, 3) uint8 RGB} for the indices in ``wanted``.
 
@@ -370,7 +376,7 @@ def read_video_frames(path: str, wanted) -> dict:
     out = {}
     if not wanted:
         return out
-    cap = cv2.VideoCapture(path)
+    cap = cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
     if not cap.isOpened():
         raise OSError(f"{path}: OpenCV cannot open this video")
     last = max(wanted)
@@ -411,9 +417,8 @@ def part_dir(out_dir: str, split: str, num_shards: int = 1, shard_index: int = 0
 
 
 def _start_worker(initializer=None, initargs=()) -> None:
-    """A pool worker's start: OpenCV single-threaded (its parallel loops and FFmpeg's decoder threads), since the
-    pool is the parallelism and more threads than cores only add switching; then ``initializer(*initargs)``."""
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "threads;1")
+    """A pool worker's start: OpenCV's parallel loops single-threaded, since the pool is the parallelism and more
+    threads than cores only add switching; then ``initializer(*initargs)``."""
     import cv2
 
     cv2.setNumThreads(1)
