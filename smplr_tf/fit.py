@@ -36,7 +36,8 @@ def define_flags(fv: flags.FlagValues = FLAGS) -> None:
     define(flags.DEFINE_integer, "fit_steps", 0, "Fitting iterations (Gauss-Newton) or steps (Adam) per batch of "
            "frames (without Psi / Omega: 0 means 6 or 300).", lower_bound=0)
     define(flags.DEFINE_enum, "fit_solver", "gauss_newton", ["gauss_newton", "adam"],
-           "Fitting: damped Gauss-Newton (a few iterations) or Adam (hundreds of steps).")
+           "Fitting: damped Gauss-Newton (a few iterations, no pose prior: it follows the points, noise included) "
+           "or Adam (hundreds of steps, with the joint-angle and back-bend priors).")
     define(flags.DEFINE_string, "fit_gender", "neutral", "SMPL gender fitted without Psi: female, male or "
            "neutral.")
     define(flags.DEFINE_boolean, "write_obj", True, "Write one .obj mesh per body.")
