@@ -233,7 +233,7 @@ def serialize_example(ex: dict, where: str = "example") -> bytes:
 
     The protocol-buffer bytes are written here directly (Example{features{feature: map<key, Feature>}}, float
     and int64 lists packed), without TensorFlow: a converter's worker processes serialize their own records
-    without importing it, and this is several times faster than building ``tf.train.Example`` objects. The
+    without importing it, in half the time of building ``tf.train.Example`` objects (validation included). The
     records parse to the same ``tf.train.Example`` as the TensorFlow-built ones (tests/test_schema.py).
     """
     ex = dict(ex)
