@@ -659,7 +659,7 @@ def canonical_rotation(points, frame=CANONICAL_FRAME) -> np.ndarray:
     return np.einsum("ij,bkj->bik", np.asarray(frame, np.float64), body_frame(points))
 
 
-_PREDICT_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PREDICT_FNS = weakref.WeakKeyDictionary()  # model -> its compiled call; gone with the model
 
 
 def _predict(model, x: np.ndarray):
@@ -671,7 +671,8 @@ def _predict(model, x: np.ndarray):
         return model(x, training=False)
     fn = _PREDICT_FNS.get(model)
     if fn is None:
-        fn = _PREDICT_FNS[model] = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+        ref = weakref.ref(model)  # the function must not hold the model, or the weak key never goes
+        fn = _PREDICT_FNS[model] = tf.function(lambda t: ref()(t, training=False), reduce_retracing=True)
     return fn(tf.constant(x))
 
 
